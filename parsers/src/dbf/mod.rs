@@ -1,0 +1,1 @@
+//! dBase/FoxPro table reading and the WinTariff call mapping. Being written.

@@ -1,0 +1,218 @@
+//! Phone number normalization to E.164 (with the `phonenumber` crate, a port
+//! of libphonenumber), keyed on a configured default region.
+//!
+//! Rules, in order (documented in `docs/events.md`):
+//! 1. Trim; drop a `tel:`/`sip:` scheme and anything from `@`; an empty value
+//!    or a privacy sentinel (`anonymous`, `unknown`, `restricted`, …) gives no number.
+//! 2. Digits only and at most `max_internal_len` long (default 6): an internal
+//!    extension, kept as it is (`201`).
+//! 3. libphonenumber parses it under the default region and calls it valid:
+//!    E.164 (`89161234567`, `+79161234567`, `79161234567` → `+79161234567` for RU).
+//! 4. Otherwise the fallback: `+` and the digits when it was written with a
+//!    leading `+` or `00`, else the bare digits. Nothing is dropped.
+//! 5. With `match_last_digits = N`, the key is instead the last N digits of
+//!    whatever rule 3/4 produced, for PBXes whose trunks mangle prefixes.
+
+use phonenumber::{country, Mode};
+use std::collections::HashMap;
+
+/// How numbers are normalized for one calltrail instance.
+#[derive(Debug, Clone)]
+pub struct NumberConfig {
+    /// ISO 3166 region used for numbers written without a country code.
+    pub default_region: String,
+    /// Digit strings up to this length are internal extensions.
+    pub max_internal_len: usize,
+    /// When set, numbers are keyed on their last N digits only.
+    pub match_last_digits: Option<usize>,
+}
+
+impl Default for NumberConfig {
+    fn default() -> Self {
+        NumberConfig {
+            default_region: "RU".into(),
+            max_internal_len: 6,
+            match_last_digits: None,
+        }
+    }
+}
+
+/// Error for a region libphonenumber does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown region {0:?}: expected an ISO 3166 two-letter code such as RU, UA, US")]
+pub struct UnknownRegion(pub String);
+
+/// Normalizes numbers, caching results (callers repeat a lot, and
+/// libphonenumber parsing costs microseconds).
+#[derive(Debug)]
+pub struct NumberNormalizer {
+    region: country::Id,
+    cfg: NumberConfig,
+    cache: HashMap<Box<str>, Option<String>>,
+}
+
+const CACHE_LIMIT: usize = 200_000;
+
+const SENTINELS: &[&str] = &[
+    "anonymous",
+    "unknown",
+    "restricted",
+    "private",
+    "unavailable",
+    "withheld",
+    "none",
+    "null",
+    "<unknown>",
+    "s",
+];
+
+impl NumberNormalizer {
+    pub fn new(cfg: NumberConfig) -> Result<Self, UnknownRegion> {
+        let region: country::Id = cfg
+            .default_region
+            .trim()
+            .to_ascii_uppercase()
+            .parse()
+            .map_err(|_| UnknownRegion(cfg.default_region.clone()))?;
+        Ok(NumberNormalizer {
+            region,
+            cfg,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// Checks that a region name is one libphonenumber knows.
+    pub fn check_region(region: &str) -> Result<(), UnknownRegion> {
+        region
+            .trim()
+            .to_ascii_uppercase()
+            .parse::<country::Id>()
+            .map(|_| ())
+            .map_err(|_| UnknownRegion(region.to_string()))
+    }
+
+    /// The normalized key for `raw`, or `None` when it carries no number.
+    pub fn normalize(&mut self, raw: &str) -> Option<String> {
+        if let Some(hit) = self.cache.get(raw) {
+            return hit.clone();
+        }
+        let out = self.compute(raw);
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(raw.into(), out.clone());
+        out
+    }
+
+    fn compute(&self, raw: &str) -> Option<String> {
+        let mut s = raw.trim();
+        for scheme in ["tel:", "sip:", "sips:"] {
+            if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                s = &s[scheme.len()..];
+            }
+        }
+        if let Some(at) = s.find('@') {
+            s = &s[..at];
+        }
+        let s = s.trim();
+        if s.is_empty() || SENTINELS.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+            return None;
+        }
+        let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        let plain_digits = s.bytes().all(|b| b.is_ascii_digit());
+        if plain_digits && digits.len() <= self.cfg.max_internal_len {
+            return Some(digits);
+        }
+        let full = self.e164(s).unwrap_or_else(|| {
+            if s.starts_with('+') {
+                format!("+{digits}")
+            } else if let Some(rest) = digits.strip_prefix("00") {
+                format!("+{rest}")
+            } else {
+                digits
+            }
+        });
+        Some(match self.cfg.match_last_digits {
+            Some(n) => {
+                let d: Vec<char> = full.chars().filter(char::is_ascii_digit).collect();
+                d[d.len().saturating_sub(n)..].iter().collect()
+            }
+            None => full,
+        })
+    }
+
+    fn e164(&self, s: &str) -> Option<String> {
+        let n = phonenumber::parse(Some(self.region), s).ok()?;
+        if !phonenumber::is_valid(&n) {
+            return None;
+        }
+        Some(n.format().mode(Mode::E164).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(region: &str) -> NumberNormalizer {
+        NumberNormalizer::new(NumberConfig {
+            default_region: region.into(),
+            ..NumberConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn russian_forms_are_one_caller() {
+        let mut n = norm("RU");
+        for raw in ["89161234567", "+79161234567", "79161234567", "8 (916) 123-45-67", "9161234567"] {
+            assert_eq!(n.normalize(raw).as_deref(), Some("+79161234567"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn ukraine_and_foreign() {
+        let mut ua = norm("UA");
+        assert_eq!(ua.normalize("+380441234567").as_deref(), Some("+380441234567"));
+        assert_eq!(ua.normalize("0441234567").as_deref(), Some("+380441234567"));
+        let mut ru = norm("RU");
+        assert_eq!(ru.normalize("+13238679471").as_deref(), Some("+13238679471"));
+    }
+
+    #[test]
+    fn extensions_sentinels_and_fallback() {
+        let mut n = norm("RU");
+        assert_eq!(n.normalize("201").as_deref(), Some("201"));
+        assert_eq!(n.normalize(" 7009 ").as_deref(), Some("7009"));
+        assert_eq!(n.normalize("anonymous"), None);
+        assert_eq!(n.normalize(""), None);
+        assert_eq!(n.normalize("sip:201@10.0.0.1").as_deref(), Some("201"));
+        // 555 numbers are not valid: keep + and digits
+        assert_eq!(n.normalize("+15556667775").as_deref(), Some("+15556667775"));
+        assert_eq!(n.normalize("0015556667775").as_deref(), Some("+15556667775"));
+        assert_eq!(n.normalize("1234567890123").as_deref(), Some("1234567890123"));
+    }
+
+    #[test]
+    fn last_digits_mode() {
+        let mut n = NumberNormalizer::new(NumberConfig {
+            match_last_digits: Some(10),
+            ..NumberConfig::default()
+        })
+        .unwrap();
+        assert_eq!(n.normalize("89161234567").as_deref(), Some("9161234567"));
+        assert_eq!(n.normalize("+7 916 123 45 67").as_deref(), Some("9161234567"));
+    }
+
+    #[test]
+    fn bad_region() {
+        assert!(NumberNormalizer::new(NumberConfig {
+            default_region: "XX".into(),
+            ..NumberConfig::default()
+        })
+        .is_err());
+    }
+}

@@ -1,0 +1,491 @@
+//! Asterisk `queue_log` lines → normalized events.
+//!
+//! Layout (FORMATS.md §a): `<time>|<callid>|<queue>|<agent>|<event>|<data…>`.
+//! The first five fields are parsed strictly (with nom); the data fields are
+//! interpreted per verb keyed on how many there are, since their number
+//! differs between Asterisk versions (1.4 → 23) and `|` is never escaped.
+//!
+//! Accepted variants: epoch seconds (optionally fractional) or a DB-export
+//! local datetime `YYYY-MM-DD HH:MM:SS[.ffffff]` in the source's zone; CRLF;
+//! blanks around separators; a missing `|` after the event; trailing `|`;
+//! non-UTF-8 bytes (decoded with the source's fallback charset); sentinel
+//! call ids (`NONE`, `REALTIME`, `MANAGER`, `CLI`), queue `NONE`, agent
+//! `NONE` or empty. Blank lines yield `Ok(None)`. Unknown verbs become
+//! [`EventKind::Other`] with their raw fields.
+
+use crate::agent::AgentResolver;
+use crate::event::{Direction, Event, EventKind, SourceKind, Str};
+use crate::phone::NumberNormalizer;
+use crate::text::decode_lenient;
+use crate::time::{local_to_utc, parse_epoch, parse_naive};
+use crate::SourceContext;
+use chrono::{DateTime, Utc};
+use nom::bytes::complete::{tag, take_till};
+use nom::{IResult, Parser};
+use std::collections::HashMap;
+
+/// Longest line accepted (Asterisk's own buffer is 8 KiB plus the prefix).
+pub const MAX_LINE_LEN: usize = 64 * 1024;
+
+/// Why a queue_log line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueLogError {
+    #[error("expected at least 5 '|'-separated fields (time|callid|queue|agent|event), found {found}")]
+    TooFewFields { found: usize },
+    #[error("time field {found:?} is neither epoch seconds nor 'YYYY-MM-DD HH:MM:SS[.ffffff]'")]
+    BadTime { found: String },
+    #[error("local time {found:?} does not exist in time zone {tz} (skipped by a DST change)")]
+    NonexistentLocalTime { found: String, tz: String },
+    #[error("event name (5th field) is empty")]
+    EmptyEvent,
+    #[error("event name {found:?} is not a queue_log verb (expected letters, digits or '_')")]
+    BadEvent { found: String },
+    #[error("line is {len} bytes, longer than the {max}-byte limit")]
+    TooLong { len: usize, max: usize },
+}
+
+/// The five fixed fields, borrowed from the line.
+struct Header<'a> {
+    time: &'a str,
+    callid: &'a str,
+    queue: &'a str,
+    agent: &'a str,
+    event: &'a str,
+    /// Everything after the `|` that follows the event (may be empty).
+    data: &'a str,
+}
+
+fn field(i: &str) -> IResult<&str, &str> {
+    take_till(|c| c == '|').parse(i)
+}
+
+fn sep_field(i: &str) -> IResult<&str, &str> {
+    let (i, (_, f)) = (tag("|"), field).parse(i)?;
+    Ok((i, f))
+}
+
+fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
+    let parsed: IResult<&str, _> =
+        (field, sep_field, sep_field, sep_field, sep_field).parse(line);
+    let (rest, (time, callid, queue, agent, event)) = parsed.map_err(|_| {
+        QueueLogError::TooFewFields {
+            found: line.split('|').count(),
+        }
+    })?;
+    let data = rest.strip_prefix('|').unwrap_or(rest);
+    Ok(Header {
+        time: time.trim(),
+        callid: callid.trim(),
+        queue: queue.trim(),
+        agent: agent.trim(),
+        event: event.trim(),
+        data,
+    })
+}
+
+/// Parses queue_log lines for one source. Keeps small caches (interned
+/// queues and verbs, normalized numbers, resolved agents), so one parser
+/// should be reused for a whole file.
+#[derive(Debug)]
+pub struct QueueLogParser {
+    ctx: SourceContext,
+    numbers: NumberNormalizer,
+    agents: AgentResolver,
+    interned: HashMap<Box<str>, Str>,
+}
+
+impl QueueLogParser {
+    pub fn new(ctx: SourceContext, numbers: NumberNormalizer, agents: AgentResolver) -> Self {
+        QueueLogParser {
+            ctx,
+            numbers,
+            agents,
+            interned: HashMap::new(),
+        }
+    }
+
+    fn intern(&mut self, s: &str) -> Str {
+        if let Some(v) = self.interned.get(s) {
+            return v.clone();
+        }
+        if self.interned.len() > 50_000 {
+            self.interned.clear();
+        }
+        let v = Str::from(s);
+        self.interned.insert(s.into(), v.clone());
+        v
+    }
+
+    fn time(&self, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
+        if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
+            return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
+        }
+        let naive = parse_naive(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() })?;
+        local_to_utc(naive, self.ctx.timezone).ok_or_else(|| QueueLogError::NonexistentLocalTime {
+            found: s.into(),
+            tz: self.ctx.timezone.name().into(),
+        })
+    }
+
+    /// Parses one line (with or without its `\n` / `\r\n`). Blank lines give
+    /// `Ok(None)`; the returned event has an empty `event_id`, which the
+    /// caller sets from the line's position.
+    pub fn parse_line(&mut self, raw: &[u8]) -> Result<Option<Event>, QueueLogError> {
+        if raw.len() > MAX_LINE_LEN {
+            return Err(QueueLogError::TooLong {
+                len: raw.len(),
+                max: MAX_LINE_LEN,
+            });
+        }
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let text = decode_lenient(raw, self.ctx.fallback_charset);
+        let h = header(&text)?;
+        self.build(&h).map(Some)
+    }
+
+    /// Builds an event from already-split DB-export columns
+    /// (`time, callid, queuename, agent, event, data`), where `data` is the
+    /// `|`-joined data1..data5 (or the single `data` column).
+    pub fn parse_fields(
+        &mut self,
+        time: &str,
+        callid: &str,
+        queue: &str,
+        agent: &str,
+        event: &str,
+        data: &str,
+    ) -> Result<Event, QueueLogError> {
+        self.build(&Header {
+            time: time.trim(),
+            callid: callid.trim(),
+            queue: queue.trim(),
+            agent: agent.trim(),
+            event: event.trim(),
+            data,
+        })
+    }
+
+    fn build(&mut self, h: &Header<'_>) -> Result<Event, QueueLogError> {
+        if h.event.is_empty() {
+            return Err(QueueLogError::EmptyEvent);
+        }
+        if !h
+            .event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(QueueLogError::BadEvent {
+                found: h.event.chars().take(64).collect(),
+            });
+        }
+        let ts = self.time(h.time)?;
+        let verb_upper;
+        let verb_str = if h.event.bytes().any(|b| b.is_ascii_lowercase()) {
+            verb_upper = h.event.to_ascii_uppercase();
+            verb_upper.as_str()
+        } else {
+            h.event
+        };
+        let kind = kind_of(verb_str);
+        let verb = self.intern(verb_str);
+        let mut ev = Event::new(
+            SourceKind::AsteriskQueueLog,
+            self.ctx.source.clone(),
+            self.ctx.pbx.clone(),
+            ts,
+            kind,
+            verb,
+        );
+        if !is_sentinel_callid(h.callid) {
+            ev.call_id = Some(h.callid.to_string());
+        }
+        if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
+            ev.queue = Some(self.intern(h.queue));
+        }
+        if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
+            ev.agent_raw = Some(self.intern(h.agent));
+            ev.agent = self.agents.resolve(h.agent);
+        }
+        let d: Vec<&str> = if h.data.is_empty() {
+            Vec::new()
+        } else {
+            h.data.split('|').collect()
+        };
+        self.interpret(&mut ev, &d);
+        ev.data = d.iter().map(|s| s.to_string()).collect();
+        Ok(ev)
+    }
+
+    fn interpret(&mut self, ev: &mut Event, d: &[&str]) {
+        // Trailing empty fields (a stray trailing '|') carry nothing.
+        let mut n = d.len();
+        while n > 0 && d[n - 1].trim().is_empty() {
+            n -= 1;
+        }
+        let d = &d[..n];
+        let get = |i: usize| d.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
+        let rest = |i: usize| {
+            let s = d.get(i..).map(|r| r.join("|")).unwrap_or_default();
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_string())
+        };
+        match ev.kind {
+            EventKind::Did => {
+                if let Some(did) = get(0) {
+                    ev.callee_raw = Some(did.to_string());
+                    ev.callee = self.numbers.normalize(did);
+                    ev.info = Some(did.to_string());
+                }
+                ev.direction = Some(Direction::Inbound);
+            }
+            EventKind::EnterQueue => {
+                ev.info = get(0).map(str::to_string);
+                if let Some(cid) = get(1) {
+                    ev.caller_raw = Some(cid.to_string());
+                    ev.caller = self.numbers.normalize(cid);
+                }
+                ev.orig_position = num(2);
+                // The name is last; before 2025 a '|' in it was not escaped.
+                ev.caller_name = rest(3);
+                ev.direction = Some(Direction::Inbound);
+            }
+            EventKind::RingNoAnswer | EventKind::RingCanceled => {
+                ev.ring_ms = get(0).and_then(|s| s.parse().ok());
+            }
+            EventKind::Answered => {
+                ev.wait_s = num(0);
+                ev.peer_call_id = get(1).map(str::to_string);
+                ev.ring_ms = num(2).map(|s| u64::from(s) * 1000);
+            }
+            EventKind::CompletedByCaller | EventKind::CompletedByAgent => {
+                ev.wait_s = num(0);
+                ev.talk_s = num(1);
+                ev.orig_position = num(2);
+            }
+            EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
+                // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
+                if d.len() >= 4 {
+                    let k = d.len();
+                    ev.wait_s = num(k - 3);
+                    ev.talk_s = num(k - 2);
+                    ev.orig_position = num(k - 1);
+                    ev.info = Some(d[..k - 3].join("|"));
+                } else {
+                    ev.info = rest(0);
+                }
+            }
+            EventKind::Transferred => {
+                // exten|context|holdtime|calltime[|origposition]
+                ev.info = match (get(0), get(1)) {
+                    (Some(e), Some(c)) => Some(format!("{e}@{c}")),
+                    (Some(e), None) => Some(e.to_string()),
+                    _ => None,
+                };
+                ev.wait_s = num(2);
+                ev.talk_s = num(3);
+                ev.orig_position = num(4);
+            }
+            EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty => {
+                ev.position = num(0);
+                ev.orig_position = num(1);
+                ev.wait_s = num(2);
+            }
+            EventKind::ExitWithKey => {
+                ev.info = get(0).map(str::to_string);
+                ev.position = num(1);
+                ev.orig_position = num(2);
+                ev.wait_s = num(3);
+            }
+            EventKind::Withdrawn => {
+                ev.position = num(0);
+                ev.orig_position = num(1);
+                ev.wait_s = num(2);
+                ev.info = rest(3);
+            }
+            EventKind::AgentLogoff => {
+                ev.info = get(0).map(str::to_string);
+                ev.duration_s = num(1);
+            }
+            EventKind::OutCall => {
+                ev.info = get(0).map(str::to_string);
+                ev.talk_s = num(1);
+            }
+            EventKind::MemberAdded
+            | EventKind::Paused
+            | EventKind::Unpaused
+            | EventKind::PausedAll
+            | EventKind::UnpausedAll
+            | EventKind::Penalty
+            | EventKind::RingInUse
+            | EventKind::AgentLogin => {
+                ev.info = rest(0);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_sentinel_callid(s: &str) -> bool {
+    s.is_empty()
+        || ["NONE", "REALTIME", "MANAGER", "CLI"]
+            .iter()
+            .any(|w| s.eq_ignore_ascii_case(w))
+}
+
+/// Maps a queue_log verb (upper-case) to its kind.
+pub fn kind_of(verb: &str) -> EventKind {
+    match verb {
+        "QUEUESTART" => EventKind::QueueStart,
+        "CONFIGRELOAD" => EventKind::ConfigReload,
+        "DID" => EventKind::Did,
+        "ENTERQUEUE" => EventKind::EnterQueue,
+        "RINGNOANSWER" => EventKind::RingNoAnswer,
+        "RINGCANCELED" => EventKind::RingCanceled,
+        "CONNECT" => EventKind::Answered,
+        "COMPLETECALLER" => EventKind::CompletedByCaller,
+        "COMPLETEAGENT" => EventKind::CompletedByAgent,
+        "TRANSFER" | "BLINDTRANSFER" | "ATTENDEDTRANSFER" => EventKind::Transferred,
+        "ABANDON" => EventKind::Abandoned,
+        "EXITWITHTIMEOUT" => EventKind::Timeout,
+        "EXITEMPTY" => EventKind::ExitEmpty,
+        "EXITWITHKEY" => EventKind::ExitWithKey,
+        "WITHDRAW" => EventKind::Withdrawn,
+        "AGENTDUMP" => EventKind::AgentDump,
+        "SYSCOMPAT" => EventKind::SysCompat,
+        "AGENTLOGIN" | "AGENTCALLBACKLOGIN" => EventKind::AgentLogin,
+        "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" => EventKind::AgentLogoff,
+        "ADDMEMBER" => EventKind::MemberAdded,
+        "REMOVEMEMBER" => EventKind::MemberRemoved,
+        "PAUSE" => EventKind::Paused,
+        "UNPAUSE" => EventKind::Unpaused,
+        "PAUSEALL" => EventKind::PausedAll,
+        "UNPAUSEALL" => EventKind::UnpausedAll,
+        "PENALTY" => EventKind::Penalty,
+        "RINGINUSE" => EventKind::RingInUse,
+        "OUTCALL" => EventKind::OutCall,
+        _ => EventKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::NumberConfig;
+
+    fn parser() -> QueueLogParser {
+        QueueLogParser::new(
+            SourceContext::new("q", "pbx1"),
+            NumberNormalizer::new(NumberConfig::default()).unwrap(),
+            AgentResolver::default(),
+        )
+    }
+
+    fn one(line: &str) -> Event {
+        parser().parse_line(line.as_bytes()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn enterqueue_versions() {
+        let e = one("1546015415|1546015415.757927|201|NONE|ENTERQUEUE||+13238679471|1");
+        assert_eq!(e.kind, EventKind::EnterQueue);
+        assert_eq!(e.caller.as_deref(), Some("+13238679471"));
+        assert_eq!(e.orig_position, Some(1));
+        assert_eq!(e.queue.as_deref(), Some("201"));
+        assert_eq!(e.agent, None);
+        let old = one("0|1266833905.2|9000|NONE|ENTERQUEUE||01773597776");
+        assert_eq!(old.caller_raw.as_deref(), Some("01773597776"));
+        assert_eq!(old.orig_position, None);
+        let named = one("1|c|q|NONE|ENTERQUEUE||89161234567|2|Ivan | Petrov");
+        assert_eq!(named.caller.as_deref(), Some("+79161234567"));
+        assert_eq!(named.caller_name.as_deref(), Some("Ivan | Petrov"));
+    }
+
+    #[test]
+    fn connect_complete_abandon() {
+        let c = one("1546015425|1546015415.757927|201|Paty Marin|CONNECT|10|1546015415.757936|9");
+        assert_eq!((c.kind, c.wait_s, c.ring_ms), (EventKind::Answered, Some(10), Some(9000)));
+        assert_eq!(c.agent.as_deref(), Some("Paty Marin"));
+        assert_eq!(c.peer_call_id.as_deref(), Some("1546015415.757936"));
+        let d = one("1546015547|1546015415.757927|201|Paty Marin|COMPLETECALLER|10|122|1");
+        assert_eq!((d.wait_s, d.talk_s, d.orig_position), (Some(10), Some(122), Some(1)));
+        let a = one("1|c|sales|NONE|ABANDON|3|4|25");
+        assert_eq!((a.kind, a.position, a.orig_position, a.wait_s), (EventKind::Abandoned, Some(3), Some(4), Some(25)));
+        let t = one("1|c|sales|NONE|EXITWITHTIMEOUT|2");
+        assert_eq!((t.kind, t.position, t.wait_s), (EventKind::Timeout, Some(2), None));
+        let k = one("1|c|sales|NONE|EXITWITHKEY|5|1|1|12");
+        assert_eq!((k.info.as_deref(), k.wait_s), (Some("5"), Some(12)));
+    }
+
+    #[test]
+    fn attended_transfer_forms() {
+        let e = one("1717397391|1717397390.239830|1501|PJSIP/7009|ATTENDEDTRANSFER|APP|Queue|12|120|1");
+        assert_eq!(e.kind, EventKind::Transferred);
+        assert_eq!(e.agent.as_deref(), Some("7009"));
+        assert_eq!(e.info.as_deref(), Some("APP|Queue"));
+        assert_eq!((e.wait_s, e.talk_s, e.orig_position), (Some(12), Some(120), Some(1)));
+        let l = one("1|c|q|PJSIP/1|ATTENDEDTRANSFER|LINK|PJSIP/1-01|PJSIP/2-02|5|60|2|");
+        assert_eq!(l.info.as_deref(), Some("LINK|PJSIP/1-01|PJSIP/2-02"));
+        assert_eq!((l.wait_s, l.talk_s, l.orig_position), (Some(5), Some(60), Some(2)));
+    }
+
+    #[test]
+    fn sentinels_blank_crlf_and_no_data() {
+        let e = one("1596191926|NONE|NONE|NONE|QUEUESTART|\r\n");
+        assert_eq!((e.kind, e.call_id.clone(), e.queue.clone()), (EventKind::QueueStart, None, None));
+        assert!(e.data.is_empty());
+        let m = one("1|MANAGER|sales|PJSIP/201|ADDMEMBER|PAUSED");
+        assert_eq!((m.call_id, m.info.as_deref()), (None, Some("PAUSED")));
+        assert_eq!(parser().parse_line(b"").unwrap(), None);
+        assert_eq!(parser().parse_line(b"  \r\n").unwrap(), None);
+        let nodata = one("1|c|q|NONE|AGENTDUMP");
+        assert_eq!(nodata.kind, EventKind::AgentDump);
+        let spaced = one("1266834360 | 1266834354.91 | 9000 | NONE | ENTERQUEUE || anonymous");
+        assert_eq!(spaced.call_id.as_deref(), Some("1266834354.91"));
+        assert_eq!(spaced.caller, None);
+        assert_eq!(spaced.caller_raw.as_deref(), Some("anonymous"));
+    }
+
+    #[test]
+    fn unknown_verbs_are_kept() {
+        let e = one("1546015415|1546015415.757927|201|NONE|CALLERONHOLD|x|y");
+        assert_eq!(e.kind, EventKind::Other);
+        assert_eq!(e.verb.as_ref(), "CALLERONHOLD");
+        assert_eq!(e.data, vec!["x", "y"]);
+    }
+
+    #[test]
+    fn db_time_in_zone_and_non_utf8() {
+        let mut p = QueueLogParser::new(
+            SourceContext {
+                timezone: "Europe/Moscow".parse().unwrap(),
+                ..SourceContext::new("q", "pbx1")
+            },
+            NumberNormalizer::new(NumberConfig::default()).unwrap(),
+            AgentResolver::default(),
+        );
+        let e = p
+            .parse_line(b"2012-07-04 07:33:21.165823|1341401601.24|q1|NONE|ENTERQUEUE||1000|1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.ts.to_rfc3339(), "2012-07-04T03:33:21.165823+00:00");
+        let mut line = b"1|c|q|NONE|ENTERQUEUE||89161234567|1|".to_vec();
+        line.extend_from_slice(&[0xC8, 0xE2, 0xE0, 0xED]); // "Иван" in cp1251
+        let e = p.parse_line(&line).unwrap().unwrap();
+        assert_eq!(e.caller_name.as_deref(), Some("Иван"));
+    }
+
+    #[test]
+    fn rejects_say_why() {
+        let mut p = parser();
+        assert_eq!(p.parse_line(b"garbage").unwrap_err(), QueueLogError::TooFewFields { found: 1 });
+        assert!(matches!(p.parse_line(b"abc|c|q|a|CONNECT|1").unwrap_err(), QueueLogError::BadTime { .. }));
+        assert_eq!(p.parse_line(b"1|c|q|a||x").unwrap_err(), QueueLogError::EmptyEvent);
+        let long = vec![b'1'; MAX_LINE_LEN + 1];
+        assert!(matches!(p.parse_line(&long).unwrap_err(), QueueLogError::TooLong { .. }));
+    }
+}

@@ -1,0 +1,21 @@
+//! Outbound sinks for calltrail: Kafka (rdkafka) and email (lettre: SMTP or
+//! an outbox directory).
+//!
+//! The crate knows nothing about storage; callers hand it bytes and strings.
+//! Every fallible operation returns [`SinkError`], whose
+//! [`is_transient`](SinkError::is_transient) tells the caller whether to
+//! retry with backoff.
+
+mod email;
+mod error;
+mod kafka;
+mod outbox;
+mod sanitize;
+
+pub use email::{EmailMessage, Mailer, SendOutcome, SmtpConfig, SmtpMailer, SmtpTls};
+pub use error::SinkError;
+pub use kafka::{KafkaConfig, KafkaMessage, KafkaSink};
+pub use outbox::Outbox;
+
+#[cfg(test)]
+mod live_tests;
