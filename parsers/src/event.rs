@@ -5,6 +5,7 @@
 //! event are `None` and are left out of the JSON form.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 pub type Str = Arc<str>;
 
 /// Which kind of log an event was read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     AsteriskQueueLog,
@@ -57,7 +58,7 @@ impl std::fmt::Display for SourceKind {
 }
 
 /// Direction of a call as seen from the PBX.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
@@ -76,7 +77,7 @@ impl Direction {
 }
 
 /// Final disposition of a call record (CDR-style sources).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     Answered,
@@ -119,7 +120,7 @@ impl Disposition {
 /// sources (CDR, DBF, Oktell) produce `call_record`. Verbs calltrail does not
 /// know are kept as `other`, with the raw verb in [`Event::verb`] and the raw
 /// fields in [`Event::data`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     QueueStart,
@@ -218,7 +219,7 @@ impl std::fmt::Display for EventKind {
 }
 
 /// One normalized call event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     /// Deterministic id: the same input position always yields the same id,
     /// so stores and consumers can de-duplicate. Set by the ingest layer.
@@ -294,6 +295,11 @@ pub struct Event {
     /// The raw data fields as written, after the fixed ones (queue_log's data1…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<String>,
+}
+
+/// The JSON Schema of the event as published to Kafka (`docs/events.schema.json`).
+pub fn json_schema() -> schemars::Schema {
+    schemars::schema_for!(Event)
 }
 
 impl Event {

@@ -8,9 +8,11 @@
 //!    extension, kept as it is (`201`).
 //! 3. libphonenumber parses it under the default region and calls it valid:
 //!    E.164 (`89161234567`, `+79161234567`, `79161234567` → `+79161234567` for RU).
-//! 4. Otherwise the fallback: `+` and the digits when it was written with a
+//! 4. Letters and at most `max_internal_len` digits: an endpoint name
+//!    (`client1`, `reception`), kept as written.
+//! 5. Otherwise the fallback: `+` and the digits when it was written with a
 //!    leading `+` or `00`, else the bare digits. Nothing is dropped.
-//! 5. With `match_last_digits = N`, the key is instead the last N digits of
+//! 6. With `match_last_digits = N`, the key is instead the last N digits of
 //!    whatever rule 3/4 produced, for PBXes whose trunks mangle prefixes.
 
 use phonenumber::{country, Mode};
@@ -107,7 +109,7 @@ impl NumberNormalizer {
     fn compute(&self, raw: &str) -> Option<String> {
         let mut s = raw.trim();
         for scheme in ["tel:", "sip:", "sips:"] {
-            if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            if s.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme)) {
                 s = &s[scheme.len()..];
             }
         }
@@ -119,14 +121,21 @@ impl NumberNormalizer {
             return None;
         }
         let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-        if digits.is_empty() {
-            return None;
-        }
         let plain_digits = s.bytes().all(|b| b.is_ascii_digit());
         if plain_digits && digits.len() <= self.cfg.max_internal_len {
             return Some(digits);
         }
-        let full = self.e164(s).unwrap_or_else(|| {
+        let e164 = (digits.len() > self.cfg.max_internal_len)
+            .then(|| self.e164(s))
+            .flatten();
+        if e164.is_none() && digits.len() <= self.cfg.max_internal_len && s.chars().any(char::is_alphabetic) {
+            // An endpoint name (`client1`, `reception`), not a number.
+            return Some(s.chars().take(64).collect());
+        }
+        if digits.is_empty() {
+            return None;
+        }
+        let full = e164.unwrap_or_else(|| {
             if s.starts_with('+') {
                 format!("+{digits}")
             } else if let Some(rest) = digits.strip_prefix("00") {
@@ -190,10 +199,22 @@ mod tests {
         assert_eq!(n.normalize("anonymous"), None);
         assert_eq!(n.normalize(""), None);
         assert_eq!(n.normalize("sip:201@10.0.0.1").as_deref(), Some("201"));
+        assert_eq!(n.normalize("client1").as_deref(), Some("client1"));
+        assert_eq!(n.normalize("sip:reception@pbx").as_deref(), Some("reception"));
+        assert_eq!(n.normalize("+7 916 123-45-67 Ж").as_deref(), Some("+79161234567"));
         // 555 numbers are not valid: keep + and digits
         assert_eq!(n.normalize("+15556667775").as_deref(), Some("+15556667775"));
         assert_eq!(n.normalize("0015556667775").as_deref(), Some("+15556667775"));
         assert_eq!(n.normalize("1234567890123").as_deref(), Some("1234567890123"));
+    }
+
+    #[test]
+    fn non_ascii_never_panics() {
+        let mut n = norm("RU");
+        for raw in ["Неизвестен", "тел:123", "s\u{301}ip:1", "😀😀😀", "sip:Ива@x"] {
+            let _ = n.normalize(raw);
+        }
+        assert_eq!(n.normalize("Неизвестен").as_deref(), Some("Неизвестен"));
     }
 
     #[test]
