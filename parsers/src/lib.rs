@@ -13,6 +13,7 @@ pub mod event;
 pub mod oktell;
 pub mod phone;
 pub mod queue_log;
+pub mod queue_log_db;
 pub mod text;
 pub mod time;
 

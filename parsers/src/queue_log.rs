@@ -104,6 +104,17 @@ impl QueueLogParser {
         }
     }
 
+    /// The source this parser reads (zone, fallback charset), for readers
+    /// that decode their own framing such as [`crate::queue_log_db`].
+    pub fn context(&self) -> &SourceContext {
+        &self.ctx
+    }
+
+    /// Normalizes a phone number with this parser's rules and cache.
+    pub fn normalize_number(&mut self, raw: &str) -> Option<String> {
+        self.numbers.normalize(raw)
+    }
+
     fn intern(&mut self, s: &str) -> Str {
         if let Some(v) = self.interned.get(s) {
             return v.clone();
@@ -143,7 +154,8 @@ impl QueueLogParser {
             return Ok(None);
         }
         let text = decode_lenient(raw, self.ctx.fallback_charset);
-        let h = header(&text)?;
+        // A file saved by a Windows editor may start with a byte-order mark.
+        let h = header(text.strip_prefix('\u{feff}').unwrap_or(&text))?;
         self.build(&h).map(Some)
     }
 
@@ -274,7 +286,10 @@ impl QueueLogParser {
                     ev.wait_s = num(k - 3);
                     ev.talk_s = num(k - 2);
                     ev.orig_position = num(k - 1);
-                    ev.info = Some(d[..k - 3].join("|"));
+                    // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
+                    let kind = d[..k - 3].join("|");
+                    let blank = kind.trim_matches(|c: char| c == '|' || c.is_whitespace()).is_empty();
+                    ev.info = (!blank).then_some(kind);
                 } else {
                     ev.info = rest(0);
                 }
@@ -431,6 +446,8 @@ mod tests {
         let l = one("1|c|q|PJSIP/1|ATTENDEDTRANSFER|LINK|PJSIP/1-01|PJSIP/2-02|5|60|2|");
         assert_eq!(l.info.as_deref(), Some("LINK|PJSIP/1-01|PJSIP/2-02"));
         assert_eq!((l.wait_s, l.talk_s, l.orig_position), (Some(5), Some(60), Some(2)));
+        let bare = one("1|c|q|PJSIP/1|ATTENDEDTRANSFER|||6|30|1");
+        assert_eq!((bare.info, bare.wait_s, bare.talk_s, bare.orig_position), (None, Some(6), Some(30), Some(1)));
     }
 
     #[test]
@@ -442,6 +459,8 @@ mod tests {
         assert_eq!((m.call_id, m.info.as_deref()), (None, Some("PAUSED")));
         assert_eq!(parser().parse_line(b"").unwrap(), None);
         assert_eq!(parser().parse_line(b"  \r\n").unwrap(), None);
+        let bom = one("\u{feff}1596191926|NONE|NONE|NONE|QUEUESTART|");
+        assert_eq!(bom.kind, EventKind::QueueStart);
         let nodata = one("1|c|q|NONE|AGENTDUMP");
         assert_eq!(nodata.kind, EventKind::AgentDump);
         let spaced = one("1266834360 | 1266834354.91 | 9000 | NONE | ENTERQUEUE || anonymous");
