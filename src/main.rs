@@ -1,1 +1,159 @@
-fn main() {}
+//! The `calltrail` binary: parses the command line, sets up logging and
+//! dispatches to the library's commands.
+
+use anyhow::Context;
+use calltrail::cli::{Cli, Command};
+use calltrail::import::ImportArgs;
+use calltrail::{config, import, query, run};
+use calltrail_parsers::SourceKind;
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn load(cli: &Cli) -> anyhow::Result<config::Config> {
+    config::load(&cli.config).map_err(anyhow::Error::from)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig => match config::load(&cli.config) {
+            Ok(cfg) if !config::environment_problems(&cfg).is_empty() => {
+                let problems = config::environment_problems(&cfg);
+                eprintln!(
+                    "{}",
+                    config::ConfigError::Invalid {
+                        path: cli.config.clone(),
+                        problems
+                    }
+                );
+                Ok(ExitCode::FAILURE)
+            }
+            Ok(cfg) => {
+                println!(
+                    "{}: OK ({} source{}, store {}, kafka {}, email {})",
+                    cli.config.display(),
+                    cfg.sources.len(),
+                    if cfg.sources.len() == 1 { "" } else { "s" },
+                    cfg.store.path.display(),
+                    cfg.kafka.as_ref().map_or("off".to_string(), |k| format!(
+                        "{} topic {}",
+                        k.brokers, k.topic
+                    )),
+                    cfg.email.smtp.as_ref().map_or(
+                        format!("outbox {}", cfg.email.outbox.display()),
+                        |s| format!("smtp {}:{}", s.host, s.port)
+                    ),
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Run { once } => {
+            let cfg = load(&cli)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let report = rt.block_on(run::run(&cfg, *once))?;
+            if *once {
+                print_summary(&cfg, &report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            kind,
+            pbx,
+            timezone,
+            paths,
+        } => {
+            let cfg = load(&cli)?;
+            let kind = match kind {
+                Some(k) => Some(SourceKind::from_name(k).with_context(|| {
+                    let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                    format!("--kind {k:?}: expected one of {}", names.join(", "))
+                })?),
+                None => None,
+            };
+            let args = ImportArgs {
+                kind,
+                pbx: pbx.clone(),
+                timezone: timezone.clone(),
+                paths: paths.clone(),
+            };
+            let started = std::time::Instant::now();
+            let s = import::import(&cfg, &args)?;
+            println!(
+                "imported {} file(s): {} lines, {} new events, {} already stored, {} rejected, {} blank, in {:.2?}",
+                paths.len(),
+                s.lines,
+                s.events,
+                s.duplicates,
+                s.rejects,
+                s.blank,
+                started.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query { format, sql } => {
+            let cfg = load(&cli)?;
+            let rs = query::run_query(&cfg.store.path, sql)?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            query::print(&rs, *format, &mut lock)?;
+            lock.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(cfg: &config::Config, r: &run::RunReport) {
+    println!("calltrail run --once: done");
+    for (name, s) in &r.sources {
+        println!(
+            "  source {name}: {} lines read, {} new events, {} already stored, {} rejected, {} blank, {} actions queued",
+            s.lines, s.events, s.duplicates, s.rejects, s.blank, s.actions
+        );
+    }
+    println!(
+        "  actions: {} sent, {} already delivered, {} failed, {} to retry",
+        r.actions.sent, r.actions.already_done, r.actions.failed, r.actions.retried
+    );
+    println!("  email:   {}", r.mail_via);
+    println!(
+        "  kafka:   {}",
+        r.kafka.as_deref().unwrap_or("off (no [kafka] section)")
+    );
+    println!("  store:   {}", cfg.store.path.display());
+    println!("Try:");
+    println!(
+        "  calltrail --config {} query \"SELECT kind, count(*) AS n FROM events GROUP BY ALL ORDER BY n DESC\"",
+        cfg.file.display()
+    );
+}

@@ -207,7 +207,10 @@ impl EventKind {
     pub fn is_missed(self) -> bool {
         matches!(
             self,
-            EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty | EventKind::ExitWithKey
+            EventKind::Abandoned
+                | EventKind::Timeout
+                | EventKind::ExitEmpty
+                | EventKind::ExitWithKey
         )
     }
 }

@@ -109,7 +109,9 @@ impl NumberNormalizer {
     fn compute(&self, raw: &str) -> Option<String> {
         let mut s = raw.trim();
         for scheme in ["tel:", "sip:", "sips:"] {
-            if s.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme)) {
+            if s.get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+            {
                 s = &s[scheme.len()..];
             }
         }
@@ -128,7 +130,10 @@ impl NumberNormalizer {
         let e164 = (digits.len() > self.cfg.max_internal_len)
             .then(|| self.e164(s))
             .flatten();
-        if e164.is_none() && digits.len() <= self.cfg.max_internal_len && s.chars().any(char::is_alphabetic) {
+        if e164.is_none()
+            && digits.len() <= self.cfg.max_internal_len
+            && s.chars().any(char::is_alphabetic)
+        {
             // An endpoint name (`client1`, `reception`), not a number.
             return Some(s.chars().take(64).collect());
         }
@@ -177,7 +182,13 @@ mod tests {
     #[test]
     fn russian_forms_are_one_caller() {
         let mut n = norm("RU");
-        for raw in ["89161234567", "+79161234567", "79161234567", "8 (916) 123-45-67", "9161234567"] {
+        for raw in [
+            "89161234567",
+            "+79161234567",
+            "79161234567",
+            "8 (916) 123-45-67",
+            "9161234567",
+        ] {
             assert_eq!(n.normalize(raw).as_deref(), Some("+79161234567"), "{raw}");
         }
     }
@@ -185,10 +196,16 @@ mod tests {
     #[test]
     fn ukraine_and_foreign() {
         let mut ua = norm("UA");
-        assert_eq!(ua.normalize("+380441234567").as_deref(), Some("+380441234567"));
+        assert_eq!(
+            ua.normalize("+380441234567").as_deref(),
+            Some("+380441234567")
+        );
         assert_eq!(ua.normalize("0441234567").as_deref(), Some("+380441234567"));
         let mut ru = norm("RU");
-        assert_eq!(ru.normalize("+13238679471").as_deref(), Some("+13238679471"));
+        assert_eq!(
+            ru.normalize("+13238679471").as_deref(),
+            Some("+13238679471")
+        );
     }
 
     #[test]
@@ -200,18 +217,36 @@ mod tests {
         assert_eq!(n.normalize(""), None);
         assert_eq!(n.normalize("sip:201@10.0.0.1").as_deref(), Some("201"));
         assert_eq!(n.normalize("client1").as_deref(), Some("client1"));
-        assert_eq!(n.normalize("sip:reception@pbx").as_deref(), Some("reception"));
-        assert_eq!(n.normalize("+7 916 123-45-67 Ж").as_deref(), Some("+79161234567"));
+        assert_eq!(
+            n.normalize("sip:reception@pbx").as_deref(),
+            Some("reception")
+        );
+        assert_eq!(
+            n.normalize("+7 916 123-45-67 Ж").as_deref(),
+            Some("+79161234567")
+        );
         // 555 numbers are not valid: keep + and digits
         assert_eq!(n.normalize("+15556667775").as_deref(), Some("+15556667775"));
-        assert_eq!(n.normalize("0015556667775").as_deref(), Some("+15556667775"));
-        assert_eq!(n.normalize("1234567890123").as_deref(), Some("1234567890123"));
+        assert_eq!(
+            n.normalize("0015556667775").as_deref(),
+            Some("+15556667775")
+        );
+        assert_eq!(
+            n.normalize("1234567890123").as_deref(),
+            Some("1234567890123")
+        );
     }
 
     #[test]
     fn non_ascii_never_panics() {
         let mut n = norm("RU");
-        for raw in ["Неизвестен", "тел:123", "s\u{301}ip:1", "😀😀😀", "sip:Ива@x"] {
+        for raw in [
+            "Неизвестен",
+            "тел:123",
+            "s\u{301}ip:1",
+            "😀😀😀",
+            "sip:Ива@x",
+        ] {
             let _ = n.normalize(raw);
         }
         assert_eq!(n.normalize("Неизвестен").as_deref(), Some("Неизвестен"));
@@ -225,7 +260,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n.normalize("89161234567").as_deref(), Some("9161234567"));
-        assert_eq!(n.normalize("+7 916 123 45 67").as_deref(), Some("9161234567"));
+        assert_eq!(
+            n.normalize("+7 916 123 45 67").as_deref(),
+            Some("9161234567")
+        );
     }
 
     #[test]

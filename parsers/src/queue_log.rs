@@ -30,7 +30,9 @@ pub const MAX_LINE_LEN: usize = 64 * 1024;
 /// Why a queue_log line was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueLogError {
-    #[error("expected at least 5 '|'-separated fields (time|callid|queue|agent|event), found {found}")]
+    #[error(
+        "expected at least 5 '|'-separated fields (time|callid|queue|agent|event), found {found}"
+    )]
     TooFewFields { found: usize },
     #[error("time field {found:?} is neither epoch seconds nor 'YYYY-MM-DD HH:MM:SS[.ffffff]'")]
     BadTime { found: String },
@@ -65,13 +67,11 @@ fn sep_field(i: &str) -> IResult<&str, &str> {
 }
 
 fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
-    let parsed: IResult<&str, _> =
-        (field, sep_field, sep_field, sep_field, sep_field).parse(line);
-    let (rest, (time, callid, queue, agent, event)) = parsed.map_err(|_| {
-        QueueLogError::TooFewFields {
+    let parsed: IResult<&str, _> = (field, sep_field, sep_field, sep_field, sep_field).parse(line);
+    let (rest, (time, callid, queue, agent, event)) =
+        parsed.map_err(|_| QueueLogError::TooFewFields {
             found: line.split('|').count(),
-        }
-    })?;
+        })?;
     let data = rest.strip_prefix('|').unwrap_or(rest);
     Ok(Header {
         time: time.trim(),
@@ -288,7 +288,9 @@ impl QueueLogParser {
                     ev.orig_position = num(k - 1);
                     // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
                     let kind = d[..k - 3].join("|");
-                    let blank = kind.trim_matches(|c: char| c == '|' || c.is_whitespace()).is_empty();
+                    let blank = kind
+                        .trim_matches(|c: char| c == '|' || c.is_whitespace())
+                        .is_empty();
                     ev.info = (!blank).then_some(kind);
                 } else {
                     ev.info = rest(0);
@@ -423,37 +425,62 @@ mod tests {
     #[test]
     fn connect_complete_abandon() {
         let c = one("1546015425|1546015415.757927|201|Paty Marin|CONNECT|10|1546015415.757936|9");
-        assert_eq!((c.kind, c.wait_s, c.ring_ms), (EventKind::Answered, Some(10), Some(9000)));
+        assert_eq!(
+            (c.kind, c.wait_s, c.ring_ms),
+            (EventKind::Answered, Some(10), Some(9000))
+        );
         assert_eq!(c.agent.as_deref(), Some("Paty Marin"));
         assert_eq!(c.peer_call_id.as_deref(), Some("1546015415.757936"));
         let d = one("1546015547|1546015415.757927|201|Paty Marin|COMPLETECALLER|10|122|1");
-        assert_eq!((d.wait_s, d.talk_s, d.orig_position), (Some(10), Some(122), Some(1)));
+        assert_eq!(
+            (d.wait_s, d.talk_s, d.orig_position),
+            (Some(10), Some(122), Some(1))
+        );
         let a = one("1|c|sales|NONE|ABANDON|3|4|25");
-        assert_eq!((a.kind, a.position, a.orig_position, a.wait_s), (EventKind::Abandoned, Some(3), Some(4), Some(25)));
+        assert_eq!(
+            (a.kind, a.position, a.orig_position, a.wait_s),
+            (EventKind::Abandoned, Some(3), Some(4), Some(25))
+        );
         let t = one("1|c|sales|NONE|EXITWITHTIMEOUT|2");
-        assert_eq!((t.kind, t.position, t.wait_s), (EventKind::Timeout, Some(2), None));
+        assert_eq!(
+            (t.kind, t.position, t.wait_s),
+            (EventKind::Timeout, Some(2), None)
+        );
         let k = one("1|c|sales|NONE|EXITWITHKEY|5|1|1|12");
         assert_eq!((k.info.as_deref(), k.wait_s), (Some("5"), Some(12)));
     }
 
     #[test]
     fn attended_transfer_forms() {
-        let e = one("1717397391|1717397390.239830|1501|PJSIP/7009|ATTENDEDTRANSFER|APP|Queue|12|120|1");
+        let e =
+            one("1717397391|1717397390.239830|1501|PJSIP/7009|ATTENDEDTRANSFER|APP|Queue|12|120|1");
         assert_eq!(e.kind, EventKind::Transferred);
         assert_eq!(e.agent.as_deref(), Some("7009"));
         assert_eq!(e.info.as_deref(), Some("APP|Queue"));
-        assert_eq!((e.wait_s, e.talk_s, e.orig_position), (Some(12), Some(120), Some(1)));
+        assert_eq!(
+            (e.wait_s, e.talk_s, e.orig_position),
+            (Some(12), Some(120), Some(1))
+        );
         let l = one("1|c|q|PJSIP/1|ATTENDEDTRANSFER|LINK|PJSIP/1-01|PJSIP/2-02|5|60|2|");
         assert_eq!(l.info.as_deref(), Some("LINK|PJSIP/1-01|PJSIP/2-02"));
-        assert_eq!((l.wait_s, l.talk_s, l.orig_position), (Some(5), Some(60), Some(2)));
+        assert_eq!(
+            (l.wait_s, l.talk_s, l.orig_position),
+            (Some(5), Some(60), Some(2))
+        );
         let bare = one("1|c|q|PJSIP/1|ATTENDEDTRANSFER|||6|30|1");
-        assert_eq!((bare.info, bare.wait_s, bare.talk_s, bare.orig_position), (None, Some(6), Some(30), Some(1)));
+        assert_eq!(
+            (bare.info, bare.wait_s, bare.talk_s, bare.orig_position),
+            (None, Some(6), Some(30), Some(1))
+        );
     }
 
     #[test]
     fn sentinels_blank_crlf_and_no_data() {
         let e = one("1596191926|NONE|NONE|NONE|QUEUESTART|\r\n");
-        assert_eq!((e.kind, e.call_id.clone(), e.queue.clone()), (EventKind::QueueStart, None, None));
+        assert_eq!(
+            (e.kind, e.call_id.clone(), e.queue.clone()),
+            (EventKind::QueueStart, None, None)
+        );
         assert!(e.data.is_empty());
         let m = one("1|MANAGER|sales|PJSIP/201|ADDMEMBER|PAUSED");
         assert_eq!((m.call_id, m.info.as_deref()), (None, Some("PAUSED")));
@@ -501,10 +528,22 @@ mod tests {
     #[test]
     fn rejects_say_why() {
         let mut p = parser();
-        assert_eq!(p.parse_line(b"garbage").unwrap_err(), QueueLogError::TooFewFields { found: 1 });
-        assert!(matches!(p.parse_line(b"abc|c|q|a|CONNECT|1").unwrap_err(), QueueLogError::BadTime { .. }));
-        assert_eq!(p.parse_line(b"1|c|q|a||x").unwrap_err(), QueueLogError::EmptyEvent);
+        assert_eq!(
+            p.parse_line(b"garbage").unwrap_err(),
+            QueueLogError::TooFewFields { found: 1 }
+        );
+        assert!(matches!(
+            p.parse_line(b"abc|c|q|a|CONNECT|1").unwrap_err(),
+            QueueLogError::BadTime { .. }
+        ));
+        assert_eq!(
+            p.parse_line(b"1|c|q|a||x").unwrap_err(),
+            QueueLogError::EmptyEvent
+        );
         let long = vec![b'1'; MAX_LINE_LEN + 1];
-        assert!(matches!(p.parse_line(&long).unwrap_err(), QueueLogError::TooLong { .. }));
+        assert!(matches!(
+            p.parse_line(&long).unwrap_err(),
+            QueueLogError::TooLong { .. }
+        ));
     }
 }

@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn utf8_passes_through_and_cp1251_falls_back() {
-        assert_eq!(decode_lenient("Привет".as_bytes(), Charset::Cp1251), "Привет");
+        assert_eq!(
+            decode_lenient("Привет".as_bytes(), Charset::Cp1251),
+            "Привет"
+        );
         // "Привет" in cp1251
         let cp = [0xCF, 0xF0, 0xE8, 0xE2, 0xE5, 0xF2];
         assert_eq!(decode_lenient(&cp, Charset::Cp1251), "Привет");

@@ -67,7 +67,9 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// AUTH password (never logged).
     pub password: Option<String>,
-    /// Timeout of each SMTP operation (connect, every command).
+    /// Upper bound for one whole send: connecting, the SMTP dialogue and
+    /// DATA. (lettre itself only bounds the TCP connect; without this cap a
+    /// server that stops answering would hang `send` forever.)
     pub timeout: Duration,
     /// Extra PEM root certificate(s) to trust, e.g. a test server's
     /// self-signed certificate. Added to the built-in roots.
@@ -114,6 +116,7 @@ pub enum Mailer {
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     description: String,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for SmtpMailer {
@@ -136,6 +139,7 @@ impl Mailer {
         Ok(Self::Smtp(SmtpMailer {
             transport,
             description,
+            timeout: cfg.timeout,
         }))
     }
 
@@ -152,10 +156,9 @@ impl Mailer {
         let (token, message) = build_message(msg)?;
         match self {
             Self::Smtp(smtp) => {
-                let response = smtp
-                    .transport
-                    .send(message)
+                let response = tokio::time::timeout(smtp.timeout, smtp.transport.send(message))
                     .await
+                    .map_err(|_| SinkError::SmtpTimeout(smtp.timeout))?
                     .map_err(SinkError::Smtp)?;
                 tracing::info!(
                     id = %msg.id,
@@ -258,7 +261,10 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SinkError> {
     let mut params = TlsParameters::builder(cfg.host.clone());
     if let Some(path) = &cfg.extra_root_cert_pem {
         let pem = std::fs::read(path).map_err(|e| {
-            SinkError::Config(format!("cannot read smtp root certificate {}: {e}", path.display()))
+            SinkError::Config(format!(
+                "cannot read smtp root certificate {}: {e}",
+                path.display()
+            ))
         })?;
         if !pem
             .windows(b"-----BEGIN CERTIFICATE-----".len())
@@ -270,7 +276,10 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SinkError> {
             )));
         }
         let cert = Certificate::from_pem(&pem).map_err(|e| {
-            SinkError::Config(format!("invalid smtp root certificate {}: {e}", path.display()))
+            SinkError::Config(format!(
+                "invalid smtp root certificate {}: {e}",
+                path.display()
+            ))
         })?;
         params = params.add_root_certificate(cert);
     }
@@ -298,9 +307,16 @@ impl Header for AutoSubmitted {
     }
 }
 
-/// Parse an address, keeping a sanitized display name.
+/// Parse an address, keeping a sanitized display name (control characters
+/// replaced, length bounded).
 fn mailbox(raw: &str) -> Result<Mailbox, SinkError> {
-    let parsed: Mailbox = raw
+    // Control characters are never valid in an address; in a display name
+    // they are neutralized instead of failing the whole message.
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let parsed: Mailbox = cleaned
         .trim()
         .parse()
         .map_err(|source| SinkError::InvalidAddress {
@@ -361,7 +377,10 @@ mod tests {
         EmailMessage {
             id: "call-42/email#1".to_owned(),
             from: "CallTrail <calltrail@example.com>".to_owned(),
-            to: vec!["ops@example.com".to_owned(), "Иван Петров <ivan@example.ru>".to_owned()],
+            to: vec![
+                "ops@example.com".to_owned(),
+                "Иван Петров <ivan@example.ru>".to_owned(),
+            ],
             subject: "Пропущенный звонок от +7 900 000-00-00".to_owned(),
             text_body: "Звонок\r\nот Иван\rконец\n.\n".to_owned(),
         }
@@ -381,7 +400,10 @@ mod tests {
         let raw = render(&sample());
         let h = headers(&raw);
         let token = id_token("call-42/email#1");
-        assert!(h.contains(&format!("Message-ID: <{token}@calltrail>")), "{h}");
+        assert!(
+            h.contains(&format!("Message-ID: <{token}@calltrail>")),
+            "{h}"
+        );
         assert!(h.contains("From: CallTrail <calltrail@example.com>"), "{h}");
         assert!(h.contains("Content-Type: text/plain; charset=utf-8"), "{h}");
         assert!(h.contains("Auto-Submitted: auto-generated"), "{h}");
@@ -406,10 +428,17 @@ mod tests {
             assert!(!line.to_ascii_lowercase().starts_with("bcc:"), "{h}");
         }
         assert!(!raw.contains('\0'));
-        assert!(h.contains("Subject: hi Bcc: victim@evil.example body"), "{h}");
+        assert!(
+            h.contains("Subject: hi Bcc: victim@evil.example body"),
+            "{h}"
+        );
         // Only From, To, Subject, Message-ID, Date, Auto-Submitted,
         // Content-Type, Content-Transfer-Encoding.
-        assert_eq!(h.split("\r\n").filter(|l| !l.starts_with(' ')).count(), 8, "{h}");
+        assert_eq!(
+            h.split("\r\n").filter(|l| !l.starts_with(' ')).count(),
+            8,
+            "{h}"
+        );
     }
 
     #[test]
@@ -421,11 +450,20 @@ mod tests {
 
     #[test]
     fn invalid_addresses_are_typed_permanent_errors() {
-        for bad in ["", "not-an-address", "a@b@c", "x <y>", "ivan@example.ru\r\nBcc: a@b"] {
+        for bad in [
+            "",
+            "not-an-address",
+            "a@b@c",
+            "x <y>",
+            "ivan@example.ru\r\nBcc: a@b",
+        ] {
             let mut msg = sample();
             msg.to = vec![bad.to_owned()];
             let err = build_message(&msg).expect_err(bad);
-            assert!(matches!(err, SinkError::InvalidAddress { .. }), "{bad:?}: {err:?}");
+            assert!(
+                matches!(err, SinkError::InvalidAddress { .. }),
+                "{bad:?}: {err:?}"
+            );
             assert!(!err.is_transient());
         }
         let mut msg = sample();
@@ -484,10 +522,22 @@ mod tests {
         assert!(!format!("{mailer:?}").contains("s3cret"));
 
         let bad = [
-            SmtpConfig { host: String::new(), ..cfg.clone() },
-            SmtpConfig { port: 0, ..cfg.clone() },
-            SmtpConfig { username: None, ..cfg.clone() },
-            SmtpConfig { hello_name: Some("a b\r\n".to_owned()), ..cfg.clone() },
+            SmtpConfig {
+                host: String::new(),
+                ..cfg.clone()
+            },
+            SmtpConfig {
+                port: 0,
+                ..cfg.clone()
+            },
+            SmtpConfig {
+                username: None,
+                ..cfg.clone()
+            },
+            SmtpConfig {
+                hello_name: Some("a b\r\n".to_owned()),
+                ..cfg.clone()
+            },
             SmtpConfig {
                 extra_root_cert_pem: Some(PathBuf::from("/nonexistent/ca.pem")),
                 ..cfg.clone()

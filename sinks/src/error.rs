@@ -74,6 +74,11 @@ pub enum SinkError {
     #[error("SMTP delivery failed: {0}")]
     Smtp(#[source] lettre::transport::smtp::Error),
 
+    /// The whole SMTP send (connect, dialogue, DATA) exceeded the configured
+    /// timeout. The server may still have accepted the message.
+    #[error("SMTP delivery timed out after {0:?}")]
+    SmtpTimeout(std::time::Duration),
+
     /// Writing to the outbox directory failed.
     #[error("outbox I/O on {path}: {source}")]
     Outbox {
@@ -95,7 +100,10 @@ impl SinkError {
             | Self::InvalidAddress { .. }
             | Self::EmailBuild(_) => false,
             Self::KafkaDelivery { source, .. } => kafka_is_transient(source),
-            Self::KafkaCanceled { .. } | Self::KafkaFlush(_) | Self::Outbox { .. } => true,
+            Self::KafkaCanceled { .. }
+            | Self::KafkaFlush(_)
+            | Self::SmtpTimeout(_)
+            | Self::Outbox { .. } => true,
             // 5xx replies and client-side protocol errors will fail again;
             // 4xx replies, connection, TLS, timeout and I/O errors may not.
             Self::Smtp(e) => !(e.is_permanent() || e.is_client()),

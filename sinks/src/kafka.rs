@@ -84,8 +84,11 @@ fn default_properties(cfg: &KafkaConfig) -> Vec<(&'static str, String)> {
         // per key even across retries. Implies acks=all, bounded in-flight.
         ("enable.idempotence", "true".to_owned()),
         ("acks", "all".to_owned()),
-        // lz4 is compiled into librdkafka itself: no extra crate feature.
-        ("compression.type", "lz4".to_owned()),
+        // Uncompressed by default: call events are small, and not every
+        // consumer ships every codec (kafka-python needs the separate `lz4`
+        // package). `compression.type=lz4` works without any extra crate
+        // feature: librdkafka bundles lz4.
+        ("compression.type", "none".to_owned()),
         ("linger.ms", "5".to_owned()),
         // Same key -> same partition as the Java/Python (murmur2) clients,
         // so other producers of the same topic agree on placement.
@@ -96,7 +99,7 @@ fn default_properties(cfg: &KafkaConfig) -> Vec<(&'static str, String)> {
 /// Build the librdkafka configuration: defaults, then the user's properties.
 /// Without idempotence, `max.in.flight` is pinned to 1 (unless set
 /// explicitly) so retries cannot reorder messages of one key.
-fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, SinkError> {
+pub(crate) fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, SinkError> {
     if cfg.brokers.trim().is_empty() {
         return Err(SinkError::Config("kafka brokers list is empty".to_owned()));
     }
@@ -139,7 +142,9 @@ fn validate_topic(topic: &str) -> Result<(), SinkError> {
     if legal {
         Ok(())
     } else {
-        Err(SinkError::Config(format!("invalid kafka topic name {topic:?}")))
+        Err(SinkError::Config(format!(
+            "invalid kafka topic name {topic:?}"
+        )))
     }
 }
 
@@ -216,9 +221,9 @@ impl KafkaSink {
                         if let Some(oldest) = pending.pop_front() {
                             outcome.settle(self.await_delivery(oldest).await);
                         } else if Instant::now() >= deadline {
-                            outcome.settle(Err(self.delivery_error(KafkaError::MessageProduction(
-                                RDKafkaErrorCode::QueueFull,
-                            ))));
+                            outcome.settle(Err(self.delivery_error(
+                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                            )));
                             break 'messages;
                         } else {
                             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -350,17 +355,18 @@ mod tests {
         let c = client_config(&cfg).expect("valid");
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("acks"), Some("all"));
-        assert_eq!(c.get("compression.type"), Some("lz4"));
+        assert_eq!(c.get("compression.type"), Some("none"));
         assert_eq!(c.get("linger.ms"), Some("5"));
         assert_eq!(c.get("message.timeout.ms"), Some("30000"));
         assert_eq!(c.get("max.in.flight.requests.per.connection"), None);
 
         cfg.properties
             .insert("enable.idempotence".into(), "false".into());
-        cfg.properties.insert("compression.type".into(), "none".into());
+        cfg.properties
+            .insert("compression.type".into(), "lz4".into());
         let c = client_config(&cfg).expect("valid");
         assert_eq!(c.get("enable.idempotence"), Some("false"));
-        assert_eq!(c.get("compression.type"), Some("none"));
+        assert_eq!(c.get("compression.type"), Some("lz4"));
         assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("1"));
     }
 
@@ -382,8 +388,7 @@ mod tests {
         let sink = KafkaSink::new(&KafkaConfig::new("127.0.0.1:1", "calls")).expect("producer");
         assert_eq!(sink.topic(), "calls");
         let mut cfg = KafkaConfig::new("127.0.0.1:1", "calls");
-        cfg.properties
-            .insert("no.such.property".into(), "1".into());
+        cfg.properties.insert("no.such.property".into(), "1".into());
         let err = KafkaSink::new(&cfg).expect_err("unknown property");
         assert!(matches!(err, SinkError::KafkaClient(_)), "{err:?}");
     }

@@ -82,8 +82,12 @@ impl Outbox {
             if stale {
                 let path = entry.path();
                 match fs::remove_file(&path) {
-                    Ok(()) => tracing::info!(path = %path.display(), "removed stale outbox temp file"),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove stale outbox temp file"),
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed stale outbox temp file")
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove stale outbox temp file")
+                    }
                 }
             }
         }

@@ -1,1 +1,8 @@
-fn main(){}
+//! calltrail's integration tests: one test binary (each debug binary that
+//! links DuckDB and librdkafka is a large link), run against real
+//! components started by the harness in `support/`.
+
+mod daemon;
+mod harness;
+mod skeleton;
+mod support;

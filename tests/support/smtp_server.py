@@ -7,7 +7,8 @@ Listens on 127.0.0.1:--port and stores every accepted message in a Maildir:
                                  (bytes as sent, CRLF line ends kept, dot-
                                  stuffing removed; nothing is added to it)
   MAILDIR/envelopes/<key>.json   the envelope of that message:
-      {"mail_from": "a@x", "rcpt_tos": ["b@y", ...],
+      {"seq": 1, 2, ... (arrival order),
+       "mail_from": "a@x", "rcpt_tos": ["b@y", ...],
        "mail_options": [...], "rcpt_options": [...],
        "auth_login": "user" | null,   # who authenticated on the session
        "tls": true | false,           # STARTTLS done / implicit TLS
@@ -27,10 +28,12 @@ Options:
                            --tls, AUTH is only offered over TLS.
 
 Prints "READY <port>" on stdout once it accepts connections, then runs until
-SIGTERM/SIGINT, on which it stops cleanly with exit code 0.
+SIGTERM/SIGINT, on which it stops cleanly with exit code 0. Exits with code 3
+at once if the port is already in use (the caller picks another).
 """
 
 import argparse
+import errno
 import json
 import logging
 import mailbox
@@ -44,16 +47,22 @@ import warnings
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+# Exit code when --port is taken, so the caller can retry with another port.
+EXIT_PORT_IN_USE = 3
+
 
 class MaildirHandler:
     def __init__(self, path):
         self.maildir = mailbox.Maildir(path, create=True)
         self.envelopes = os.path.join(path, "envelopes")
         os.makedirs(self.envelopes, exist_ok=True)
+        self.seq = 0
 
     async def handle_DATA(self, server, session, envelope):
         key = self.maildir.add(envelope.original_content)
+        self.seq += 1
         info = {
+            "seq": self.seq,
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
             "mail_options": list(envelope.mail_options),
@@ -142,7 +151,13 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    controller.start()
+    try:
+        controller.start()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print(f"smtp_server: port {args.port} is in use", file=sys.stderr)
+            return EXIT_PORT_IN_USE
+        raise
     print(f"READY {args.port}", flush=True)
     try:
         while not stop.wait(3600):

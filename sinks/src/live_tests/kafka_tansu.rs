@@ -4,15 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::{ExactlyOnceSemantics, Statistics};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{find_tool, free_port, Server};
+use crate::kafka::client_config;
 use crate::{KafkaConfig, KafkaMessage, KafkaSink};
 
 const PARTITIONS: i32 = 3;
@@ -125,13 +130,16 @@ fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<Record> {
 /// Publish `count` messages over 5 keys, each payload `key:seq`.
 async fn publish_and_verify(sink: &KafkaSink, brokers: &str, topic: &str, count: usize) {
     let keys: Vec<String> = (0..count).map(|i| format!("call-{}", i % 5)).collect();
-    let payloads: Vec<String> = (0..count)
-        .map(|i| format!("{}:{i:04}", keys[i]))
-        .collect();
+    let payloads: Vec<String> = (0..count).map(|i| format!("{}:{i:04}", keys[i])).collect();
     let ids: Vec<String> = (0..count).map(|i| format!("ev-{i}")).collect();
     let headers: Vec<[(&str, &[u8]); 2]> = ids
         .iter()
-        .map(|id| [("event-id", id.as_bytes()), ("schema", b"calltrail.v1".as_slice())])
+        .map(|id| {
+            [
+                ("event-id", id.as_bytes()),
+                ("schema", b"calltrail.v1".as_slice()),
+            ]
+        })
         .collect();
     let msgs: Vec<KafkaMessage<'_>> = (0..count)
         .map(|i| KafkaMessage {
@@ -142,8 +150,12 @@ async fn publish_and_verify(sink: &KafkaSink, brokers: &str, topic: &str, count:
         .collect();
     // Two batches: the second must land after the first, key by key.
     let (a, b) = msgs.split_at(count / 2);
-    sink.publish_batch(a).await.expect("first batch acknowledged");
-    sink.publish_batch(b).await.expect("second batch acknowledged");
+    sink.publish_batch(a)
+        .await
+        .expect("first batch acknowledged");
+    sink.publish_batch(b)
+        .await
+        .expect("second batch acknowledged");
     sink.flush(Duration::from_secs(5)).expect("flush");
 
     let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
@@ -159,7 +171,10 @@ async fn publish_and_verify(sink: &KafkaSink, brokers: &str, topic: &str, count:
     assert_eq!(by_key.len(), 5);
     for (key, records) in by_key {
         let partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
-        assert!(partitions.windows(2).all(|w| w[0] == w[1]), "{key}: one partition");
+        assert!(
+            partitions.windows(2).all(|w| w[0] == w[1]),
+            "{key}: one partition"
+        );
         let seqs: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
         let mut sorted = seqs.clone();
         sorted.sort_unstable();
@@ -178,6 +193,47 @@ async fn publish_and_verify(sink: &KafkaSink, brokers: &str, topic: &str, count:
     }
 }
 
+/// Keeps the latest exactly-once section of librdkafka's statistics.
+#[derive(Clone, Default)]
+struct EosProbe(Arc<Mutex<Option<ExactlyOnceSemantics>>>);
+
+impl ClientContext for EosProbe {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(eos) = statistics.eos {
+            *self.0.lock().expect("probe lock") = Some(eos);
+        }
+    }
+}
+
+/// Produce one message with exactly `KafkaSink`'s configuration and return
+/// the idempotence state librdkafka reports afterwards: proves the broker
+/// answered InitProducerId rather than librdkafka silently degrading.
+async fn idempotence_state(cfg: &KafkaConfig) -> ExactlyOnceSemantics {
+    let mut config = client_config(cfg).expect("config");
+    config.set("statistics.interval.ms", "100");
+    let probe = EosProbe::default();
+    let producer: FutureProducer<EosProbe> =
+        FutureProducer::from_config_and_context(&config, probe.clone()).expect("producer");
+    producer
+        .send(
+            FutureRecord::to(&cfg.topic).key("probe").payload("probe"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("probe delivered");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let eos = probe.0.lock().expect("probe lock").clone();
+        if let Some(eos) = eos {
+            if eos.idemp_state == "Assigned" || Instant::now() >= deadline {
+                return eos;
+            }
+        }
+        assert!(Instant::now() < deadline, "no statistics from librdkafka");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_against_tansu() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -187,8 +243,15 @@ async fn idempotent_producer_against_tansu() {
     create_topic(&brokers, "calls-idem").await;
     let mut cfg = KafkaConfig::new(brokers.clone(), "calls-idem");
     cfg.delivery_timeout_ms = 15_000;
+    // lz4 is compiled into librdkafka: prove the opt-in codec works end to end.
+    cfg.properties
+        .insert("compression.type".into(), "lz4".into());
     let sink = KafkaSink::new(&cfg).expect("sink");
     publish_and_verify(&sink, &brokers, "calls-idem", 200).await;
+
+    let eos = idempotence_state(&KafkaConfig::new(brokers.clone(), "calls-probe")).await;
+    assert_eq!(eos.idemp_state, "Assigned", "{eos:?}");
+    assert!(eos.producer_id >= 0, "{eos:?}");
     drop(server);
 }
 
@@ -203,7 +266,8 @@ async fn plain_producer_against_tansu() {
     cfg.delivery_timeout_ms = 15_000;
     cfg.properties
         .insert("enable.idempotence".into(), "false".into());
-    cfg.properties.insert("compression.type".into(), "none".into());
+    cfg.properties
+        .insert("compression.type".into(), "none".into());
     let sink = KafkaSink::new(&cfg).expect("sink");
     publish_and_verify(&sink, &brokers, "calls-plain", 50).await;
     drop(server);

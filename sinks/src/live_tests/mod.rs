@@ -1,6 +1,6 @@
 //! Tests against real servers: tansu (Kafka-compatible broker) and an
-//! aiosmtpd SMTP server. Each test skips itself (with a note on stderr) when
-//! its server is not installed, so `cargo test` passes on a bare machine.
+//! aiosmtpd SMTP server. A missing server FAILS the test (with the fix:
+//! `bash tests/setup.sh`): a test that quietly skips could never fail.
 //!
 //! Lookup: `CALLTRAIL_TANSU` (tansu binary) and `CALLTRAIL_PYTHON` (a Python
 //! with aiosmtpd), else `$HOME/.cache/calltrail/venv`.
@@ -21,12 +21,17 @@ fn venv() -> Option<PathBuf> {
 }
 
 /// An executable from an env var, else from the venv via `in_venv`.
+/// Panics when it is not installed.
 fn find_tool(env: &str, in_venv: impl FnOnce(&Path) -> Option<PathBuf>) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    venv().and_then(|v| in_venv(&v)).filter(|p| p.is_file())
+    let found = match std::env::var_os(env) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => venv().and_then(|v| in_venv(&v)).filter(|p| p.is_file()),
+    };
+    assert!(
+        found.is_some(),
+        "test tool not found (${env} or ~/.cache/calltrail/venv): run `bash tests/setup.sh` first"
+    );
+    found
 }
 
 /// A port that was free a moment ago.

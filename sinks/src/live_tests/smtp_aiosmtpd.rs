@@ -20,13 +20,19 @@ fn python() -> Option<PathBuf> {
     ok.then_some(python)
 }
 
-/// Self-signed certificate for 127.0.0.1 via the openssl CLI.
+/// Self-signed (non-CA) certificate for 127.0.0.1 via the openssl CLI.
 fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=calltrail-test"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // `req -x509` marks the certificate CA:TRUE by default, and webpki
+        // refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -53,10 +59,7 @@ fn start(dir: &Path, mode: &str, tls_files: Option<&(PathBuf, PathBuf)>) -> Opti
     std::fs::create_dir_all(&out).expect("out dir");
     let port = free_port();
     let mut cmd = Command::new(python);
-    cmd.arg(&script)
-        .arg(mode)
-        .arg(port.to_string())
-        .arg(&out);
+    cmd.arg(&script).arg(mode).arg(port.to_string()).arg(&out);
     if let Some((cert, key)) = tls_files {
         cmd.arg(cert).arg(key);
     }
@@ -212,4 +215,37 @@ async fn starttls_with_extra_root() {
 #[tokio::test]
 async fn implicit_tls_with_extra_root() {
     tls_roundtrip("tls", SmtpTls::Tls).await;
+}
+
+#[tokio::test]
+async fn silent_server_times_out_transiently() {
+    // Accepts connections and never says a word (no 220 greeting).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            open.push(sock);
+        }
+    });
+    let mut cfg = config(port, SmtpTls::None);
+    cfg.timeout = Duration::from_millis(500);
+    let mailer = Mailer::smtp(&cfg).expect("mailer");
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        mailer.send(&message("call-8", "ops@example.com")),
+    )
+    .await
+    .expect("send must give up on its own")
+    .expect_err("no greeting");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    hold.abort();
 }

@@ -63,7 +63,11 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         and auth_data.login == b"alerts"
         and auth_data.password == b"s3cret"
     )
-    return AuthResult(success=ok, auth_data=auth_data)
+    if ok:
+        return AuthResult(success=True, auth_data=auth_data)
+    # handled=False: aiosmtpd answers "535 5.7.8 Authentication credentials
+    # invalid" itself (with handled=True it would answer nothing).
+    return AuthResult(success=False, handled=False)
 
 
 kwargs = {"authenticator": authenticator, "auth_require_tls": False}

@@ -1,0 +1,150 @@
+//! The action worker: runs the outbox rows that rules created.
+//!
+//! An action is marked done only after it was carried out. Outbox email is
+//! exactly-once (the file name is the action id; an existing file means it
+//! was already written). SMTP is at-least-once: a crash between the server's
+//! acceptance and the `done` mark re-sends that one message on restart, with
+//! the same Message-ID so mail clients can fold it. Transient failures
+//! (4xx, connection errors) are retried with backoff; permanent ones (5xx,
+//! bad addresses) are marked failed with the reason.
+
+use crate::publish::Mode;
+use crate::rules::{EmailPayload, EMAIL};
+use crate::store::{PendingAction, Store};
+use calltrail_sinks::{EmailMessage, Mailer};
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+const MAX_ATTEMPTS: u32 = 20;
+
+/// Counts of what the worker did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ActionStats {
+    pub sent: u64,
+    pub already_done: u64,
+    pub failed: u64,
+    pub retried: u64,
+}
+
+/// Runs until `mode` is `Drain` and nothing is due.
+pub async fn run(
+    store: Store,
+    mailer: Mailer,
+    wake: Arc<Notify>,
+    mut mode: watch::Receiver<Mode>,
+) -> ActionStats {
+    let store = Arc::new(store);
+    let mut stats = ActionStats::default();
+    loop {
+        let s = store.clone();
+        let due = match tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 100)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read due actions");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "action store task failed");
+                return stats;
+            }
+        };
+        if due.is_empty() {
+            if *mode.borrow() == Mode::Drain {
+                return stats;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = mode.changed() => {}
+            }
+            continue;
+        }
+        for a in due {
+            let outcome = execute(&mailer, &a).await;
+            let s = store.clone();
+            let id = a.action_id.clone();
+            let res = match outcome {
+                Outcome::Done(already) => {
+                    if already {
+                        stats.already_done += 1;
+                    } else {
+                        stats.sent += 1;
+                    }
+                    tracing::debug!(action = %id, via = %mailer.describe(), "action done");
+                    tokio::task::spawn_blocking(move || s.finish_action(&id, true, None)).await
+                }
+                Outcome::Failed(err) => {
+                    stats.failed += 1;
+                    tracing::error!(action = %id, error = %err, "action failed permanently");
+                    tokio::task::spawn_blocking(move || s.finish_action(&id, false, Some(&err)))
+                        .await
+                }
+                Outcome::Retry(err) if a.attempts + 1 >= MAX_ATTEMPTS => {
+                    stats.failed += 1;
+                    tracing::error!(action = %id, error = %err, attempts = a.attempts + 1, "action gave up");
+                    tokio::task::spawn_blocking(move || s.finish_action(&id, false, Some(&err)))
+                        .await
+                }
+                Outcome::Retry(err) => {
+                    stats.retried += 1;
+                    let delay = backoff(a.attempts);
+                    tracing::warn!(action = %id, error = %err, retry_in_s = delay.as_secs(), "action will be retried");
+                    let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    tokio::task::spawn_blocking(move || s.retry_action(&id, &err, next)).await
+                }
+            };
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot record an action's outcome"),
+                Err(e) => tracing::error!(error = %e, "action store task failed"),
+            }
+        }
+        if *mode.borrow() == Mode::Drain {
+            // Only what is due now is run while draining; later retries wait for the next start.
+            let s = store.clone();
+            if let Ok(Ok(d)) =
+                tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 1)).await
+            {
+                if d.is_empty() {
+                    return stats;
+                }
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done(bool),
+    Retry(String),
+    Failed(String),
+}
+
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs((5u64 << attempts.min(10)).min(3600))
+}
+
+async fn execute(mailer: &Mailer, a: &PendingAction) -> Outcome {
+    if a.kind != EMAIL {
+        return Outcome::Failed(format!("unknown action kind {:?}", a.kind));
+    }
+    let p: EmailPayload = match serde_json::from_str(&a.payload) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("malformed payload: {e}")),
+    };
+    let msg = EmailMessage {
+        id: a.action_id.clone(),
+        from: p.from,
+        to: p.to,
+        subject: p.subject,
+        text_body: p.body,
+    };
+    match mailer.send(&msg).await {
+        Ok(calltrail_sinks::SendOutcome::Sent) => Outcome::Done(false),
+        Ok(calltrail_sinks::SendOutcome::AlreadyInOutbox) => Outcome::Done(true),
+        Err(e) if e.is_transient() => Outcome::Retry(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}

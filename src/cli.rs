@@ -1,0 +1,63 @@
+//! The command line (clap): `calltrail [--config FILE] <command>`.
+
+use crate::query::Format;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// calltrail: PBX logs in, normalized call events, state and actions out.
+#[derive(Debug, Parser)]
+#[command(name = "calltrail", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (TOML). Relative paths inside it are relative to its directory.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "CALLTRAIL_CONFIG",
+        default_value = "calltrail.toml"
+    )]
+    pub config: PathBuf,
+    /// Log filter, e.g. `info`, `debug`, `calltrail=debug` (RUST_LOG also works).
+    #[arg(long, global = true, env = "CALLTRAIL_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tail every configured source: store events, publish them, run actions.
+    /// Stops cleanly on SIGTERM / Ctrl-C.
+    Run {
+        /// Read every source to its current end, finish publishing and
+        /// actions, print a summary and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Read whole log files (history, rotated archives) into the store.
+    /// Importing the same file again adds nothing.
+    Import {
+        /// Source kind of the files (default: asterisk_queue_log).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// PBX name the events belong to (default: the configured source's).
+        #[arg(long, value_name = "NAME")]
+        pbx: Option<String>,
+        /// Time zone of timestamps written without one (default: the source's).
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
+        /// Files to import, in order.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Run one read-only SQL statement against the store.
+    Query {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// The SQL statement, e.g. "SELECT kind, count(*) FROM events GROUP BY ALL".
+        sql: String,
+    },
+    /// Check the config file and explain every problem found.
+    CheckConfig,
+}

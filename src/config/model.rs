@@ -1,0 +1,273 @@
+//! The config file's shape (serde) with its defaults.
+
+use calltrail_parsers::SourceKind;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub numbers: NumbersConfig,
+    #[serde(default)]
+    pub agents: AgentsConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    pub kafka: Option<KafkaSection>,
+    #[serde(default)]
+    pub email: EmailSection,
+    #[serde(default)]
+    pub rules: RulesSection,
+    /// The file this was read from (not a TOML key).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// DuckDB database file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_store_path(),
+        }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("calltrail.duckdb")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersConfig {
+    /// ISO 3166 region for numbers written without a country code.
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// Digit strings up to this length are internal extensions.
+    #[serde(default = "default_internal_len")]
+    pub max_internal_len: usize,
+    /// Key callers on their last N digits only.
+    pub match_last_digits: Option<usize>,
+}
+
+impl Default for NumbersConfig {
+    fn default() -> Self {
+        NumbersConfig {
+            default_region: default_region(),
+            max_internal_len: default_internal_len(),
+            match_last_digits: None,
+        }
+    }
+}
+
+fn default_region() -> String {
+    "RU".into()
+}
+fn default_internal_len() -> usize {
+    6
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Raw member name or interface → agent id.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// One log the daemon reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    #[serde(deserialize_with = "de_kind")]
+    pub kind: SourceKind,
+    pub path: PathBuf,
+    pub pbx: String,
+    /// IANA zone of the PBX clock (for timestamps written without a zone).
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Charset for bytes that are not valid UTF-8.
+    #[serde(default = "default_charset")]
+    pub charset: String,
+    /// How often the file is re-checked when no change notification arrives.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_charset() -> String {
+    "cp1251".into()
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+
+fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SourceKind, D::Error> {
+    let s = String::deserialize(d)?;
+    SourceKind::from_name(&s).ok_or_else(|| {
+        let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        serde::de::Error::custom(format!(
+            "unknown source kind {s:?}, expected one of: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// How long one message may take to be acknowledged before it is retried.
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout_ms: u64,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_topic() -> String {
+    "calltrail.events".into()
+}
+fn default_client_id() -> String {
+    "calltrail".into()
+}
+fn default_delivery_timeout() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSection {
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// Where `.eml` files go when no SMTP server is configured.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+    pub smtp: Option<SmtpSection>,
+}
+
+impl Default for EmailSection {
+    fn default() -> Self {
+        EmailSection {
+            from: default_from(),
+            outbox: default_outbox(),
+            smtp: None,
+        }
+    }
+}
+
+fn default_from() -> String {
+    "calltrail@localhost".into()
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("outbox")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Read the password from this environment variable instead.
+    pub password_env: Option<String>,
+    /// Extra CA certificate (PEM) to trust, e.g. for a self-signed relay.
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    #[serde(default)]
+    pub missed_call_email: MissedCallEmailRule,
+}
+
+/// "Missed call from <caller> in <queue>" to supervisors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissedCallEmailRule {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_to")]
+    pub to: Vec<String>,
+    /// Misses older than this (by event time, when the line is read) send no
+    /// email: a catch-up after a long outage, or an import of old files, must
+    /// not flood supervisors. 0 = no limit.
+    #[serde(default = "default_max_age")]
+    pub max_age_minutes: u64,
+}
+
+impl Default for MissedCallEmailRule {
+    fn default() -> Self {
+        MissedCallEmailRule {
+            enabled: true,
+            to: default_to(),
+            max_age_minutes: default_max_age(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_to() -> Vec<String> {
+    vec!["supervisor@localhost".into()]
+}
+fn default_max_age() -> u64 {
+    24 * 60
+}
+
+impl Config {
+    pub(super) fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.store.path);
+        fix(&mut self.email.outbox);
+        for s in &mut self.sources {
+            fix(&mut s.path);
+        }
+        if let Some(smtp) = &mut self.email.smtp {
+            if let Some(ca) = &mut smtp.ca_file {
+                fix(ca);
+            }
+        }
+    }
+}

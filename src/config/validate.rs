@@ -1,0 +1,295 @@
+//! Semantic checks of a parsed config, and the error type that explains
+//! every problem found (not just the first) with where/expected/found.
+
+use super::Config;
+use calltrail_parsers::{Charset, NumberNormalizer};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+/// One thing wrong with a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path (`sources[0].timezone`) or `line L, column C`.
+    pub location: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, found {}",
+            self.location, self.expected, self.found
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid: {}", path.display(), list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    let mut s = format!("{} problem(s)", problems.len());
+    for p in problems {
+        s.push_str("\n  - ");
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+/// Turns a TOML/serde error into a located problem.
+pub(super) fn syntax_error(text: &str, path: &std::path::Path, e: toml::de::Error) -> ConfigError {
+    let location = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}, column {col} (`{snippet}`)")
+        }
+        None => "the file".into(),
+    };
+    let msg = e.message().trim().to_string();
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![Problem {
+            location,
+            expected: "valid calltrail TOML (see samples/calltrail.toml)".into(),
+            found: msg,
+        }],
+    }
+}
+
+pub(super) fn check(cfg: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut p = |location: String, expected: &str, found: String| {
+        out.push(Problem {
+            location,
+            expected: expected.into(),
+            found,
+        })
+    };
+    if let Err(e) = NumberNormalizer::check_region(&cfg.numbers.default_region) {
+        p(
+            "numbers.default_region".into(),
+            "an ISO 3166 two-letter region such as RU, UA, KZ, US",
+            format!("{:?} ({e})", cfg.numbers.default_region),
+        );
+    }
+    if let Some(n) = cfg.numbers.match_last_digits {
+        if !(6..=15).contains(&n) {
+            p(
+                "numbers.match_last_digits".into(),
+                "a digit count from 6 to 15",
+                n.to_string(),
+            );
+        }
+    }
+    if cfg.sources.is_empty() {
+        p(
+            "sources".into(),
+            "at least one [[sources]] table",
+            "none".into(),
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        let at = |k: &str| format!("sources[{i}] ({:?}).{k}", s.name);
+        if s.name.trim().is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            p(
+                at("name"),
+                "a non-empty name of letters, digits, '-', '_' or '.'",
+                format!("{:?}", s.name),
+            );
+        }
+        if !names.insert(s.name.clone()) {
+            p(
+                at("name"),
+                "a name used by no other source",
+                format!("{:?} again", s.name),
+            );
+        }
+        if s.pbx.trim().is_empty() {
+            p(
+                at("pbx"),
+                "the PBX name this source belongs to",
+                "an empty string".into(),
+            );
+        }
+        if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+            p(
+                at("timezone"),
+                "an IANA time zone such as UTC, Europe/Moscow, Asia/Tashkent",
+                format!("{:?}", s.timezone),
+            );
+        }
+        if Charset::from_name(&s.charset).is_none() {
+            let all: Vec<&str> = Charset::ALL.iter().map(|c| c.name()).collect();
+            p(
+                at("charset"),
+                &format!("one of {}", all.join(", ")),
+                format!("{:?}", s.charset),
+            );
+        }
+        if s.poll_interval_ms == 0 || s.poll_interval_ms > 60_000 {
+            p(
+                at("poll_interval_ms"),
+                "1 to 60000 milliseconds",
+                s.poll_interval_ms.to_string(),
+            );
+        }
+        if s.path.as_os_str().is_empty() {
+            p(at("path"), "the log file path", "an empty string".into());
+        } else if s.path.is_dir() {
+            p(
+                at("path"),
+                "a file (it need not exist yet)",
+                format!("the directory {}", s.path.display()),
+            );
+        }
+        if s.kind != calltrail_parsers::SourceKind::AsteriskQueueLog {
+            p(at("kind"), "asterisk_queue_log (the only kind `run` tails in this version; others come with their parsers)", s.kind.to_string());
+        }
+    }
+    if let Some(k) = &cfg.kafka {
+        if k.brokers.trim().is_empty() {
+            p(
+                "kafka.brokers".into(),
+                "host:port[,host:port…]",
+                "an empty string".into(),
+            );
+        }
+        if k.topic.trim().is_empty()
+            || k.topic.len() > 249
+            || !k
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            p(
+                "kafka.topic".into(),
+                "a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
+                format!("{:?}", k.topic),
+            );
+        }
+    }
+    if !plausible_address(&cfg.email.from) {
+        p(
+            "email.from".into(),
+            "an email address",
+            format!("{:?}", cfg.email.from),
+        );
+    }
+    if let Some(smtp) = &cfg.email.smtp {
+        if !["none", "starttls", "tls"].contains(&smtp.tls.as_str()) {
+            p(
+                "email.smtp.tls".into(),
+                "none, starttls or tls",
+                format!("{:?}", smtp.tls),
+            );
+        }
+        if smtp.host.trim().is_empty() {
+            p(
+                "email.smtp.host".into(),
+                "the SMTP relay's host name",
+                "an empty string".into(),
+            );
+        }
+        if smtp.password.is_some() && smtp.password_env.is_some() {
+            p(
+                "email.smtp.password_env".into(),
+                "either password or password_env, not both",
+                "both".into(),
+            );
+        }
+        if (smtp.password.is_some() || smtp.password_env.is_some()) && smtp.username.is_none() {
+            p(
+                "email.smtp.username".into(),
+                "a user name when a password is given",
+                "none".into(),
+            );
+        }
+        if let Some(ca) = &smtp.ca_file {
+            if !ca.is_file() {
+                p(
+                    "email.smtp.ca_file".into(),
+                    "a readable PEM file",
+                    format!("{} (missing)", ca.display()),
+                );
+            }
+        }
+    }
+    let rule = &cfg.rules.missed_call_email;
+    if rule.enabled {
+        if rule.to.is_empty() {
+            p(
+                "rules.missed_call_email.to".into(),
+                "at least one recipient (or enabled = false)",
+                "an empty list".into(),
+            );
+        }
+        for (i, a) in rule.to.iter().enumerate() {
+            if !plausible_address(a) {
+                p(
+                    format!("rules.missed_call_email.to[{i}]"),
+                    "an email address",
+                    format!("{a:?}"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What the environment must provide for `run` (not needed to query or
+/// import): checked by `check-config`, which runs where the daemon will.
+pub fn environment_problems(cfg: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Some(var) = cfg
+        .email
+        .smtp
+        .as_ref()
+        .and_then(|s| s.password_env.as_ref())
+    {
+        if std::env::var_os(var).is_none() {
+            out.push(Problem {
+                location: "email.smtp.password_env".into(),
+                expected: format!("the environment variable {var} to be set"),
+                found: "it is not set".into(),
+            });
+        }
+    }
+    out
+}
+
+/// A cheap shape check; lettre does the real parsing when mail is built.
+fn plausible_address(a: &str) -> bool {
+    let a = a.trim();
+    match a.split_once('@') {
+        Some((l, d)) => {
+            !l.is_empty()
+                && !d.is_empty()
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        }
+        None => false,
+    }
+}

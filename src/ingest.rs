@@ -1,0 +1,192 @@
+//! Turning read lines into stored facts: parse each line, give every event
+//! its deterministic id, collect rejects with their position and reason,
+//! ask the rules for actions, and commit it all (with the checkpoint) in one
+//! store transaction. Shared by `run` (tailing) and `import` (backfill).
+
+use crate::config::{Config, SourceConfig};
+use crate::rules::Rules;
+use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, Store, StoreError};
+use crate::tail::{fp_hex, Batch};
+use anyhow::Context;
+use calltrail_parsers::{
+    AgentResolver, Charset, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext, Str,
+};
+use chrono::Utc;
+use chrono_tz::Tz;
+use std::collections::HashMap;
+
+/// Running totals for one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    pub lines: u64,
+    pub blank: u64,
+    pub events: u64,
+    pub duplicates: u64,
+    pub rejects: u64,
+    pub actions: u64,
+}
+
+impl IngestStats {
+    pub fn add(&mut self, o: &IngestStats) {
+        self.lines += o.lines;
+        self.blank += o.blank;
+        self.events += o.events;
+        self.duplicates += o.duplicates;
+        self.rejects += o.rejects;
+        self.actions += o.actions;
+    }
+}
+
+/// Parses and stores the lines of one source.
+pub struct Ingest {
+    source: String,
+    parser: QueueLogParser,
+    rules: Option<Rules>,
+    store: Store,
+    /// Caller of recent calls (from ENTERQUEUE), for events that name only
+    /// the call (ABANDON, EXITWITHTIMEOUT, …). Bounded; the store answers
+    /// for calls that fell out of it or entered before a restart.
+    callers: HashMap<String, CallerInfo>,
+    pub stats: IngestStats,
+}
+
+const MAX_REMEMBERED_CALLS: usize = 50_000;
+
+/// Builds the parser context for a source from the config.
+pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<QueueLogParser> {
+    let tz: Tz = src
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", src.timezone))?;
+    let ctx = SourceContext {
+        source: Str::from(src.name.as_str()),
+        pbx: Str::from(src.pbx.as_str()),
+        timezone: tz,
+        fallback_charset: Charset::from_name(&src.charset)
+            .with_context(|| format!("unknown charset {:?}", src.charset))?,
+    };
+    let numbers = NumberNormalizer::new(NumberConfig {
+        default_region: cfg.numbers.default_region.clone(),
+        max_internal_len: cfg.numbers.max_internal_len,
+        match_last_digits: cfg.numbers.match_last_digits,
+    })?;
+    let agents = AgentResolver::new(cfg.agents.aliases.clone());
+    Ok(QueueLogParser::new(ctx, numbers, agents))
+}
+
+impl Ingest {
+    /// `with_rules = false` for imports: history creates no actions.
+    pub fn new(
+        cfg: &Config,
+        src: &SourceConfig,
+        store: Store,
+        with_rules: bool,
+    ) -> anyhow::Result<Ingest> {
+        let tz: Tz = src
+            .timezone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", src.timezone))?;
+        Ok(Ingest {
+            source: src.name.clone(),
+            parser: parser_for(cfg, src)?,
+            rules: with_rules.then(|| Rules::new(cfg, tz)),
+            store,
+            callers: HashMap::new(),
+            stats: IngestStats::default(),
+        })
+    }
+
+    /// The caller of `ev`'s call: its own fields, else remembered from the
+    /// call's entering event (this batch, recent batches, or the store).
+    fn caller_for(
+        &mut self,
+        ev: &calltrail_parsers::Event,
+        batch: &[calltrail_parsers::Event],
+    ) -> Result<Option<CallerInfo>, StoreError> {
+        if let Some(own) = CallerInfo::of(ev) {
+            if let Some(call) = &ev.call_id {
+                if self.callers.len() >= MAX_REMEMBERED_CALLS {
+                    self.callers.clear();
+                }
+                self.callers.insert(call.clone(), own.clone());
+            }
+            return Ok(Some(own));
+        }
+        let Some(call) = &ev.call_id else {
+            return Ok(None);
+        };
+        if let Some(c) = self.callers.get(call) {
+            return Ok(Some(c.clone()));
+        }
+        if !ev.kind.is_missed() {
+            return Ok(None);
+        }
+        // Not seen since start: this batch is not committed yet, so look there too.
+        if let Some(c) = batch
+            .iter()
+            .rev()
+            .filter(|e| e.call_id.as_ref() == Some(call))
+            .find_map(CallerInfo::of)
+        {
+            return Ok(Some(c));
+        }
+        self.store.caller_of_call(&self.source, call)
+    }
+
+    /// Parses a batch and commits it; `checkpoint` says whether the source's
+    /// read position moves with it (tailing) or not (import).
+    pub fn process(&mut self, batch: &Batch, checkpoint: bool) -> Result<IngestStats, StoreError> {
+        let fp = fp_hex(batch.file_fp);
+        let now = Utc::now();
+        let mut events = Vec::with_capacity(batch.lines.len());
+        let mut rejects = Vec::new();
+        let mut actions: Vec<NewAction> = Vec::new();
+        let mut blank = 0u64;
+        for line in &batch.lines {
+            match self.parser.parse_line(&line.bytes) {
+                Ok(Some(mut ev)) => {
+                    ev.event_id = format!("{}:{}:{}", self.source, fp, line.offset);
+                    if self.rules.is_some() {
+                        let caller = self.caller_for(&ev, &events)?;
+                        if let Some(rules) = &self.rules {
+                            actions.extend(rules.actions_for(&ev, caller.as_ref(), now));
+                        }
+                    }
+                    events.push(ev);
+                }
+                Ok(None) => blank += 1,
+                Err(e) => {
+                    tracing::warn!(source = %self.source, line = line.line_no, offset = line.offset, reason = %e, "line rejected");
+                    rejects.push(RejectRow {
+                        reject_id: format!("{}:{}:{}", self.source, fp, line.offset),
+                        file_fp: fp.clone(),
+                        byte_offset: line.offset,
+                        line_no: line.line_no,
+                        raw: line.bytes.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let cp = checkpoint.then(|| Checkpoint {
+            file_fp: fp.clone(),
+            dev: batch.devino.dev,
+            inode: batch.devino.ino,
+            byte_offset: batch.end_offset,
+            line_no: batch.end_line_no,
+        });
+        let c: CommitStats =
+            self.store
+                .commit_batch(&self.source, &events, &rejects, &actions, cp.as_ref())?;
+        let s = IngestStats {
+            lines: batch.lines.len() as u64,
+            blank,
+            events: c.inserted as u64,
+            duplicates: c.duplicates as u64,
+            rejects: rejects.len() as u64,
+            actions: c.actions as u64,
+        };
+        self.stats.add(&s);
+        Ok(s)
+    }
+}

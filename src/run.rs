@@ -1,0 +1,210 @@
+//! `calltrail run`: tail every source, store, publish, act; stop cleanly on
+//! SIGTERM/SIGINT (or, with `--once`, when every source is read to its end
+//! and what it caused is published and done).
+
+use crate::actions::{self, ActionStats};
+use crate::config::{Config, SourceConfig};
+use crate::ingest::{Ingest, IngestStats};
+use crate::publish::{self, Mode};
+use crate::store::Store;
+use crate::tail::{StartAt, Tailer, Verdict};
+use anyhow::Context;
+use calltrail_sinks::{KafkaConfig, KafkaSink, Mailer, SmtpConfig, SmtpTls};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// What a run did, for the closing summary.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub sources: Vec<(String, IngestStats)>,
+    pub actions: ActionStats,
+    pub mail_via: String,
+    pub kafka: Option<String>,
+}
+
+/// Builds the mailer: SMTP when configured, else the outbox directory.
+pub fn mailer(cfg: &Config) -> anyhow::Result<Mailer> {
+    match &cfg.email.smtp {
+        Some(s) => {
+            let password = match (&s.password, &s.password_env) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(var)) => Some(
+                    std::env::var(var)
+                        .with_context(|| format!("email.smtp.password_env: {var} is not set"))?,
+                ),
+                (None, None) => None,
+            };
+            let tls = match s.tls.as_str() {
+                "none" => SmtpTls::None,
+                "tls" => SmtpTls::Tls,
+                _ => SmtpTls::StartTls,
+            };
+            Ok(Mailer::smtp(&SmtpConfig {
+                host: s.host.clone(),
+                port: s.port,
+                tls,
+                username: s.username.clone(),
+                password,
+                timeout: Duration::from_secs(s.timeout_s),
+                extra_root_cert_pem: s.ca_file.clone(),
+                hello_name: None,
+            })
+            .with_context(|| format!("setting up SMTP to {}:{}", s.host, s.port))?)
+        }
+        None => Mailer::outbox(&cfg.email.outbox)
+            .with_context(|| format!("creating the outbox {}", cfg.email.outbox.display())),
+    }
+}
+
+fn kafka_sink(cfg: &Config) -> anyhow::Result<Option<KafkaSink>> {
+    let Some(k) = &cfg.kafka else { return Ok(None) };
+    let sink = KafkaSink::new(&KafkaConfig {
+        brokers: k.brokers.clone(),
+        topic: k.topic.clone(),
+        client_id: k.client_id.clone(),
+        properties: k.properties.clone(),
+        delivery_timeout_ms: k.delivery_timeout_ms,
+    })
+    .with_context(|| format!("setting up the Kafka producer for {}", k.brokers))?;
+    Ok(Some(sink))
+}
+
+fn spawn_tailer(
+    cfg: &Config,
+    src: &SourceConfig,
+    store: &Store,
+    stop: Arc<AtomicBool>,
+    once: bool,
+    wakers: [Arc<Notify>; 2],
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
+    let mut ingest = Ingest::new(cfg, src, store.handle()?, true)?;
+    let start = store.checkpoint(&src.name)?.and_then(|cp| {
+        u64::from_str_radix(&cp.file_fp, 16).ok().map(|fp| StartAt {
+            file_fp: fp,
+            offset: cp.byte_offset,
+            line_no: cp.line_no,
+        })
+    });
+    let path = src.path.clone();
+    let name = src.name.clone();
+    let poll = Duration::from_millis(src.poll_interval_ms);
+    std::thread::Builder::new()
+        .name(format!("tail-{name}"))
+        .spawn(move || {
+            let mut tailer = Tailer::new(&path, poll, start);
+            tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
+                Ok(s) => {
+                    if s.events > 0 || s.actions > 0 {
+                        wakers.iter().for_each(|w| w.notify_one());
+                    }
+                    tracing::debug!(source = %name, lines = s.lines, events = s.events, rejects = s.rejects, "batch committed");
+                    Verdict::Committed
+                }
+                Err(e) => {
+                    tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
+                    Verdict::Retry
+                }
+            })?;
+            Ok(ingest.stats)
+        })
+        .context("starting a tailer thread")
+}
+
+/// Runs the daemon.
+pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
+    let store = Store::open(&cfg.store.path)?;
+    let mailer = mailer(cfg)?;
+    let mail_via = mailer.describe();
+    let kafka = kafka_sink(cfg)?;
+    let kafka_desc = cfg
+        .kafka
+        .as_ref()
+        .map(|k| format!("{} topic {}", k.brokers, k.topic));
+    tracing::info!(store = %cfg.store.path.display(), email = %mail_via, kafka = kafka_desc.as_deref().unwrap_or("off"), sources = cfg.sources.len(), "calltrail starting");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let kafka_wake = Arc::new(Notify::new());
+    let action_wake = Arc::new(Notify::new());
+    let (mode_tx, mode_rx) = watch::channel(Mode::Run);
+
+    let publisher = match kafka {
+        Some(sink) => Some(tokio::spawn(publish::run(
+            store.handle()?,
+            sink,
+            kafka_wake.clone(),
+            mode_rx.clone(),
+        ))),
+        None => None,
+    };
+    let worker = tokio::spawn(actions::run(
+        store.handle()?,
+        mailer,
+        action_wake.clone(),
+        mode_rx.clone(),
+    ));
+
+    let mut tailers = Vec::new();
+    for src in &cfg.sources {
+        let h = spawn_tailer(
+            cfg,
+            src,
+            &store,
+            stop.clone(),
+            once,
+            [kafka_wake.clone(), action_wake.clone()],
+        )?;
+        tailers.push((src.name.clone(), h));
+    }
+
+    if !once {
+        wait_for_signal().await?;
+        tracing::info!("stopping: finishing the current batches");
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut report = RunReport {
+        mail_via,
+        kafka: kafka_desc,
+        ..RunReport::default()
+    };
+    for (name, h) in tailers {
+        let stats = tokio::task::spawn_blocking(move || h.join())
+            .await
+            .context("joining a tailer")?
+            .map_err(|_| anyhow::anyhow!("the tailer of {name} panicked"))?
+            .with_context(|| format!("source {name}"))?;
+        report.sources.push((name, stats));
+    }
+    // Publish and act on what was committed, then stop.
+    let _ = mode_tx.send(Mode::Drain);
+    let drain = if once {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(15)
+    };
+    if let Some(p) = publisher {
+        if tokio::time::timeout(drain, p).await.is_err() {
+            tracing::warn!("Kafka did not catch up before the drain deadline; the rest is published on the next start");
+        }
+    }
+    match tokio::time::timeout(drain, worker).await {
+        Ok(Ok(stats)) => report.actions = stats,
+        Ok(Err(e)) => tracing::error!(error = %e, "the action worker failed"),
+        Err(_) => tracing::warn!(
+            "actions still running at the drain deadline; they resume on the next start"
+        ),
+    }
+    Ok(report)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! The DuckDB store: events, rejects, per-source checkpoints, per-sink
+//! publication checkpoints and the action outbox.
+//!
+//! Invariant: a batch's events, rejects, actions and the source checkpoint
+//! that covers them are committed in ONE transaction, so after any crash the
+//! checkpoint says exactly which input is already accounted for. Inserts are
+//! keyed on deterministic ids (`INSERT OR IGNORE`), so re-reading input that
+//! was already committed (an import run twice, a replay) adds nothing.
+
+mod events;
+mod schema;
+
+use calltrail_parsers::Event;
+use chrono::{DateTime, Utc};
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{params, Connection, OptionalExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the DuckDB store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: duckdb::Error,
+    },
+    #[error("{what}: {source}")]
+    Db {
+        what: &'static str,
+        source: duckdb::Error,
+    },
+    #[error("store row is malformed ({0})")]
+    Malformed(String),
+}
+
+fn db(what: &'static str) -> impl FnOnce(duckdb::Error) -> StoreError {
+    move |source| StoreError::Db { what, source }
+}
+
+/// Where a source has read up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub file_fp: String,
+    pub dev: u64,
+    pub inode: u64,
+    pub byte_offset: u64,
+    pub line_no: u64,
+}
+
+/// A line that did not parse, kept with its position and the reason.
+#[derive(Debug, Clone)]
+pub struct RejectRow {
+    pub reject_id: String,
+    pub file_fp: String,
+    pub byte_offset: u64,
+    pub line_no: u64,
+    pub raw: Vec<u8>,
+    pub reason: String,
+}
+
+/// An action to run later (outbox row).
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    pub action_id: String,
+    pub kind: String,
+    pub event_id: String,
+    pub payload: String,
+}
+
+/// A pending action as handed to the worker.
+#[derive(Debug, Clone)]
+pub struct PendingAction {
+    pub action_id: String,
+    pub kind: String,
+    pub attempts: u32,
+    pub payload: String,
+}
+
+/// The calling party of a call, as its entering event recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerInfo {
+    pub caller: Option<String>,
+    pub caller_raw: Option<String>,
+    pub caller_name: Option<String>,
+}
+
+impl CallerInfo {
+    /// The caller fields of `ev`, when it has any.
+    pub fn of(ev: &calltrail_parsers::Event) -> Option<CallerInfo> {
+        (ev.caller.is_some() || ev.caller_raw.is_some()).then(|| CallerInfo {
+            caller: ev.caller.clone(),
+            caller_raw: ev.caller_raw.clone(),
+            caller_name: ev.caller_name.clone(),
+        })
+    }
+}
+
+/// What one committed batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub inserted: usize,
+    pub duplicates: usize,
+    pub rejects: usize,
+    pub actions: usize,
+}
+
+/// One DuckDB connection behind a mutex. Clone a `Store` handle with
+/// [`Store::handle`] to get another connection to the same database (for the
+/// publisher and the action worker, so they never wait on the ingest writer).
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+pub(crate) fn ts(t: DateTime<Utc>) -> Value {
+    Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and applies the schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // A missing directory gives DuckDB's less helpful error; create it.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.execute_batch(schema::DDL)
+            .map_err(db("creating the schema"))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing store without writing to it.
+    pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+        let cfg = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(db("configuring read-only access"))?;
+        Connection::open_with_flags(path, cfg).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Another connection to the same database.
+    pub fn handle(&self) -> Result<Store, StoreError> {
+        let conn = self
+            .lock()
+            .try_clone()
+            .map_err(db("opening a second connection"))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: self.path.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave DuckDB half-written
+        // (transactions roll back), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed checkpoint of `source`, if any.
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT file_fp, dev, inode, byte_offset, line_no FROM checkpoints WHERE source = ?",
+            params![source],
+            |r| {
+                Ok(Checkpoint {
+                    file_fp: r.get(0)?,
+                    dev: r.get(1)?,
+                    inode: r.get(2)?,
+                    byte_offset: r.get::<_, i64>(3)? as u64,
+                    line_no: r.get::<_, i64>(4)? as u64,
+                })
+            },
+        )
+        .optional()
+        .map_err(db("reading the checkpoint"))
+    }
+
+    /// Commits a batch atomically: events, rejects, actions and (when given)
+    /// the source checkpoint that covers them.
+    pub fn commit_batch(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+        actions: &[NewAction],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<CommitStats, StoreError> {
+        let now = Utc::now();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let mut stats = CommitStats::default();
+        {
+            let mut ins = tx
+                .prepare_cached(events::INSERT)
+                .map_err(db("preparing the event insert"))?;
+            for e in events {
+                let n = events::insert(&mut ins, e, now).map_err(db("inserting an event"))?;
+                if n == 1 {
+                    stats.inserted += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+        }
+        if !rejects.is_empty() {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .map_err(db("preparing the reject insert"))?;
+            for r in rejects {
+                stats.rejects += ins
+                    .execute(params![
+                        r.reject_id,
+                        source,
+                        r.file_fp,
+                        r.byte_offset as i64,
+                        r.line_no as i64,
+                        r.raw,
+                        r.reason,
+                        ts(now)
+                    ])
+                    .map_err(db("inserting a reject"))?;
+            }
+        }
+        if !actions.is_empty() {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?)",
+                )
+                .map_err(db("preparing the action insert"))?;
+            for a in actions {
+                stats.actions += ins
+                    .execute(params![
+                        a.action_id,
+                        a.kind,
+                        a.event_id,
+                        ts(now),
+                        ts(now),
+                        a.payload
+                    ])
+                    .map_err(db("inserting an action"))?;
+            }
+        }
+        if let Some(cp) = checkpoint {
+            tx.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    source,
+                    cp.file_fp,
+                    cp.dev,
+                    cp.inode,
+                    cp.byte_offset as i64,
+                    cp.line_no as i64,
+                    ts(now)
+                ],
+            )
+            .map_err(db("writing the checkpoint"))?;
+        }
+        tx.commit().map_err(db("committing the batch"))?;
+        Ok(stats)
+    }
+
+    /// Events with `seq > after`, oldest first.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(events::SELECT_AFTER)
+            .map_err(db("preparing the event scan"))?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], events::read_row)
+            .map_err(db("scanning events"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, ev) = r.map_err(db("reading an event"))?;
+            out.push((seq, ev?));
+        }
+        Ok(out)
+    }
+
+    /// The highest `seq` a sink has acknowledged (0 when none).
+    pub fn sink_checkpoint(&self, sink: &str) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT seq FROM sink_checkpoints WHERE sink = ?",
+            params![sink],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(|v| v.unwrap_or(0))
+        .map_err(db("reading a sink checkpoint"))
+    }
+
+    pub fn set_sink_checkpoint(&self, sink: &str, seq: i64) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
+            params![sink, seq, ts(Utc::now())],
+        )
+        .map_err(db("writing a sink checkpoint"))?;
+        Ok(())
+    }
+
+    /// The highest event `seq` (0 for an empty store).
+    pub fn max_seq(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(db("reading the last event"))
+    }
+
+    /// Who called: the caller fields of the latest `enter_queue` (or record)
+    /// event of `call_id` from `source`. Lines such as ABANDON carry no caller.
+    pub fn caller_of_call(
+        &self,
+        source: &str,
+        call_id: &str,
+    ) -> Result<Option<CallerInfo>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT caller, caller_raw, caller_name FROM events
+                 WHERE source = ? AND call_id = ? AND (caller IS NOT NULL OR caller_raw IS NOT NULL)
+                 ORDER BY ts DESC, seq DESC LIMIT 1",
+            )
+            .map_err(db("preparing the caller lookup"))?;
+        stmt.query_row(params![source, call_id], |r| {
+            Ok(CallerInfo {
+                caller: r.get(0)?,
+                caller_raw: r.get(1)?,
+                caller_name: r.get(2)?,
+            })
+        })
+        .optional()
+        .map_err(db("looking up a call's caller"))
+    }
+
+    /// Pending actions whose time has come, oldest first.
+    pub fn due_actions(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingAction>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT action_id, kind, attempts, payload FROM actions
+                 WHERE status = 'pending' AND next_attempt_at <= ?
+                 ORDER BY created_at, action_id LIMIT ?",
+            )
+            .map_err(db("preparing the action scan"))?;
+        let rows = stmt
+            .query_map(params![ts(now), limit as i64], |r| {
+                Ok(PendingAction {
+                    action_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    attempts: r.get::<_, i32>(2)?.max(0) as u32,
+                    payload: r.get(3)?,
+                })
+            })
+            .map_err(db("scanning actions"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("reading an action"))
+    }
+
+    /// Count of actions still pending (due or not).
+    pub fn pending_actions(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT count(*) FROM actions WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db("counting actions"))
+    }
+
+    /// Marks an action done (`status = 'done'`) or failed for good.
+    pub fn finish_action(
+        &self,
+        action_id: &str,
+        ok: bool,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE actions SET status = ?, attempts = attempts + 1, done_at = ?, last_error = ?
+             WHERE action_id = ?",
+            params![
+                if ok { "done" } else { "failed" },
+                ts(Utc::now()),
+                error,
+                action_id
+            ],
+        )
+        .map_err(db("finishing an action"))?;
+        Ok(())
+    }
+
+    /// Records a transient failure and when to try again.
+    pub fn retry_action(
+        &self,
+        action_id: &str,
+        error: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE actions SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
+             WHERE action_id = ?",
+            params![error, ts(next), action_id],
+        )
+        .map_err(db("rescheduling an action"))?;
+        Ok(())
+    }
+
+    /// Runs `f` with the connection (for queries and summaries).
+    pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        f(&self.lock())
+    }
+}
