@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# queue_log parse throughput against DuckDB's raw CSV load of the same file,
+# measured in the same run (the anchor for "parse >= 5 M lines/s on one
+# core, 2x DuckDB's raw load").
+#
+#   bash bench/parse.sh [LINES]        # default 1000000
+#
+# 1. a venv with a pinned DuckDB under ~/.cache/calltrail/bench-venv;
+# 2. generates LINES queue_log lines (the gen_queue_log example,
+#    deterministic) into $CALLTRAIL_BENCH_DIR (default
+#    ~/.cache/calltrail/bench-data);
+# 3. DuckDB: CREATE TABLE ... AS SELECT * FROM read_csv(FILE, ...) with 1
+#    and with 2 threads, best wall time of 3 each;
+# 4. calltrail: the criterion bench (`cargo bench -p calltrail-parsers
+#    --bench parse`) on the same file, one thread;
+# 5. one summary block with lines/s and the ratios.
+#
+# Works in a fresh clone (builds what it needs). Environment:
+#   CALLTRAIL_BENCH_TARGET_DIR  cargo target dir (default ~/.cache/calltrail/bench-target)
+#   CALLTRAIL_BENCH_DIR         data and criterion output (default ~/.cache/calltrail/bench-data)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+lines=${1:-1000000}
+if ! [[ $lines =~ ^[0-9]+$ ]] || ((lines == 0)); then
+    echo "usage: $0 [LINES]" >&2
+    exit 2
+fi
+
+DUCKDB_VERSION=2.0.0
+cache=$HOME/.cache/calltrail
+venv=$cache/bench-venv
+data_dir=${CALLTRAIL_BENCH_DIR:-$cache/bench-data}
+export CARGO_TARGET_DIR=${CALLTRAIL_BENCH_TARGET_DIR:-$cache/bench-target}
+export CRITERION_HOME=$data_dir/criterion
+file=$data_dir/queue_log-$lines.txt
+mkdir -p "$data_dir"
+
+# 1. DuckDB in a venv, pinned.
+py=$venv/bin/python
+if ! "$py" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+    echo "bench: installing duckdb==$DUCKDB_VERSION into $venv"
+    python3 -m venv "$venv" || {
+        echo "bench: python3 -m venv failed (apt-get install python3-venv)" >&2
+        exit 2
+    }
+    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+fi
+
+# 2. The input. Regenerated every run (a few seconds): the generator is
+#    deterministic, and a file left by an older generator would skew the
+#    comparison with earlier runs.
+echo "bench: generating $lines queue_log lines into $file"
+cargo run -q --release -p calltrail-parsers --example gen_queue_log -- \
+    --lines "$lines" --out "$file.tmp"
+mv "$file.tmp" "$file"
+actual=$(wc -l <"$file")
+echo "bench: input $file: $actual lines, $(du -h "$file" | cut -f1)"
+
+# 3. DuckDB's raw load, 1 and 2 threads, best of 3 wall times.
+duck_json=$data_dir/duckdb.json
+"$py" - "$file" "$actual" "$duck_json" <<'PY'
+import json, sys, time
+import duckdb
+
+path, lines, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sql = (
+    "CREATE TABLE t AS SELECT * FROM read_csv('" + path.replace("'", "''") + "', "
+    "delim='|', header=false, null_padding=true, auto_detect=false, quote='', escape='', "
+    "columns={'ts':'BIGINT','callid':'VARCHAR','queue':'VARCHAR','agent':'VARCHAR',"
+    "'event':'VARCHAR','d1':'VARCHAR','d2':'VARCHAR','d3':'VARCHAR','d4':'VARCHAR','d5':'VARCHAR'})"
+)
+result = {"duckdb_version": duckdb.__version__, "lines": lines}
+for threads in (1, 2):
+    times = []
+    for _ in range(3):
+        con = duckdb.connect(":memory:")
+        con.execute(f"SET threads={threads}")
+        t0 = time.perf_counter()
+        con.execute(sql)
+        times.append(time.perf_counter() - t0)
+        rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+        con.close()
+        if rows != lines:
+            sys.exit(f"duckdb loaded {rows} rows, expected {lines}")
+    best = min(times)
+    result[f"threads_{threads}"] = {"best_s": best, "all_s": times, "lines_per_s": lines / best}
+    print(f"bench: duckdb {threads} thread(s): best {best:.3f} s of {', '.join(f'{t:.3f}' for t in times)}"
+          f" -> {lines / best / 1e6:.2f} M lines/s")
+json.dump(result, open(out, "w"), indent=1)
+PY
+
+# 4. Our parser, criterion, one thread, same file.
+echo "bench: cargo bench -p calltrail-parsers --bench parse (CALLTRAIL_BENCH_FILE=$file)"
+rm -rf "$CRITERION_HOME/queue_log" "$CRITERION_HOME/cdr_csv"
+CALLTRAIL_BENCH_FILE=$file CALLTRAIL_BENCH_LINES=$lines \
+    cargo bench -q -p calltrail-parsers --bench parse 2>&1 | tee "$data_dir/criterion.log"
+
+# 5. Summary.
+"$py" - "$duck_json" "$CRITERION_HOME" "$actual" "$lines" <<'PY'
+import json, os, sys
+
+duck = json.load(open(sys.argv[1]))
+home, ql_lines, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def median_s(group, bench):
+    p = os.path.join(home, group, bench, "new", "estimates.json")
+    return json.load(open(p))["median"]["point_estimate"] / 1e9
+
+# The bench reads the queue_log file; it generates max(LINES / 5, 1) CDRs.
+cdr_lines = max(n // 5, 1)
+d1 = duck["threads_1"]["lines_per_s"]
+d2 = duck["threads_2"]["lines_per_s"]
+imp = ql_lines / median_s("queue_log", "import")
+steady = ql_lines / median_s("queue_log", "steady")
+cdr = cdr_lines / median_s("cdr_csv", "import")
+m = lambda v: f"{v / 1e6:8.2f} M lines/s"
+print()
+print(f"== parse benchmark: {ql_lines} queue_log lines, DuckDB {duck['duckdb_version']} ==")
+print(f"DuckDB read_csv, 1 thread           {m(d1)}")
+print(f"DuckDB read_csv, 2 threads          {m(d2)}")
+print(f"calltrail parse, 1 thread (import)  {m(imp)}   fresh parser per file, cold caches")
+print(f"calltrail parse, 1 thread (steady)  {m(steady)}   warm parser (tailing)")
+print(f"ratio calltrail/DuckDB-1t           {imp / d1:8.2f}x import   {steady / d1:.2f}x steady")
+print(f"ratio calltrail/DuckDB-2t           {imp / d2:8.2f}x import   {steady / d2:.2f}x steady")
+print(f"target: >= 5.00 M lines/s and >= 2x DuckDB-1t: "
+      f"{'MET' if imp >= 5e6 and imp >= 2 * d1 else 'NOT MET'} (import)")
+print(f"cdr_csv parse, 1 thread (import)    {m(cdr)}   ({cdr_lines} generated records)")
+PY
