@@ -9,13 +9,13 @@
 //! - `1001`, or free text such as `Paty Marin` → itself, trimmed.
 
 use crate::event::Str;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Resolves raw agent strings to agent ids, interning them.
 #[derive(Debug, Default, Clone)]
 pub struct AgentResolver {
-    aliases: HashMap<String, Str>,
-    interned: HashMap<Box<str>, Option<Str>>,
+    aliases: FxHashMap<String, Str>,
+    interned: FxHashMap<Box<str>, Option<Str>>,
 }
 
 impl AgentResolver {
@@ -26,7 +26,7 @@ impl AgentResolver {
                 .into_iter()
                 .map(|(k, v)| (k.trim().to_string(), Str::from(v.trim())))
                 .collect(),
-            interned: HashMap::new(),
+            interned: FxHashMap::default(),
         }
     }
 

@@ -16,7 +16,7 @@
 //!    whatever rule 3/4 produced, for PBXes whose trunks mangle prefixes.
 
 use phonenumber::{country, Mode};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// How numbers are normalized for one calltrail instance.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct UnknownRegion(pub String);
 pub struct NumberNormalizer {
     region: country::Id,
     cfg: NumberConfig,
-    cache: HashMap<Box<str>, Option<String>>,
+    cache: FxHashMap<Box<str>, Option<String>>,
 }
 
 const CACHE_LIMIT: usize = 200_000;
@@ -79,7 +79,7 @@ impl NumberNormalizer {
         Ok(NumberNormalizer {
             region,
             cfg,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
         })
     }
 

@@ -21,8 +21,10 @@ use crate::time::{local_to_utc, parse_epoch, parse_naive};
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
 use nom::bytes::complete::{tag, take_till};
+use nom::Offset;
 use nom::{IResult, Parser};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// Longest line accepted (Asterisk's own buffer is 8 KiB plus the prefix).
 pub const MAX_LINE_LEN: usize = 64 * 1024;
@@ -57,28 +59,45 @@ struct Header<'a> {
     data: &'a str,
 }
 
-fn field(i: &str) -> IResult<&str, &str> {
-    take_till(|c| c == '|').parse(i)
-}
-
-fn sep_field(i: &str) -> IResult<&str, &str> {
-    let (i, (_, f)) = (tag("|"), field).parse(i)?;
+/// A field followed by `|` (a plain byte scan: `|` is ASCII, so the split
+/// points are always character boundaries of the decoded line).
+fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    let (i, (f, _)) = (take_till(|b| b == b'|'), tag(&b"|"[..])).parse(i)?;
     Ok((i, f))
 }
 
+/// The event name: up to the next `|`, or the end of a data-less line.
+fn last_field(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_till(|b| b == b'|').parse(i)
+}
+
 fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
-    let parsed: IResult<&str, _> = (field, sep_field, sep_field, sep_field, sep_field).parse(line);
-    let (rest, (time, callid, queue, agent, event)) =
+    let bytes = line.as_bytes();
+    let parsed: IResult<&[u8], _> = (field, field, field, field, last_field).parse(bytes);
+    let (rest_b, (time, callid, queue, agent, event)) =
         parsed.map_err(|_| QueueLogError::TooFewFields {
             found: line.split('|').count(),
         })?;
+    // Back from byte slices to the same spans of the decoded line.
+    let span = |sub: &[u8]| {
+        let start = bytes.offset(sub);
+        line.get(start..start + sub.len()).unwrap_or("")
+    };
+    let (time, callid, queue, agent, event) = (
+        span(time),
+        span(callid),
+        span(queue),
+        span(agent),
+        span(event),
+    );
+    let rest = span(rest_b);
     let data = rest.strip_prefix('|').unwrap_or(rest);
     Ok(Header {
-        time: time.trim(),
-        callid: callid.trim(),
-        queue: queue.trim(),
-        agent: agent.trim(),
-        event: event.trim(),
+        time: time.trim_ascii(),
+        callid: callid.trim_ascii(),
+        queue: queue.trim_ascii(),
+        agent: agent.trim_ascii(),
+        event: event.trim_ascii(),
         data,
     })
 }
@@ -91,7 +110,7 @@ pub struct QueueLogParser {
     ctx: SourceContext,
     numbers: NumberNormalizer,
     agents: AgentResolver,
-    interned: HashMap<Box<str>, Str>,
+    interned: FxHashMap<Box<str>, Str>,
 }
 
 impl QueueLogParser {
@@ -100,7 +119,7 @@ impl QueueLogParser {
             ctx,
             numbers,
             agents,
-            interned: HashMap::new(),
+            interned: FxHashMap::default(),
         }
     }
 
@@ -172,11 +191,11 @@ impl QueueLogParser {
         data: &str,
     ) -> Result<Event, QueueLogError> {
         self.build(&Header {
-            time: time.trim(),
-            callid: callid.trim(),
-            queue: queue.trim(),
-            agent: agent.trim(),
-            event: event.trim(),
+            time: time.trim_ascii(),
+            callid: callid.trim_ascii(),
+            queue: queue.trim_ascii(),
+            agent: agent.trim_ascii(),
+            event: event.trim_ascii(),
             data,
         })
     }
@@ -222,10 +241,10 @@ impl QueueLogParser {
             ev.agent_raw = Some(self.intern(h.agent));
             ev.agent = self.agents.resolve(h.agent);
         }
-        let d: Vec<&str> = if h.data.is_empty() {
-            Vec::new()
+        let d: SmallVec<[&str; 8]> = if h.data.is_empty() {
+            SmallVec::new()
         } else {
-            h.data.split('|').collect()
+            split_bar(h.data)
         };
         self.interpret(&mut ev, &d);
         ev.data = d.iter().map(|s| s.to_string()).collect();
@@ -235,11 +254,11 @@ impl QueueLogParser {
     fn interpret(&mut self, ev: &mut Event, d: &[&str]) {
         // Trailing empty fields (a stray trailing '|') carry nothing.
         let mut n = d.len();
-        while n > 0 && d[n - 1].trim().is_empty() {
+        while n > 0 && d[n - 1].trim_ascii().is_empty() {
             n -= 1;
         }
         let d = &d[..n];
-        let get = |i: usize| d.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let get = |i: usize| d.get(i).map(|s| s.trim_ascii()).filter(|s| !s.is_empty());
         let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
         let rest = |i: usize| {
             let s = d.get(i..).map(|r| r.join("|")).unwrap_or_default();
@@ -345,6 +364,20 @@ impl QueueLogParser {
             _ => {}
         }
     }
+}
+
+/// `s.split('|')` with a byte scan (`|` is ASCII: every cut is a char boundary).
+fn split_bar(s: &str) -> SmallVec<[&str; 8]> {
+    let mut out = SmallVec::new();
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'|' {
+            out.push(s.get(start..i).unwrap_or(""));
+            start = i + 1;
+        }
+    }
+    out.push(s.get(start..).unwrap_or(""));
+    out
 }
 
 fn is_sentinel_callid(s: &str) -> bool {

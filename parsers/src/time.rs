@@ -62,7 +62,12 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
 
 /// Parses integer (or fractional) epoch seconds.
 pub fn parse_epoch(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
+    let s = s.trim_ascii();
+    // Fast path: whole seconds, the queue_log norm.
+    if !s.is_empty() && s.len() <= 12 && s.bytes().all(|c| c.is_ascii_digit()) {
+        let secs = s.bytes().fold(0i64, |v, c| v * 10 + i64::from(c - b'0'));
+        return DateTime::from_timestamp(secs, 0);
+    }
     let (secs, frac) = match s.split_once('.') {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),

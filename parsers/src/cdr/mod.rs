@@ -36,8 +36,8 @@
 //! # Fields
 //! `ts` = start, `answered_at` = answer, `ended_at` = end (`YYYY-MM-DD
 //! HH:MM:SS[.f]` or epoch seconds, local to the source's zone — UTC for
-//! `usegmtime=yes`; empty or `0000-00-00 …` = none; a time skipped by DST
-//! is an error). `duration_s`/`talk_s` = duration/billsec, fractions
+//! `usegmtime=yes`; empty, `0000-00-00 …` or a raw `0`/`0.000000` (an
+//! unset `${CDR(x,u)}`) = none; a time skipped by DST is an error). `duration_s`/`talk_s` = duration/billsec, fractions
 //! rounded down. Without `answer`/`end` columns (FreePBX table exports)
 //! end = start + duration and answer = end − billsec. `call_id` = uniqueid,
 //! `linked_id` = linkedid (Grandstream: "Session"), `caller`/`callee` =

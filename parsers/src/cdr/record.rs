@@ -91,7 +91,8 @@ impl Builder {
         }
         if !s.contains('-') {
             if let Some(t) = parse_epoch(s) {
-                return Ok(Some(t));
+                // `${CDR(answer,u)}` writes an unset time as `0.000000`.
+                return Ok((t != DateTime::UNIX_EPOCH).then_some(t));
             }
         }
         Err(CdrError::BadDate {

@@ -1,0 +1,41 @@
+//! Parses a queue_log file with one parser and prints how many lines, events
+//! and rejects it saw and the rate: a quick check of parse speed on real
+//! files, and a fixed workload for instruction-count profiling
+//! (`valgrind --tool=callgrind`), which is repeatable on a busy machine.
+//!
+//!     cargo run --release -p calltrail-parsers --example parse_file -- FILE [REPEAT]
+
+use calltrail_parsers::{
+    AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
+};
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().ok_or("usage: parse_file FILE [REPEAT]")?;
+    let repeat: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(1);
+    let bytes = std::fs::read(&path)?;
+    let mut parser = QueueLogParser::new(
+        SourceContext::new("bench", "pbx"),
+        NumberNormalizer::new(NumberConfig::default())?,
+        AgentResolver::default(),
+    );
+    let (mut lines, mut events, mut rejects) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for _ in 0..repeat {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            lines += 1;
+            match parser.parse_line(line) {
+                Ok(Some(_)) => events += 1,
+                Ok(None) => {}
+                Err(_) => rejects += 1,
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{lines} lines, {events} events, {rejects} rejects in {secs:.3} s: {:.2} M lines/s",
+        lines as f64 / secs / 1e6
+    );
+    Ok(())
+}
