@@ -14,7 +14,8 @@
 //! [`EventKind::Other`] with their raw fields.
 
 use crate::agent::AgentResolver;
-use crate::event::{Direction, Event, EventKind, SourceKind, Str};
+use crate::event::{Direction, Event, EventKind, SourceKind};
+use crate::intern::Interner;
 use crate::phone::NumberNormalizer;
 use crate::text::decode_lenient;
 use crate::time::{local_to_utc, parse_epoch, parse_naive};
@@ -23,7 +24,6 @@ use chrono::{DateTime, Utc};
 use nom::bytes::complete::{tag, take_till};
 use nom::Offset;
 use nom::{IResult, Parser};
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 /// Longest line accepted (Asterisk's own buffer is 8 KiB plus the prefix).
@@ -110,7 +110,7 @@ pub struct QueueLogParser {
     ctx: SourceContext,
     numbers: NumberNormalizer,
     agents: AgentResolver,
-    interned: FxHashMap<Box<str>, Str>,
+    interned: Interner,
 }
 
 impl QueueLogParser {
@@ -119,7 +119,7 @@ impl QueueLogParser {
             ctx,
             numbers,
             agents,
-            interned: FxHashMap::default(),
+            interned: Interner::default(),
         }
     }
 
@@ -132,18 +132,6 @@ impl QueueLogParser {
     /// Normalizes a phone number with this parser's rules and cache.
     pub fn normalize_number(&mut self, raw: &str) -> Option<String> {
         self.numbers.normalize(raw)
-    }
-
-    fn intern(&mut self, s: &str) -> Str {
-        if let Some(v) = self.interned.get(s) {
-            return v.clone();
-        }
-        if self.interned.len() > 50_000 {
-            self.interned.clear();
-        }
-        let v = Str::from(s);
-        self.interned.insert(s.into(), v.clone());
-        v
     }
 
     fn time(&self, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
@@ -222,7 +210,7 @@ impl QueueLogParser {
             h.event
         };
         let kind = kind_of(verb_str);
-        let verb = self.intern(verb_str);
+        let verb = self.interned.get(verb_str);
         let mut ev = Event::new(
             SourceKind::AsteriskQueueLog,
             self.ctx.source.clone(),
@@ -235,10 +223,10 @@ impl QueueLogParser {
             ev.call_id = Some(h.callid.to_string());
         }
         if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
-            ev.queue = Some(self.intern(h.queue));
+            ev.queue = Some(self.interned.get(h.queue));
         }
         if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
-            ev.agent_raw = Some(self.intern(h.agent));
+            ev.agent_raw = Some(self.interned.get(h.agent));
             ev.agent = self.agents.resolve(h.agent);
         }
         let d: SmallVec<[&str; 8]> = if h.data.is_empty() {

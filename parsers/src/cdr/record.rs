@@ -24,12 +24,12 @@ use super::layout::{Col, Mapping};
 use super::split::Fields;
 use crate::agent::AgentResolver;
 use crate::event::{Direction, Disposition, Event, EventKind, SourceKind, Str};
+use crate::intern::Interner;
 use crate::phone::NumberNormalizer;
 use crate::text::decode_lenient;
 use crate::time::{local_to_utc, parse_epoch, parse_naive};
 use crate::SourceContext;
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::HashMap;
 
 /// Turns records into events; holds the per-source caches.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub(crate) struct Builder {
     pub(crate) kind: SourceKind,
     numbers: NumberNormalizer,
     agents: AgentResolver,
-    interned: HashMap<Box<str>, Str>,
+    interned: Interner,
     verb: Str,
     /// Digit strings up to this long are extensions (see `direction`).
     pub(crate) max_extension_len: usize,
@@ -56,22 +56,10 @@ impl Builder {
             kind,
             numbers,
             agents,
-            interned: HashMap::new(),
+            interned: Interner::default(),
             verb: Str::from("CDR"),
             max_extension_len: super::DEFAULT_MAX_EXTENSION_LEN,
         }
-    }
-
-    fn intern(&mut self, s: &str) -> Str {
-        if let Some(v) = self.interned.get(s) {
-            return v.clone();
-        }
-        if self.interned.len() > 50_000 {
-            self.interned.clear();
-        }
-        let v = Str::from(s);
-        self.interned.insert(s.into(), v.clone());
-        v
     }
 
     /// A date column: `Ok(None)` when empty or all zeros.
@@ -183,7 +171,7 @@ impl Builder {
         if app.eq_ignore_ascii_case("Queue") {
             let q = app_data.split([',', '|']).next().unwrap_or("").trim();
             if !q.is_empty() {
-                ev.queue = Some(self.intern(q));
+                ev.queue = Some(self.interned.get(q));
             }
         }
         if !app.is_empty() {
