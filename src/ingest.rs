@@ -82,13 +82,11 @@ impl Ingest {
         store: Store,
         with_rules: bool,
     ) -> anyhow::Result<Ingest> {
-        let tz: Tz = src
-            .timezone
-            .parse()
-            .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", src.timezone))?;
+        let parser = parser_for(cfg, src)?;
+        let tz = parser.context().timezone;
         Ok(Ingest {
             source: src.name.clone(),
-            parser: parser_for(cfg, src)?,
+            parser,
             rules: with_rules.then(|| Rules::new(cfg, tz)),
             store,
             callers: HashMap::new(),
