@@ -66,7 +66,12 @@ pub async fn run(
         let payloads: Vec<(String, Vec<u8>)> = batch
             .iter()
             .map(|(_, ev)| {
-                let body = serde_json::to_vec(ev).unwrap_or_default();
+                // An Event always serializes (strings, numbers, enums); should
+                // that ever break, say so loudly rather than stall the topic.
+                let body = serde_json::to_vec(ev).unwrap_or_else(|e| {
+                    tracing::error!(event_id = %ev.event_id, error = %e, "cannot serialize an event; publishing it empty");
+                    Vec::new()
+                });
                 (ev.partition_key().to_string(), body)
             })
             .collect();
