@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cdr;
 pub mod dbf;
 pub mod event;
+pub mod hash;
 pub mod intern;
 pub mod oktell;
 pub mod phone;

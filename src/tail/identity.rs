@@ -8,15 +8,9 @@
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 
-/// FNV-1a, 64 bit: tiny, stable across Rust versions and platforms.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+/// FNV-1a, 64 bit: stable across Rust versions and platforms (event ids
+/// depend on it).
+pub use calltrail_parsers::hash::fnv1a64 as fnv1a;
 
 /// Fingerprint as written into event ids and checkpoints.
 pub fn fp_hex(fp: u64) -> String {

@@ -27,6 +27,7 @@
 use super::header::Column;
 use crate::agent::AgentResolver;
 use crate::event::{Direction, Disposition, Event, EventKind, SourceKind, Str};
+use crate::hash::Fnv1a;
 use crate::phone::NumberNormalizer;
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
@@ -258,12 +259,12 @@ impl OktellLeg {
     pub fn fingerprint(&self) -> u64 {
         let mut h = Fnv1a::new();
         h.write(b"oktell-leg/1");
-        h.str(Some(&self.id));
-        h.str(Some(&self.chain));
+        h.write_opt_str(Some(&self.id));
+        h.write_opt_str(Some(&self.chain));
         h.write(&[self.connection_type]);
-        h.time(Some(self.start));
-        h.time(self.answer);
-        h.time(self.stop);
+        h.write_opt_time(Some(self.start));
+        h.write_opt_time(self.answer);
+        h.write_opt_time(self.stop);
         for n in [self.reason_start, self.reason_stop, self.stop_side] {
             match n {
                 Some(v) => {
@@ -284,7 +285,7 @@ impl OktellLeg {
             &self.b_line_num,
             &self.a_number_dialed,
         ] {
-            h.str(s.as_deref());
+            h.write_opt_str(s.as_deref());
         }
         h.write(&[match self.is_recorded {
             None => 0,
@@ -292,61 +293,6 @@ impl OktellLeg {
             Some(true) => 2,
         }]);
         h.finish()
-    }
-}
-
-/// 64-bit FNV-1a (<http://www.isthe.com/chongo/tech/comp/fnv/>), written out so
-/// the value never depends on std's unspecified `DefaultHasher`.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv1a(u64);
-
-impl Fnv1a {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    pub fn new() -> Self {
-        Fnv1a(Self::OFFSET)
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
-    }
-
-    /// Length-prefixed, with a presence tag, so `("ab", "c")` and `("a", "bc")`
-    /// or `None` and `Some("")` differ.
-    fn str(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
-                self.write(&[1]);
-                self.write(&(s.len() as u64).to_le_bytes());
-                self.write(s.as_bytes());
-            }
-            None => self.write(&[0]),
-        }
-    }
-
-    fn time(&mut self, t: Option<DateTime<Utc>>) {
-        match t {
-            Some(t) => {
-                self.write(&[1]);
-                self.write(&t.timestamp().to_le_bytes());
-                self.write(&t.timestamp_subsec_nanos().to_le_bytes());
-            }
-            None => self.write(&[0]),
-        }
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -499,19 +445,6 @@ mod tests {
         // the letter is dropped; the rest is not a valid RU number, so it stays digits
         assert_eq!(e.callee.as_deref(), Some("8916234567"));
         assert_eq!(e.callee_raw.as_deref(), Some("8916И234567"));
-    }
-
-    #[test]
-    fn fnv1a_reference_vectors() {
-        for (input, want) in [
-            ("", 0xcbf2_9ce4_8422_2325u64),
-            ("a", 0xaf63_dc4c_8601_ec8c),
-            ("foobar", 0x8594_4171_f739_67e8),
-        ] {
-            let mut h = Fnv1a::new();
-            h.write(input.as_bytes());
-            assert_eq!(h.finish(), want, "{input:?}");
-        }
     }
 
     #[test]

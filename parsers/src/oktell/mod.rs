@@ -35,8 +35,9 @@ mod leg;
 mod record;
 mod value;
 
+pub use crate::hash::Fnv1a;
 pub use header::Column;
-pub use leg::{agent_column, connection_type_name, direction_of, Fnv1a, OktellLeg, VERB};
+pub use leg::{agent_column, connection_type_name, direction_of, OktellLeg, VERB};
 
 use crate::agent::AgentResolver;
 use crate::event::{Event, Str};
