@@ -4,5 +4,6 @@
 
 mod daemon;
 mod harness;
+mod rotation;
 mod skeleton;
 mod support;
