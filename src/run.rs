@@ -128,7 +128,7 @@ fn spawn_tailer(
 
 /// Runs the daemon.
 pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
-    let store = Store::open(&cfg.store.path)?;
+    let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
     let mailer = mailer(cfg)?;
     let mail_via = mailer.describe();
     let kafka = kafka_sink(cfg)?;

@@ -22,6 +22,9 @@ pub struct Config {
     pub email: EmailSection,
     #[serde(default)]
     pub rules: RulesSection,
+    /// Derived state: thresholds, intervals, service-level formula.
+    #[serde(default)]
+    pub state: crate::state::StateConfig,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,
@@ -290,6 +293,13 @@ fn default_max_age() -> u64 {
 }
 
 impl Config {
+    /// The derived-state settings, with the number rules they depend on.
+    pub fn state_config(&self) -> crate::state::StateConfig {
+        let mut s = self.state.clone();
+        s.max_internal_len = self.numbers.max_internal_len;
+        s
+    }
+
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {

@@ -209,6 +209,45 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             );
         }
     }
+    let st = &cfg.state;
+    if st.interval_minutes == 0 || 1440 % st.interval_minutes != 0 {
+        p(
+            "state.interval_minutes".into(),
+            "a whole number of minutes that divides a day (5, 10, 15, 30, 60, …)",
+            st.interval_minutes.to_string(),
+        );
+    }
+    if st.short_abandon_s < 0 || st.sla_threshold_s < 0 {
+        p(
+            "state.short_abandon_s / state.sla_threshold_s".into(),
+            "seconds, 0 or more",
+            format!("{} / {}", st.short_abandon_s, st.sla_threshold_s),
+        );
+    }
+    if st.missed_expiry_hours == 0 {
+        p(
+            "state.missed_expiry_hours".into(),
+            "1 or more hours",
+            "0".into(),
+        );
+    }
+    let b = &st.breach;
+    if !(0.0..=1.0).contains(&b.service_level_min)
+        || !(0.0..=1.0).contains(&b.service_level_hysteresis)
+    {
+        p(
+            "state.breach.service_level_min / service_level_hysteresis".into(),
+            "fractions between 0 and 1 (0.8 = 80 %)",
+            format!("{} / {}", b.service_level_min, b.service_level_hysteresis),
+        );
+    }
+    if b.window_minutes < st.interval_minutes {
+        p(
+            "state.breach.window_minutes".into(),
+            "at least state.interval_minutes",
+            b.window_minutes.to_string(),
+        );
+    }
     if let Some(k) = &cfg.kafka {
         if k.brokers.trim().is_empty() {
             p(

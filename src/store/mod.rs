@@ -10,12 +10,13 @@
 mod events;
 mod schema;
 
+use crate::state::{StateConfig, Touched};
 use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +111,7 @@ pub struct CommitStats {
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    state: Arc<StateConfig>,
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
@@ -129,10 +131,24 @@ impl Store {
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
+        conn.execute_batch(crate::state::schema::DDL)
+            .map_err(db("creating the state tables"))?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            state: Arc::new(StateConfig::default()),
         })
+    }
+
+    /// Uses `cfg` for the derived state (thresholds, intervals, formulas).
+    pub fn with_state(mut self, cfg: StateConfig) -> Store {
+        self.state = Arc::new(cfg);
+        self
+    }
+
+    /// The derived-state settings in use.
+    pub fn state_config(&self) -> &StateConfig {
+        &self.state
     }
 
     /// Opens an existing store without writing to it.
@@ -159,6 +175,7 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: self.path.clone(),
+            state: self.state.clone(),
         })
     }
 
@@ -253,6 +270,8 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
+        crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
+            .map_err(db("updating the derived state"))?;
         if let Some(cp) = checkpoint {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -421,6 +440,12 @@ impl Store {
         )
         .map_err(db("rescheduling an action"))?;
         Ok(())
+    }
+
+    /// Settles time-dependent state (expired missed-call episodes).
+    pub fn sweep(&self) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        crate::state::sweep(&conn, &self.state, Utc::now()).map_err(db("sweeping the state"))
     }
 
     /// Runs `f` with the connection (for queries and summaries).
