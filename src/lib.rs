@@ -16,5 +16,6 @@ pub mod publish;
 pub mod query;
 pub mod rules;
 pub mod run;
+pub mod snapshot;
 pub mod store;
 pub mod tail;

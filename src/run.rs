@@ -147,14 +147,12 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
 
     let mut tailers = Vec::new();
     for src in &cfg.sources {
-        let h = spawn_tailer(
-            cfg,
-            src,
-            &store,
-            stop.clone(),
-            once,
-            [kafka_wake.clone(), action_wake.clone()],
-        )?;
+        let wakers = [kafka_wake.clone(), action_wake.clone()];
+        let h = if crate::snapshot::handles(src.kind) {
+            crate::snapshot::spawn(cfg, src, &store, stop.clone(), once, wakers)?
+        } else {
+            spawn_tailer(cfg, src, &store, stop.clone(), once, wakers)?
+        };
         tailers.push((src.name.clone(), h));
     }
 

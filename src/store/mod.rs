@@ -9,6 +9,9 @@
 
 mod events;
 mod schema;
+mod snapshot;
+
+pub use snapshot::{RowState, SNAPSHOT_DDL};
 
 use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};

@@ -1,0 +1,165 @@
+//! Per-row state of snapshot sources (WinTariff DBF tables, Oktell exports)
+//! and the one transaction that stores a snapshot's events, rejects and the
+//! row states that produced them.
+//!
+//! A snapshot source has no byte offset to checkpoint: its checkpoint is the
+//! `snapshot_rows` table (one row per record identity, see
+//! `src/snapshot/dbf.rs` and `src/snapshot/oktell.rs`). Committing the
+//! events together with the new states means a crash either keeps both or
+//! neither, so a restart resumes exactly: nothing re-emitted, nothing lost.
+
+use super::{db, events, ts, CommitStats, RejectRow, Store, StoreError};
+use calltrail_parsers::Event;
+use chrono::{DateTime, Utc};
+use duckdb::params;
+
+/// Applied by [`Store::ensure_snapshot_schema`]; idempotent.
+pub const SNAPSHOT_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS snapshot_rows (
+    source         VARCHAR NOT NULL,
+    row_id         VARCHAR NOT NULL,
+    record_index   BIGINT NOT NULL,
+    key_hash       UBIGINT NOT NULL,
+    row_hash       UBIGINT NOT NULL,
+    emitted_hash   UBIGINT,
+    version        INTEGER NOT NULL,
+    deleted        BOOLEAN NOT NULL,
+    marked_deleted BOOLEAN NOT NULL,
+    first_seen_at  TIMESTAMP NOT NULL,
+    updated_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (source, row_id)
+);
+"#;
+
+/// What calltrail knows about one row of a snapshot source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowState {
+    /// The row's identity within the source (DBF: `<first index>:<key hash>`;
+    /// Oktell: the leg `Id`).
+    pub row_id: String,
+    /// Where it was last seen (DBF record index; Oktell line number).
+    pub record_index: u64,
+    /// Hash of the identity columns (DBF), 0 for Oktell.
+    pub key_hash: u64,
+    /// Content hash last seen (delete flag excluded).
+    pub row_hash: u64,
+    /// Content hash last handled (emitted, or rejected); `None` = not yet.
+    pub emitted_hash: Option<u64>,
+    /// Versions emitted so far (0 = nothing emitted yet).
+    pub version: u32,
+    /// The row is marked deleted in the last snapshot.
+    pub deleted: bool,
+    /// A deletion marker was emitted for the current deletion.
+    pub marked_deleted: bool,
+    pub first_seen_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Creates the `snapshot_rows` table if needed.
+    pub fn ensure_snapshot_schema(&self) -> Result<(), StoreError> {
+        self.lock()
+            .execute_batch(SNAPSHOT_DDL)
+            .map_err(db("creating the snapshot_rows table"))
+    }
+
+    /// Every stored row state of `source`.
+    pub fn snapshot_rows(&self, source: &str) -> Result<Vec<RowState>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT row_id, record_index, key_hash, row_hash, emitted_hash, version, deleted, marked_deleted,
+                        epoch_us(first_seen_at)
+                 FROM snapshot_rows WHERE source = ? ORDER BY record_index, row_id",
+            )
+            .map_err(db("preparing the snapshot state scan"))?;
+        let rows = stmt
+            .query_map(params![source], |r| {
+                let first_us: i64 = r.get(8)?;
+                Ok(RowState {
+                    row_id: r.get(0)?,
+                    record_index: u64::try_from(r.get::<_, i64>(1)?).unwrap_or_default(),
+                    key_hash: r.get(2)?,
+                    row_hash: r.get(3)?,
+                    emitted_hash: r.get(4)?,
+                    version: u32::try_from(r.get::<_, i32>(5)?).unwrap_or_default(),
+                    deleted: r.get(6)?,
+                    marked_deleted: r.get(7)?,
+                    first_seen_at: DateTime::from_timestamp_micros(first_us).unwrap_or_default(),
+                })
+            })
+            .map_err(db("scanning the snapshot state"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("reading a snapshot row state"))
+    }
+
+    /// Commits one snapshot's outcome atomically: events, rejects and the
+    /// row states that changed. `states` must name each row at most once.
+    pub fn commit_snapshot(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+        states: &[RowState],
+    ) -> Result<CommitStats, StoreError> {
+        let now = Utc::now();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let mut stats = CommitStats::default();
+        {
+            let mut ins = tx
+                .prepare_cached(events::INSERT)
+                .map_err(db("preparing the event insert"))?;
+            for e in events {
+                if events::insert(&mut ins, e, now).map_err(db("inserting an event"))? == 1 {
+                    stats.inserted += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+        }
+        if !rejects.is_empty() {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .map_err(db("preparing the reject insert"))?;
+            for r in rejects {
+                stats.rejects += ins
+                    .execute(params![
+                        r.reject_id,
+                        source,
+                        r.file_fp,
+                        r.byte_offset as i64,
+                        r.line_no as i64,
+                        r.raw,
+                        r.reason,
+                        ts(now)
+                    ])
+                    .map_err(db("inserting a reject"))?;
+            }
+        }
+        if !states.is_empty() {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO snapshot_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .map_err(db("preparing the snapshot state upsert"))?;
+            for s in states {
+                up.execute(params![
+                    source,
+                    s.row_id,
+                    i64::try_from(s.record_index).unwrap_or(i64::MAX),
+                    s.key_hash,
+                    s.row_hash,
+                    s.emitted_hash,
+                    s.version,
+                    s.deleted,
+                    s.marked_deleted,
+                    ts(s.first_seen_at),
+                    ts(now)
+                ])
+                .map_err(db("writing a snapshot row state"))?;
+            }
+        }
+        tx.commit().map_err(db("committing the snapshot"))?;
+        Ok(stats)
+    }
+}
