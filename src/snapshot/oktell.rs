@@ -130,7 +130,9 @@ impl OktellEngine {
         occurrences: &mut HashMap<u64, u32>,
         reason: String,
     ) {
-        let h = fnv1a64(raw);
+        // Content without the line ending: a re-save with CRLF is the same line.
+        let content = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let h = fnv1a64(content.strip_suffix(b"\r").unwrap_or(content));
         let n = occurrences.entry(h).or_insert(0);
         *n += 1;
         let id = format!("{}:line:{h:016x}:{n}", self.source);

@@ -5,4 +5,5 @@
 mod daemon;
 mod harness;
 mod skeleton;
+mod snapshot;
 mod support;
