@@ -121,6 +121,7 @@ impl DbfEngine {
         self.deadline = self.compute_deadline();
     }
 
+    /// Before the first snapshot: the earliest grace deadline of any stored row.
     fn compute_deadline(&self) -> Option<DateTime<Utc>> {
         self.rows
             .values()
@@ -283,6 +284,9 @@ fn field_list(table: &DbfTable<'_>) -> String {
 impl Engine for DbfEngine {
     fn apply(&mut self, bytes: &[u8], now: DateTime<Utc>) -> Result<Delta, SnapshotError> {
         let mut delta = Delta::default();
+        // Set again below from the rows of a usable snapshot; an unusable
+        // one waits for the next change (or rescan) instead of a hot loop.
+        self.deadline = None;
         let table = match DbfTable::parse(bytes, self.choice, self.ctx.fallback_charset) {
             Ok(t) => t,
             Err(e) => {
@@ -348,6 +352,9 @@ impl Engine for DbfEngine {
 
         let matched = self.match_rows(&current);
         let mut new_ids: HashSet<String> = HashSet::new();
+        // Only rows in this snapshot can become due; rows that left the
+        // table must not keep the source re-reading.
+        let mut deadline: Option<DateTime<Utc>> = None;
         for (c, id) in current.iter().zip(matched) {
             let old = id.as_ref().and_then(|id| self.rows.get(id)).cloned();
             let mut st = match old.clone() {
@@ -417,10 +424,15 @@ impl Engine for DbfEngine {
                     st.emitted_hash = Some(c.hash);
                 }
             }
+            if !st.deleted && st.emitted_hash.is_none() {
+                let d = st.first_seen_at + self.grace;
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
             if old.as_ref() != Some(&st) {
                 delta.states.push(st);
             }
         }
+        self.deadline = deadline;
         Ok(delta)
     }
 
@@ -431,7 +443,6 @@ impl Engine for DbfEngine {
         for r in &delta.rejects {
             self.rejected.insert(r.reject_id.clone());
         }
-        self.deadline = self.compute_deadline();
     }
 
     fn next_deadline(&self) -> Option<DateTime<Utc>> {

@@ -299,6 +299,9 @@ impl Follower {
         let fp = fnv_hex(&snap.bytes);
         let delta = match self.engine.apply(&snap.bytes, Utc::now()) {
             Ok(d) => d,
+            Err(e) if once => {
+                return Err(e).with_context(|| format!("{} (snapshot {fp})", self.path.display()))
+            }
             Err(e) => {
                 // A configuration problem: wait for the next change.
                 tracing::error!(source = %self.name, snapshot = %fp, error = %e, "snapshot not usable");
