@@ -8,10 +8,10 @@
 //! **Identity.** A row is identified by its *key*: a hash of the raw bytes
 //! of the key fields (`key_fields`, default the mapping's date, time and
 //! extension fields, which the writer sets when the row appears and never
-//! changes). Each snapshot is matched against the stored states in two
-//! passes: first same record index and same key (the common case: an
-//! unchanged or in-place-updated row); then, for what is left, same key at
-//! another index (a packed table: the row moved, it is the same call).
+//! changes). Each snapshot is matched against the stored states by key:
+//! at the same record index (unchanged, or updated in place) or at another
+//! index (a packed table: the row moved, it is the same call); rows that
+//! share a key are told apart by content first, then by order.
 //! A row that matches nothing is a new identity, `row_id` =
 //! `<record index>:<key hash, 16 hex>` at first sight, kept for life. So an
 //! index reused by a different call (other date/time/extension) is a new
@@ -228,44 +228,56 @@ impl DbfEngine {
 
     /// Matches the snapshot's records to stored identities (see the module
     /// docs); returns, per record, the stored row id or `None` (new).
+    ///
+    /// Passes, each over the records still unmatched in index order, each
+    /// taking the lowest-index stored row still free: same index, key and
+    /// content (unchanged); same key and content elsewhere (moved by a
+    /// pack); same index and key (updated in place); same key elsewhere
+    /// (moved and updated). Content before position keeps rows that share
+    /// a key (the same extension twice in one second) apart when a pack
+    /// moves them.
     fn match_rows(&self, current: &[Current]) -> Vec<Option<String>> {
-        let mut by_pos: HashMap<(u64, u64), Vec<&str>> = HashMap::new();
-        let mut by_key: HashMap<u64, Vec<(u64, &str)>> = HashMap::new();
-        for s in self.rows.values() {
-            by_pos
-                .entry((s.record_index, s.key_hash))
-                .or_default()
-                .push(&s.row_id);
-            by_key
-                .entry(s.key_hash)
-                .or_default()
-                .push((s.record_index, &s.row_id));
-        }
-        for v in by_pos.values_mut() {
-            v.sort_unstable();
-        }
-        for v in by_key.values_mut() {
-            v.sort_unstable();
-        }
+        type Sig = (Option<u64>, u64, Option<u64>);
+        let passes: [fn(u64, u64, u64) -> Sig; 4] = [
+            |i, k, h| (Some(i), k, Some(h)),
+            |_, k, h| (None, k, Some(h)),
+            |i, k, _| (Some(i), k, None),
+            |_, k, _| (None, k, None),
+        ];
         let mut taken: HashSet<&str> = HashSet::new();
         let mut out: Vec<Option<String>> = vec![None; current.len()];
-        for (i, c) in current.iter().enumerate() {
-            if let Some(ids) = by_pos.get(&(u64::from(c.index), c.key)) {
-                if let Some(id) = ids.iter().find(|id| !taken.contains(**id)) {
-                    taken.insert(id);
-                    out[i] = Some((*id).to_string());
+        for sig in passes {
+            let mut cands: HashMap<Sig, Vec<(u64, &str)>> = HashMap::new();
+            for s in self
+                .rows
+                .values()
+                .filter(|s| !taken.contains(s.row_id.as_str()))
+            {
+                cands
+                    .entry(sig(s.record_index, s.key_hash, s.row_hash))
+                    .or_default()
+                    .push((s.record_index, &s.row_id));
+            }
+            for v in cands.values_mut() {
+                v.sort_unstable();
+                v.reverse(); // pop() takes the lowest index
+            }
+            for (i, c) in current.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                let Some(list) = cands.get_mut(&sig(u64::from(c.index), c.key, c.hash)) else {
+                    continue;
+                };
+                while let Some((_, id)) = list.pop() {
+                    if taken.insert(id) {
+                        out[i] = Some(id.to_string());
+                        break;
+                    }
                 }
             }
-        }
-        for (i, c) in current.iter().enumerate() {
-            if out[i].is_some() {
-                continue;
-            }
-            if let Some(ids) = by_key.get(&c.key) {
-                if let Some((_, id)) = ids.iter().find(|(_, id)| !taken.contains(*id)) {
-                    taken.insert(id);
-                    out[i] = Some((*id).to_string());
-                }
+            if out.iter().all(Option::is_some) {
+                break;
             }
         }
         out

@@ -332,3 +332,6 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
