@@ -81,6 +81,9 @@ pub struct DbfEngine {
 struct Current {
     index: u32,
     key: u64,
+    /// Every key field is blank: such a row is only ever matched at its
+    /// own index (blank rows elsewhere are not the same call).
+    blank_key: bool,
     hash: u64,
     record: DbfRecord,
 }
@@ -235,7 +238,7 @@ impl DbfEngine {
     /// pack); same index and key (updated in place); same key elsewhere
     /// (moved and updated). Content before position keeps rows that share
     /// a key (the same extension twice in one second) apart when a pack
-    /// moves them.
+    /// moves them. Rows with an all-blank key only match at their index.
     fn match_rows(&self, current: &[Current]) -> Vec<Option<String>> {
         type Sig = (Option<u64>, u64, Option<u64>);
         let passes: [fn(u64, u64, u64) -> Sig; 4] = [
@@ -246,7 +249,8 @@ impl DbfEngine {
         ];
         let mut taken: HashSet<&str> = HashSet::new();
         let mut out: Vec<Option<String>> = vec![None; current.len()];
-        for sig in passes {
+        for (pass, sig) in passes.into_iter().enumerate() {
+            let elsewhere = pass % 2 == 1;
             let mut cands: HashMap<Sig, Vec<(u64, &str)>> = HashMap::new();
             for s in self
                 .rows
@@ -263,7 +267,7 @@ impl DbfEngine {
                 v.reverse(); // pop() takes the lowest index
             }
             for (i, c) in current.iter().enumerate() {
-                if out[i].is_some() {
+                if out[i].is_some() || (elsewhere && c.blank_key) {
                     continue;
                 }
                 let Some(list) = cands.get_mut(&sig(u64::from(c.index), c.key, c.hash)) else {
@@ -337,14 +341,17 @@ impl Engine for DbfEngine {
                 Some(Ok(record)) => {
                     let raw = table.record_bytes(index).unwrap_or_default();
                     let mut k = Fnv1a::new();
+                    let mut blank_key = true;
                     for &f in &keys {
                         let b = table.field_bytes(index, f).unwrap_or_default();
+                        blank_key &= b.iter().all(|&x| x == b' ' || x == 0);
                         k.write(&(b.len() as u32).to_le_bytes());
                         k.write(b);
                     }
                     current.push(Current {
                         index,
                         key: k.finish(),
+                        blank_key: blank_key && !keys.is_empty(),
                         hash: fnv1a64(raw.get(1..).unwrap_or_default()),
                         record,
                     });

@@ -248,3 +248,31 @@ rescan_s = 0
     assert_eq!(cfg.snapshot["ok"].rescan_s, 5);
     assert_eq!(cfg.snapshot["ok"].grace_s, 300);
 }
+
+#[test]
+fn blank_key_rows_are_not_matched_across_indexes() {
+    let opts = SnapshotOptions {
+        grace_s: 0,
+        ..opts()
+    };
+    let mut e = engine(&opts);
+    let blank = ["", "", "", "", ""];
+    // A blank row (an allocated, not yet written record) is due at once
+    // with grace 0 and rejected (no start time).
+    let d = step(&mut e, &table(&[(false, A), (false, blank)]));
+    assert_eq!((d.events.len(), d.rejects.len()), (1, 1));
+    // It is filled in: a new identity at that index, emitted once.
+    let d = step(&mut e, &table(&[(false, A), (false, B)]));
+    assert_eq!(d.events.len(), 1);
+    assert!(d.events[0].event_id.ends_with(":v1"), "{:?}", ids(&d));
+    // Another blank record further down is not the old blank row: it is
+    // new (and, being blank, rejected as such), not an update of anything.
+    let d = step(&mut e, &table(&[(false, A), (false, B), (false, blank)]));
+    assert!(d.events.is_empty(), "{:?}", ids(&d));
+    assert_eq!(d.rejects.len(), 1);
+    assert!(
+        d.rejects[0].reject_id.contains(":rec:2:"),
+        "{}",
+        d.rejects[0].reject_id
+    );
+}
