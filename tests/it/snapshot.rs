@@ -431,6 +431,49 @@ fn wintariff_incomplete_row_after_grace_then_update() {
     assert_eq!(all[1]["verb"], "WINTARIFF_UPDATE");
 }
 
+/// The running daemon emits an incomplete row when its grace time passes,
+/// with no change to the file to wake it.
+#[test]
+fn wintariff_daemon_emits_after_grace_without_a_file_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = wt_config(dir.path(), 4);
+    let path = dir.path().join("data/calls.dbf");
+    let r = row("", "89161234567", "201", 15, "10:00:00");
+    let bytes = dbf(std::slice::from_ref(&r), None);
+    std::fs::write(&path, &bytes).unwrap();
+    let log = dir.path().join("daemon.log");
+    let daemon = Daemon::start(&cfg, &log);
+    assert!(
+        wait_until(Duration::from_secs(30), || applied(&log, &bytes)),
+        "{}",
+        daemon.log()
+    );
+    let emitted = |l: &str| l.contains("snapshot applied") && l.contains("events=1");
+    assert!(
+        !daemon.log().lines().any(emitted),
+        "emitted before the grace time:\n{}",
+        daemon.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .log()
+            .lines()
+            .any(emitted)),
+        "not emitted after the grace time:\n{}",
+        daemon.log()
+    );
+    assert!(daemon.terminate(Duration::from_secs(20)).success());
+    assert_eq!(
+        events(&cfg),
+        vec![(
+            id(0, &r, 1),
+            "WINTARIFF".into(),
+            "call_record".into(),
+            Some(15)
+        )]
+    );
+}
+
 fn daemon_child(cfg: &Path, log: &Path) -> Child {
     Command::new(bin())
         .arg("--config")
