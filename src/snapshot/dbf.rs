@@ -54,6 +54,9 @@ use calltrail_parsers::{
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
 
+/// Longest grace time honoured (a year), whatever the config says.
+const MAX_GRACE_S: u64 = 366 * 24 * 3600;
+
 /// Verb of a version after the first.
 pub const VERB_UPDATE: &str = "WINTARIFF_UPDATE";
 /// Verb of a deletion marker.
@@ -108,7 +111,8 @@ impl DbfEngine {
             mapper: WinTariffMapper::new(opts.wintariff.clone()),
             choice,
             key_fields: opts.key_fields.clone(),
-            grace: Duration::seconds(i64::try_from(opts.grace_s).unwrap_or(i64::MAX / 2000)),
+            // Validation allows a week; the clamp keeps date arithmetic safe anyway.
+            grace: Duration::seconds(i64::try_from(opts.grace_s.min(MAX_GRACE_S)).unwrap_or(0)),
             rows: states.into_iter().map(|s| (s.row_id.clone(), s)).collect(),
             rejected: HashSet::new(),
             deadline: None,
