@@ -2,7 +2,7 @@
 //! every problem found (not just the first) with where/expected/found.
 
 use super::Config;
-use calltrail_parsers::{Charset, NumberNormalizer};
+use calltrail_parsers::{Charset, NumberNormalizer, SourceKind};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
@@ -207,6 +207,41 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
                 "0 to 3600 seconds",
                 s.rotation_grace_s.to_string(),
             );
+        }
+    }
+    for (name, o) in &cfg.snapshot {
+        let at = |k: &str| format!("snapshot.{name}.{k}");
+        match cfg.sources.iter().find(|s| &s.name == name) {
+            Some(s) if matches!(s.kind, SourceKind::WintariffDbf | SourceKind::OktellCsv) => {}
+            Some(s) => p(
+                format!("snapshot.{name}"),
+                "options for a wintariff_dbf or oktell_csv source",
+                format!("a source of kind {}", s.kind),
+            ),
+            None => p(
+                format!("snapshot.{name}"),
+                "the name of a configured [[sources]] entry",
+                format!("{name:?}, which no source has"),
+            ),
+        }
+        if o.grace_s > 7 * 24 * 3600 {
+            p(at("grace_s"), "0 to 604800 seconds", o.grace_s.to_string());
+        }
+        if o.rescan_s == 0 || o.rescan_s > 24 * 3600 {
+            p(at("rescan_s"), "1 to 86400 seconds", o.rescan_s.to_string());
+        }
+        if !["auto", "ldid", "fixed"].contains(&o.charset_from.as_str()) {
+            p(
+                at("charset_from"),
+                "auto, ldid or fixed",
+                format!("{:?}", o.charset_from),
+            );
+        }
+        if o.key_fields
+            .as_ref()
+            .is_some_and(|k| k.iter().any(|f| f.trim().is_empty()))
+        {
+            p(at("key_fields"), "DBF field names", "an empty name".into());
         }
     }
     let st = &cfg.state;

@@ -9,6 +9,9 @@
 
 mod events;
 mod schema;
+mod snapshot;
+
+pub use snapshot::{RowState, SNAPSHOT_DDL};
 
 use crate::state::{StateConfig, Touched};
 use calltrail_parsers::Event;
@@ -112,6 +115,10 @@ pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
     state: Arc<StateConfig>,
+    /// Shared by every handle: commits are serialized, so event `seq`s
+    /// become visible in increasing order and a reader that follows `seq`
+    /// (the Kafka publisher) never skips one committed late.
+    commit_lock: Arc<Mutex<()>>,
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
@@ -137,6 +144,7 @@ impl Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             state: Arc::new(StateConfig::default()),
+            commit_lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -176,7 +184,13 @@ impl Store {
             conn: Mutex::new(conn),
             path: self.path.clone(),
             state: self.state.clone(),
+            commit_lock: self.commit_lock.clone(),
         })
+    }
+
+    /// Held for the whole of a writing transaction (see `commit_lock`).
+    pub(crate) fn commit_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -216,6 +230,7 @@ impl Store {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
+        let _serial = self.commit_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();

@@ -6,4 +6,5 @@ mod daemon;
 mod harness;
 mod rotation;
 mod skeleton;
+mod snapshot;
 mod support;
