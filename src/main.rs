@@ -145,7 +145,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query { format, sql } => {
             let cfg = load(&cli)?;
-            let rs = query::run_query(&cfg.store.path, sql)?;
+            let rs = query::run(&cfg, sql)?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             query::print(&rs, *format, &mut lock)?;

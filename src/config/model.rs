@@ -22,6 +22,10 @@ pub struct Config {
     pub email: EmailSection,
     #[serde(default)]
     pub rules: RulesSection,
+    #[serde(default)]
+    pub http: super::HttpSection,
+    #[serde(default)]
+    pub query: super::QuerySection,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,
