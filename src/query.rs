@@ -57,7 +57,7 @@ pub fn run(cfg: &Config, sql: &str) -> anyhow::Result<ResultSet> {
         .with_context(|| format!("[http] listen = {:?}", cfg.http.listen))?;
     let timeout = limits.timeout + std::time::Duration::from_secs(30);
     tracing::debug!(%addr, "store locked; asking the daemon");
-    match client::query(addr, sql, timeout) {
+    match client::query(addr, path, sql, timeout) {
         Ok(rs) => Ok(rs),
         Err(ClientError::Query(msg)) => Err(anyhow::anyhow!(msg)),
         Err(e) => anyhow::bail!(

@@ -3,6 +3,7 @@
 
 use crate::query::ResultSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 /// Largest answer read (the daemon's `[query] max_rows` bounds it first).
@@ -23,8 +24,14 @@ pub enum ClientError {
     Query(String),
 }
 
-/// Sends `sql` to the daemon at `addr` and waits up to `timeout`.
-pub fn query(addr: SocketAddr, sql: &str, timeout: Duration) -> Result<ResultSet, ClientError> {
+/// Sends `sql` to the daemon at `addr`, for the store at `store`, and waits
+/// up to `timeout`.
+pub fn query(
+    addr: SocketAddr,
+    store: &Path,
+    sql: &str,
+    timeout: Duration,
+) -> Result<ResultSet, ClientError> {
     let url = format!("http://{addr}/api/query");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -32,7 +39,8 @@ pub fn query(addr: SocketAddr, sql: &str, timeout: Duration) -> Result<ResultSet
         .timeout_global(Some(timeout))
         .build()
         .into();
-    let body = serde_json::json!({ "sql": sql }).to_string();
+    let store = std::fs::canonicalize(store).unwrap_or_else(|_| store.to_path_buf());
+    let body = serde_json::json!({ "sql": sql, "store": store }).to_string();
     let mut res = agent
         .post(&url)
         .header("content-type", "application/json")
@@ -59,7 +67,9 @@ pub fn query(addr: SocketAddr, sql: &str, timeout: Duration) -> Result<ResultSet
         ))
     })?;
     if !status.is_success() {
+        let kind = answer.get("kind").and_then(|k| k.as_str());
         return match answer.get("error").and_then(|m| m.as_str()) {
+            Some(msg) if kind == Some("wrong_store") => Err(protocol(msg.to_string())),
             Some(msg) => Err(ClientError::Query(msg.to_string())),
             None => Err(protocol(format!(
                 "status {status} without an error message"

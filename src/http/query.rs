@@ -1,7 +1,9 @@
 //! `POST /api/query`: one read-only SQL statement.
 //!
 //! Request: the SQL as the body (`text/plain` or any type but JSON), or
-//! `application/json` `{"sql": "…"}`; at most 1 MiB.
+//! `application/json` `{"sql": "…", "store": "/path/store.duckdb"}` (`store`
+//! optional: when given and not the file this daemon serves, 409
+//! `wrong_store`); at most 1 MiB.
 //!
 //! Response 200: `{"columns": ["name", …], "rows": [[value, …], …]}` with
 //! values converted as `calltrail query` does ([`crate::query::to_json`]).
@@ -25,6 +27,9 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 struct JsonRequest {
     sql: String,
+    /// The store the client means (its `store.path`); refused with 409 when
+    /// this daemon serves another file.
+    store: Option<std::path::PathBuf>,
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -44,19 +49,26 @@ fn status_of(e: &QueryError) -> StatusCode {
     }
 }
 
-/// The statement in the request body.
-fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+/// The statement (and the store it is meant for) in the request body.
+fn request_of(headers: &HeaderMap, body: &[u8]) -> Result<JsonRequest, String> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
     if json {
         serde_json::from_slice::<JsonRequest>(body)
-            .map(|r| r.sql)
             .map_err(|e| format!("expected a JSON body {{\"sql\": \"…\"}}: {e}"))
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| "the SQL text is not UTF-8".to_string())
+        String::from_utf8(body.to_vec())
+            .map(|sql| JsonRequest { sql, store: None })
+            .map_err(|_| "the SQL text is not UTF-8".to_string())
     }
+}
+
+/// Whether `asked` names the file this daemon serves.
+fn same_store(served: &std::path::Path, asked: &std::path::Path) -> bool {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(served) == canon(asked)
 }
 
 /// The handler.
@@ -65,10 +77,21 @@ pub async fn query(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sql = match sql_of(&headers, &body) {
-        Ok(s) => s,
+    let (sql, asked) = match request_of(&headers, &body) {
+        Ok(r) => (r.sql, r.store),
         Err(msg) => return error(StatusCode::BAD_REQUEST, "bad_request", msg),
     };
+    if let Some(asked) = asked.filter(|a| !same_store(state.store.path(), a)) {
+        return error(
+            StatusCode::CONFLICT,
+            "wrong_store",
+            format!(
+                "this daemon serves the store {}, not {}",
+                state.store.path().display(),
+                asked.display()
+            ),
+        );
+    }
     let Ok(permit) = state.permits.clone().acquire_owned().await else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

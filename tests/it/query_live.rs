@@ -328,6 +328,23 @@ fn the_http_api_answers_and_refuses() {
         (422, Some("too_many_rows")),
         "{body}"
     );
+    let (status, body) = post(
+        port,
+        "application/json",
+        r#"{"sql": "SELECT 1", "store": "/nowhere/other.duckdb"}"#,
+    );
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (409, Some("wrong_store")),
+        "{body}"
+    );
+    let store = dir.path().join(".").join("store.duckdb");
+    let (status, _) = post(
+        port,
+        "application/json",
+        &serde_json::json!({"sql": "SELECT 1", "store": store}).to_string(),
+    );
+    assert_eq!(status, 200, "the same file, spelled differently");
     let (status, body) = post(port, "application/json", r#"{"query": "SELECT 1"}"#);
     assert_eq!(
         (status, body["kind"].as_str()),
