@@ -9,8 +9,9 @@
 //! values converted as `calltrail query` does ([`crate::query::to_json`]).
 //! Errors: `{"error": "<message>", "kind": "<kind>"}` with 400 (`sql`:
 //! DuckDB's message; `bad_request`), 403 (`refused`: not one reading
-//! statement), 422 (`too_many_rows`, `timeout`: the `[query]` limits), 500
-//! (`internal`). The rules are [`crate::readonly`]'s, the same as when
+//! statement), 409 (`wrong_store`), 422 (`too_many_rows`, `timeout`: the
+//! `[query]` limits), 503 (`stopping`: interrupted by the daemon's shutdown),
+//! 500 (`internal`). The rules are [`crate::readonly`]'s, the same as when
 //! `query` reads the file itself.
 
 use super::router::AppState;
@@ -123,6 +124,11 @@ pub async fn query(
             tracing::debug!(rows = rs.rows.len(), elapsed = ?started.elapsed(), sql = %sql, "query answered");
             Json(serde_json::json!({ "columns": rs.columns, "rows": rs.rows })).into_response()
         }
+        Ok((_, Err(_))) if state.stopping() => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the daemon is stopping and interrupted the statement: run it again once `calltrail run` is back (or stopped)",
+        ),
         Ok((sql, Err(e))) => {
             tracing::debug!(error = %e, sql = %sql, "query failed");
             error(status_of(&e), e.kind(), e.to_string())

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use duckdb::InterruptHandle;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Queries run at once; more wait for a turn.
@@ -24,6 +24,7 @@ pub struct AppState {
     pub permits: Arc<tokio::sync::Semaphore>,
     running: Mutex<HashMap<u64, Arc<InterruptHandle>>>,
     next_id: AtomicU64,
+    stopping: AtomicBool,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -50,9 +52,15 @@ impl AppState {
 
     /// Interrupts every running query (shutdown).
     pub fn interrupt_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         for h in self.lock().values() {
             h.interrupt();
         }
+    }
+
+    /// Whether the daemon is shutting down (queries were interrupted).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<InterruptHandle>>> {

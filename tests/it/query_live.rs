@@ -357,8 +357,33 @@ fn the_http_api_answers_and_refuses() {
         "max_rows rows are fine"
     );
 
+    // SIGTERM interrupts a statement still running (the limit is 60 s).
+    let slow = Command::new(crate::daemon::bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "query",
+            "SELECT count(*) FROM range(100000000000000) a, range(10) b",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a slow query");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopping = Instant::now();
     let status = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        stopping.elapsed()
+    );
+    let slow = slow.wait_with_output().expect("slow query");
+    let stderr = String::from_utf8_lossy(&slow.stderr);
+    assert!(!slow.status.success());
+    assert!(stderr.contains("the daemon is stopping"), "{stderr}");
+
     // The same limit applies when `query` reads the file itself.
     let o = calltrail(&cfg, &["query", "SELECT * FROM range(6)"]);
     assert!(!o.status.success());
