@@ -79,6 +79,9 @@ pub async fn start(listen: &str, store: &Store, limits: Limits) -> Result<Server
             .await
     });
     tracing::info!(%addr, "HTTP API listening (GET /healthz, POST /api/query)");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the HTTP API answers SQL over the whole store without authentication, on a non-loopback address");
+    }
     Ok(Server {
         addr,
         state,
