@@ -4,6 +4,7 @@
 
 mod daemon;
 mod harness;
+mod query_live;
 mod rotation;
 mod skeleton;
 mod snapshot;
