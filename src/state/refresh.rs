@@ -99,12 +99,14 @@ pub fn refresh(
     }
     let now = now.timestamp_micros();
     let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
+    let t0 = std::time::Instant::now();
     conn.execute_batch(TEMP)?;
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_calls VALUES (?, ?)")?;
+        let mut ins = temp_appender(conn, "_aff_calls")?;
         for (pbx, call) in &touched.calls {
-            ins.execute(params![pbx, call])?;
+            ins.append_row(params![pbx, call])?;
         }
+        ins.flush()?;
     }
     let mut parties: BTreeSet<String> = BTreeSet::new();
     let mut intervals: BTreeSet<(String, i64)> = BTreeSet::new();
@@ -170,9 +172,7 @@ pub fn refresh(
         [],
     )?;
     {
-        let mut ins = conn.prepare_cached(
-            "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
+        let mut ins = conn.appender("calls")?;
         for evs in by_call.values_mut() {
             for r in build(evs, cfg) {
                 if let Some(p) = &r.party {
@@ -189,19 +189,29 @@ pub fn refresh(
                 insert_call(&mut ins, &r, now)?;
             }
         }
+        ins.flush()?;
     }
+    let t1 = t0.elapsed();
     refresh_parties(conn, &parties, cfg, now)?;
+    let t2 = t0.elapsed();
     refresh_sla(conn, &intervals, cfg, now)?;
+    let t3 = t0.elapsed();
     refresh_agents(conn, touched, &agents_touched)?;
+    tracing::debug!(
+        calls = touched.calls.len(),
+        parties = parties.len(),
+        intervals = intervals.len(),
+        calls_ms = t1.as_millis() as u64,
+        parties_ms = (t2 - t1).as_millis() as u64,
+        sla_ms = (t3 - t2).as_millis() as u64,
+        agents_ms = (t0.elapsed() - t3).as_millis() as u64,
+        "state refreshed"
+    );
     Ok(())
 }
 
-fn insert_call(
-    ins: &mut duckdb::CachedStatement<'_>,
-    r: &CallRow,
-    now: i64,
-) -> duckdb::Result<usize> {
-    ins.execute(params![
+fn insert_call(ins: &mut duckdb::Appender<'_>, r: &CallRow, now: i64) -> duckdb::Result<()> {
+    ins.append_row(params![
         r.pbx,
         r.call_id,
         r.stint,
@@ -233,10 +243,11 @@ fn refresh_parties(
         return Ok(());
     }
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_party VALUES (?)")?;
+        let mut ins = temp_appender(conn, "_aff_party")?;
         for p in parties {
-            ins.execute(params![p])?;
+            ins.append_row(params![p])?;
         }
+        ins.flush()?;
     }
     let mut by_party: BTreeMap<String, Vec<CallRow>> = BTreeMap::new();
     {
@@ -268,14 +279,13 @@ fn refresh_parties(
             [],
         )?;
     }
-    let mut ins_caller = conn.prepare_cached("INSERT INTO callers VALUES (?, ?, ?, ?, ?, ?)")?;
-    let mut ins_last = conn.prepare_cached("INSERT INTO last_agent VALUES (?, ?, ?, ?)")?;
-    let mut ins_missed =
-        conn.prepare_cached("INSERT INTO missed_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    let mut ins_caller = conn.appender("callers")?;
+    let mut ins_last = conn.appender("last_agent")?;
+    let mut ins_missed = conn.appender("missed_calls")?;
     for (party, rows) in &by_party {
         let calls = calls_of(rows);
         if let Some(c) = caller_row(&calls) {
-            ins_caller.execute(params![
+            ins_caller.append_row(params![
                 party,
                 ts(c.first_seen_at),
                 opt_ts(c.first_answered_at),
@@ -285,10 +295,10 @@ fn refresh_parties(
             ])?;
         }
         if let Some((agent, at, call)) = last_agent(&calls) {
-            ins_last.execute(params![party, agent, ts(at), call])?;
+            ins_last.append_row(params![party, agent, ts(at), call])?;
         }
         for ep in episodes(&calls, cfg, now) {
-            ins_missed.execute(params![
+            ins_missed.append_row(params![
                 party,
                 ep.queue,
                 ts(ep.opened_at),
@@ -302,7 +312,15 @@ fn refresh_parties(
             ])?;
         }
     }
+    ins_caller.flush()?;
+    ins_last.flush()?;
+    ins_missed.flush()?;
     Ok(())
+}
+
+/// An appender to one of this connection's TEMP tables.
+fn temp_appender<'c>(conn: &'c Connection, table: &str) -> duckdb::Result<duckdb::Appender<'c>> {
+    conn.appender_to_catalog_and_db(table, "temp", "main")
 }
 
 fn refresh_sla(
@@ -315,10 +333,11 @@ fn refresh_sla(
         return Ok(());
     }
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_int VALUES (?, ?)")?;
+        let mut ins = temp_appender(conn, "_aff_int")?;
         for (q, t) in intervals {
-            ins.execute(params![q, ts(*t)])?;
+            ins.append_row(params![q, ts(*t)])?;
         }
+        ins.flush()?;
     }
     conn.execute(
         "DELETE FROM sla_intervals USING _aff_int a
@@ -336,10 +355,12 @@ fn refresh_sla(
     for (queue, first) in earliest {
         let mut from = first;
         // A stored breach still going on at `from` is recomputed whole.
+        // (Breaches that started more than BREACH_HORIZON before are left
+        // as they are: a line that late does not reshape them.)
         let straddling: Option<i64> = conn.query_row(
             "SELECT epoch_us(min(started_at)) FROM sla_breaches
-             WHERE queue = ? AND (ended_at IS NULL OR ended_at >= ?)",
-            params![queue, ts(from)],
+             WHERE queue = ? AND (ended_at IS NULL OR ended_at >= ?) AND started_at >= ?",
+            params![queue, ts(from), ts(from - BREACH_HORIZON_US)],
             |r| r.get(0),
         )?;
         if let Some(s) = straddling {
@@ -354,10 +375,12 @@ fn refresh_sla(
             "DELETE FROM sla_breaches WHERE queue = ? AND started_at >= ?",
             params![queue, ts(from)],
         )?;
-        let mut ins =
-            conn.prepare_cached("INSERT OR IGNORE INTO sla_breaches VALUES (?, ?, ?, ?, ?, ?)")?;
-        for b in breaches.iter().filter(|b| b.started_at >= from) {
-            ins.execute(params![
+        breaches.retain(|b| b.started_at >= from);
+        breaches.sort_by(|a, b| (a.kind, a.started_at).cmp(&(b.kind, b.started_at)));
+        breaches.dedup_by(|a, b| a.kind == b.kind && a.started_at == b.started_at);
+        let mut app = conn.appender("sla_breaches")?;
+        for b in &breaches {
+            app.append_row(params![
                 queue,
                 b.kind,
                 ts(b.started_at),
@@ -366,6 +389,7 @@ fn refresh_sla(
                 b.threshold
             ])?;
         }
+        app.flush()?;
     }
     Ok(())
 }
@@ -393,6 +417,9 @@ fn load_intervals(
     })?;
     rows.collect()
 }
+
+/// How far back a late line may reshape a breach still going on.
+const BREACH_HORIZON_US: i64 = 2 * 24 * 3600 * 1_000_000;
 
 /// Callers still waiting longer than this are taken as lost lines, not as
 /// a queue in breach forever.
@@ -429,22 +456,21 @@ fn refresh_agents(
         return Ok(());
     }
     {
-        let mut up = conn.prepare_cached(agents::UPSERT_FACT)?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS _facts AS SELECT * FROM agent_facts LIMIT 0;
+             DELETE FROM _facts;",
+        )?;
+        let mut app = temp_appender(conn, "_facts")?;
         for f in &touched.facts {
-            up.execute(params![
-                f.agent,
-                f.scope,
-                f.fact,
-                f.value,
-                f.reason,
-                ts(f.ts),
-                f.event_id
-            ])?;
+            app.append_row(params![f.agent, f.scope, f.fact, f.value, f.reason, ts(f.ts), f.event_id])?;
         }
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_agents VALUES (?)")?;
+        app.flush()?;
+        conn.execute(agents::UPSERT_FACTS, [])?;
+        let mut ins = temp_appender(conn, "_aff_agents")?;
         for a in agents_touched {
-            ins.execute(params![a])?;
+            ins.append_row(params![a])?;
         }
+        ins.flush()?;
     }
     conn.execute(
         "DELETE FROM agent_status USING _aff_agents a WHERE agent_status.agent = a.agent",

@@ -232,21 +232,11 @@ impl Store {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        events::stage(&conn, events, now)?;
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
-        {
-            let mut ins = tx
-                .prepare_cached(events::INSERT)
-                .map_err(db("preparing the event insert"))?;
-            for e in events {
-                let n = events::insert(&mut ins, e, now).map_err(db("inserting an event"))?;
-                if n == 1 {
-                    stats.inserted += 1;
-                } else {
-                    stats.duplicates += 1;
-                }
-            }
-        }
+        stats.inserted = events::insert_staged(&tx)?;
+        stats.duplicates = events.len().saturating_sub(stats.inserted);
         if !rejects.is_empty() {
             let mut ins = tx
                 .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
