@@ -462,7 +462,15 @@ fn refresh_agents(
         )?;
         let mut app = temp_appender(conn, "_facts")?;
         for f in &touched.facts {
-            app.append_row(params![f.agent, f.scope, f.fact, f.value, f.reason, ts(f.ts), f.event_id])?;
+            app.append_row(params![
+                f.agent,
+                f.scope,
+                f.fact,
+                f.value,
+                f.reason,
+                ts(f.ts),
+                f.event_id
+            ])?;
         }
         app.flush()?;
         conn.execute(agents::UPSERT_FACTS, [])?;
