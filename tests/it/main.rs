@@ -5,5 +5,7 @@
 mod daemon;
 mod harness;
 mod rotation;
+mod sim;
+mod simulated_day;
 mod skeleton;
 mod support;
