@@ -8,4 +8,5 @@ mod rotation;
 mod sim;
 mod simulated_day;
 mod skeleton;
+mod snapshot;
 mod support;
