@@ -16,6 +16,14 @@ use std::time::Instant;
 
 const SEED: u64 = 0x5EED_2026_1120;
 
+/// The seed: [`SEED`], or `CALLTRAIL_SIM_SEED` to try other days.
+fn seed() -> u64 {
+    std::env::var("CALLTRAIL_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED)
+}
+
 /// Tables compared between import orders (every column but `calls`'s
 /// wall-clock `updated_at`).
 const DUMPS: [(&str, &str); 7] = [
@@ -134,14 +142,19 @@ fn shuffled_chunks(rng: &mut Rng, lines: &[Line], chunks: usize) -> Vec<Vec<Stri
         }
     }
     rng.shuffle(&mut late);
+    println!(
+        "   live: {} of {} lines held back to arrive last",
+        late.len(),
+        lines.len()
+    );
     out.push(late);
     out
 }
 
 /// Feeds both files live: rounds of appends, each followed by `run --once`.
-fn live_shuffled(dir: &Path, files: &Files) -> PathBuf {
+fn live_shuffled(dir: &Path, files: &Files, seed: u64) -> PathBuf {
     let cfg = config(dir);
-    let mut rng = Rng::new(SEED ^ 0xC0FFEE);
+    let mut rng = Rng::new(seed ^ 0xC0FFEE);
     let ql = shuffled_chunks(&mut rng, &files.queue_log, 6);
     let mut cdr = shuffled_chunks(&mut rng, &files.master_csv, 6);
     // The CDR runs one round ahead: rows arrive before their queue_log lines.
@@ -242,7 +255,8 @@ fn dump_diff(name: &str, a: &[serde_json::Value], b: &[serde_json::Value]) -> Ve
 #[test]
 fn simulated_day_matches_the_model_in_every_import_order() {
     let t0 = Instant::now();
-    let day = day::generate(SEED, day_start());
+    let seed = seed();
+    let day = day::generate(seed, day_start());
     let files = render(&day);
     let tables = expected_tables(&day);
     assert_coverage(&day, &files, &tables);
@@ -252,27 +266,33 @@ fn simulated_day_matches_the_model_in_every_import_order() {
     }
     let stints: usize = day.calls.iter().map(|c| c.stints.len().max(1)).sum();
     println!(
-        "simulated day: {} calls ({stints} rows in calls), {} queue_log lines, {} CDR rows, {} agents",
+        "simulated day (seed {seed}): {} calls ({stints} rows in calls), {} queue_log lines, {} CDR rows, {} agents",
         day.calls.len(),
         files.queue_log.len(),
         files.master_csv.len(),
         day.agents.len()
     );
     let tmp = tempfile::tempdir().expect("tempdir");
+    let timed = |name: &'static str, f: &dyn Fn() -> PathBuf| {
+        let t = Instant::now();
+        let cfg = f();
+        println!("   {name}: loaded in {:.1?}", t.elapsed());
+        (name, cfg)
+    };
     let runs: Vec<(&str, PathBuf)> = vec![
-        (
-            "queue_log then Master.csv",
-            import_in_order(&tmp.path().join("a"), &files, false),
-        ),
-        (
-            "Master.csv then queue_log",
-            import_in_order(&tmp.path().join("b"), &files, true),
-        ),
-        (
-            "live, shuffled, late lines",
-            live_shuffled(&tmp.path().join("c"), &files),
-        ),
+        timed("queue_log then Master.csv", &|| {
+            import_in_order(&tmp.path().join("a"), &files, false)
+        }),
+        timed("Master.csv then queue_log", &|| {
+            import_in_order(&tmp.path().join("b"), &files, true)
+        }),
+        timed("live, shuffled, late lines", &|| {
+            live_shuffled(&tmp.path().join("c"), &files, seed)
+        }),
     ];
+    println!(
+        "(FAIL: differs from what docs/schema.md clearly says; soft: a reading the doc leaves open, reported only)"
+    );
     let lines = (files.queue_log.len() + files.master_csv.len()) as i64;
     let mut failed = Vec::new();
     let mut dumps = Vec::new();

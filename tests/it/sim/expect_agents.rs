@@ -2,7 +2,7 @@
 //! pause state from the member events, the call in progress and the end of
 //! the latest answered call, each the latest by event time.
 
-use super::table::{soft, text, ts, Expected, Row, NULL, OR};
+use super::table::{soft, text, ts, Expected, Row, NOTE, NULL, OR};
 use super::truth::{AgentAct, Day, Ts};
 use std::collections::BTreeSet;
 
@@ -85,7 +85,11 @@ pub fn expected(day: &Day) -> Expected {
         let ended = if last_end == last_end_any {
             ts(last_end)
         } else {
-            soft(ts(last_end))
+            format!(
+                "{}{NOTE}queue calls only; {} counting answered CDR-only calls too",
+                soft(ts(last_end)),
+                ts(last_end_any)
+            )
         };
         r.insert("last_call_ended_at", ended);
         r.insert("updated_at", soft(ts(updated)));

@@ -3,7 +3,7 @@
 //! simulator's ground truth.
 
 use super::expect_calls::is_missed;
-use super::table::{soft, text, ts, Expected, Row, NULL};
+use super::table::{soft, text, ts, Expected, Row, NOTE, NULL};
 use super::truth::{Call, Day, Direction, Ts};
 use std::collections::BTreeMap;
 
@@ -101,13 +101,21 @@ pub fn last_agent(day: &Day) -> Expected {
     for (party, facts) in facts(day) {
         let best = facts
             .iter()
-            .flat_map(|f| f.convs.iter().map(move |c| (c.0, c.1, &f.call.id)))
+            .flat_map(|f| f.convs.iter().map(move |c| (c.0, c.1, f)))
             .max_by_key(|c| c.0);
-        if let Some((at, agent, id)) = best {
+        if let Some((at, agent, f)) = best {
+            let id = &f.call.id;
+            let mut talk_at = ts(Some(at));
+            if f.answered_at != Some(at) {
+                talk_at += &format!(
+                    "{NOTE}CONNECT of {agent} in a later stint; the call was first answered at {}",
+                    ts(f.answered_at)
+                );
+            }
             let mut r = Row::new();
             r.insert("caller", party.clone());
             r.insert("agent", agent.to_string());
-            r.insert("last_talk_at", ts(Some(at)));
+            r.insert("last_talk_at", talk_at);
             r.insert("call_id", id.clone());
             rows.push(r);
         }

@@ -1,7 +1,7 @@
 //! Expected tables as rows of canonical text values, and how those values
 //! are written: times as `YYYY-MM-DD HH:MM:SS` UTC, numbers as integers or
 //! with 4 decimals, `NULL`. An expected value may list accepted values
-//! (`a || b`) and may be marked `~` (soft: where docs/schema.md leaves the
+//! (`a || b`), may carry a note (`a ## why`) and may be marked `~` (soft: where docs/schema.md leaves the
 //! answer open; a mismatch is reported, not failed).
 
 use super::truth::Ts;
@@ -12,6 +12,8 @@ pub type Row = BTreeMap<&'static str, String>;
 pub const NULL: &str = "NULL";
 /// Separates accepted alternatives in an expected value.
 pub const OR: &str = " || ";
+/// Starts a note after an expected value (shown in reports, not compared).
+pub const NOTE: &str = " ## ";
 
 /// One table the model predicts.
 #[derive(Debug, Clone)]
@@ -94,7 +96,8 @@ fn list(s: &str) -> String {
 
 /// Does `got` satisfy the expected value (ignoring the soft mark)?
 pub fn accepts(expected: &str, got: &str) -> bool {
-    expected
+    let value = expected.split(NOTE).next().unwrap_or_default();
+    value
         .trim_start_matches('~')
         .split(OR)
         .any(|alt| alt == got)
