@@ -56,9 +56,8 @@ pub fn compare(exp: &Expected, got: &[serde_json::Value]) -> TableDiff {
     for e in &exp.rows {
         let key = expected_key(exp.key, e);
         let Some(g) = by_key.remove(&key) else {
-            d.failures
-                .push(format!("{} [{key}]: row missing; expected {e:?}", exp.name));
-            *d.fail_by_col.entry("(missing row)".into()).or_default() += 1;
+            let line = format!("{} [{key}]: row missing; expected {e:?}", exp.name);
+            d.add(exp.soft, "(missing row)", line);
             continue;
         };
         for (col, want) in e {
@@ -67,24 +66,27 @@ pub fn compare(exp: &Expected, got: &[serde_json::Value]) -> TableDiff {
                 continue;
             }
             let line = format!("{} [{key}] {col}: expected {want}, got {have}", exp.name);
-            if want.starts_with('~') {
-                d.soft.push(line);
-                *d.soft_by_col.entry(col.to_string()).or_default() += 1;
-            } else {
-                d.failures.push(line);
-                *d.fail_by_col.entry(col.to_string()).or_default() += 1;
-            }
+            d.add(want.starts_with('~'), col, line);
         }
     }
     for (key, row) in by_key {
-        d.failures
-            .push(format!("{} [{key}]: unexpected row {row:?}", exp.name));
-        *d.fail_by_col.entry("(unexpected row)".into()).or_default() += 1;
+        let line = format!("{} [{key}]: unexpected row {row:?}", exp.name);
+        d.add(exp.soft, "(unexpected row)", line);
     }
     d
 }
 
 impl TableDiff {
+    fn add(&mut self, soft: bool, col: &str, line: String) {
+        let (lines, counts) = if soft {
+            (&mut self.soft, &mut self.soft_by_col)
+        } else {
+            (&mut self.failures, &mut self.fail_by_col)
+        };
+        lines.push(line);
+        *counts.entry(col.to_string()).or_default() += 1;
+    }
+
     /// A few lines: counts, the first failures, soft differences by column.
     pub fn summary(&self, first: usize) -> String {
         let mut s = format!(

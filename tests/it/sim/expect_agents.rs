@@ -103,5 +103,6 @@ pub fn expected(day: &Day) -> Expected {
               on_call_id, epoch(last_call_ended_at)::BIGINT AS last_call_ended_at, \
               epoch(updated_at)::BIGINT AS updated_at FROM agent_status",
         rows,
+        soft: false,
     }
 }

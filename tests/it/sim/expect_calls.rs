@@ -127,5 +127,6 @@ pub fn expected(day: &Day) -> Expected {
               outcome, agent, wait_s::BIGINT AS wait_s, talk_s::BIGINT AS talk_s, missed \
               FROM calls",
         rows,
+        soft: false,
     }
 }

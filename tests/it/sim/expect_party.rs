@@ -93,6 +93,7 @@ pub fn callers(day: &Day) -> Expected {
               answered_calls::BIGINT AS answered_calls, epoch(last_seen_at)::BIGINT AS last_seen_at \
               FROM callers",
         rows,
+        soft: false,
     }
 }
 
@@ -125,6 +126,7 @@ pub fn last_agent(day: &Day) -> Expected {
         key: &["caller"],
         sql: "SELECT caller, agent, epoch(last_talk_at)::BIGINT AS last_talk_at, call_id FROM last_agent",
         rows,
+        soft: false,
     }
 }
 
@@ -223,5 +225,6 @@ pub fn missed_calls(day: &Day) -> Expected {
               callback_attempts::BIGINT AS callback_attempts, status, \
               epoch(resolved_at)::BIGINT AS resolved_at, resolved_by, opened_by FROM missed_calls",
         rows,
+        soft: false,
     }
 }

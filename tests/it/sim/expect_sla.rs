@@ -93,5 +93,6 @@ pub fn expected(day: &Day) -> Expected {
               timeouts::BIGINT AS timeouts, exits::BIGINT AS exits, service_level::DOUBLE AS service_level, \
               asa_s::DOUBLE AS asa_s, aht_s::DOUBLE AS aht_s FROM sla_intervals",
         rows,
+        soft: false,
     }
 }

@@ -9,6 +9,7 @@ pub mod cast;
 pub mod compare;
 pub mod day;
 pub mod expect_agents;
+pub mod expect_breaches;
 pub mod expect_calls;
 pub mod expect_party;
 pub mod expect_sla;
@@ -28,5 +29,6 @@ pub fn expected_tables(day: &truth::Day) -> Vec<Expected> {
         expect_party::missed_calls(day),
         expect_sla::expected(day),
         expect_agents::expected(day),
+        expect_breaches::expected(day),
     ]
 }
