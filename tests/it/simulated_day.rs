@@ -6,6 +6,7 @@
 
 use crate::daemon::{calltrail, query_i64, query_json};
 use crate::sim::compare::{compare, TableDiff};
+use crate::sim::expect_party::Expiry;
 use crate::sim::render::{render, Files, Line};
 use crate::sim::rng::Rng;
 use crate::sim::table::Expected;
@@ -49,7 +50,9 @@ fn day_start() -> Ts {
     now - now.rem_euclid(86_400) - 2 * 86_400 + 5 * 3600
 }
 
-fn config(dir: &Path) -> PathBuf {
+/// A config with the queue_log and CDR sources, the aliases, and `state`
+/// (extra `[state]` settings, or "").
+fn config(dir: &Path, state: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
     let aliases: String = cast::ALIASES
         .iter()
@@ -70,6 +73,7 @@ default_region = "RU"
 outbox = "outbox"
 [rules.missed_call_email]
 enabled = false
+{state}
 
 [[sources]]
 name = "q"
@@ -107,8 +111,8 @@ fn ok(cfg: &Path, args: &[&str]) {
 }
 
 /// Imports the whole files, one source after the other.
-fn import_in_order(dir: &Path, files: &Files, cdr_first: bool) -> PathBuf {
-    let cfg = config(dir);
+fn import_in_order(dir: &Path, files: &Files, cdr_first: bool, state: &str) -> PathBuf {
+    let cfg = config(dir, state);
     let ql = dir.join("day-queue_log");
     let cdr = dir.join("day-Master.csv");
     std::fs::write(&ql, text(&files.queue_log)).expect("write");
@@ -153,7 +157,7 @@ fn shuffled_chunks(rng: &mut Rng, lines: &[Line], chunks: usize) -> Vec<Vec<Stri
 
 /// Feeds both files live: rounds of appends, each followed by `run --once`.
 fn live_shuffled(dir: &Path, files: &Files, seed: u64) -> PathBuf {
-    let cfg = config(dir);
+    let cfg = config(dir, "");
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
     let ql = shuffled_chunks(&mut rng, &files.queue_log, 6);
     let mut cdr = shuffled_chunks(&mut rng, &files.master_csv, 6);
@@ -258,8 +262,32 @@ fn simulated_day_matches_the_model_in_every_import_order() {
     let seed = seed();
     let day = day::generate(seed, day_start());
     let files = render(&day);
-    let tables = expected_tables(&day);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let tables = expected_tables(
+        &day,
+        Expiry {
+            after_s: 168 * 3600,
+            now,
+        },
+    );
+    // With a 1-hour expiry every episode not answered within the hour after
+    // its last miss has expired by now (the day is two days old).
+    let expiring = expected_tables(&day, Expiry { after_s: 3600, now });
     assert_coverage(&day, &files, &tables);
+    let statuses = |t: &[Expected]| -> Vec<String> {
+        t.iter()
+            .filter(|t| t.name == "missed_calls")
+            .flat_map(|t| t.rows.iter().map(|r| r["status"].clone()))
+            .collect()
+    };
+    assert!(!statuses(&tables).iter().any(|s| s == "expired"));
+    assert!(
+        statuses(&expiring).iter().any(|s| s == "expired"),
+        "nothing expires in 1 h"
+    );
     if let Ok(dir) = std::env::var("CALLTRAIL_SIM_DUMP") {
         std::fs::write(Path::new(&dir).join("queue_log"), text(&files.queue_log)).expect("dump");
         std::fs::write(Path::new(&dir).join("Master.csv"), text(&files.master_csv)).expect("dump");
@@ -281,13 +309,17 @@ fn simulated_day_matches_the_model_in_every_import_order() {
     };
     let runs: Vec<(&str, PathBuf)> = vec![
         timed("queue_log then Master.csv", &|| {
-            import_in_order(&tmp.path().join("a"), &files, false)
+            import_in_order(&tmp.path().join("a"), &files, false, "")
         }),
         timed("Master.csv then queue_log", &|| {
-            import_in_order(&tmp.path().join("b"), &files, true)
+            import_in_order(&tmp.path().join("b"), &files, true, "")
         }),
         timed("live, shuffled, late lines", &|| {
             live_shuffled(&tmp.path().join("c"), &files, seed)
+        }),
+        timed("episodes expire after 1 h", &|| {
+            let state = "[state]\nmissed_expiry_hours = 1\n";
+            import_in_order(&tmp.path().join("d"), &files, false, state)
         }),
     ];
     println!(
@@ -296,7 +328,13 @@ fn simulated_day_matches_the_model_in_every_import_order() {
     let lines = (files.queue_log.len() + files.master_csv.len()) as i64;
     let mut failed = Vec::new();
     let mut dumps = Vec::new();
-    for (name, cfg) in &runs {
+    for (i, (name, cfg)) in runs.iter().enumerate() {
+        // The last run differs from the others only by its expiry.
+        let (tables, last) = if i + 1 == runs.len() {
+            (&expiring, true)
+        } else {
+            (&tables, false)
+        };
         let stored = query_i64(
             cfg,
             "SELECT count(*) FROM events WHERE source_kind <> 'derived'",
@@ -308,7 +346,7 @@ fn simulated_day_matches_the_model_in_every_import_order() {
                 "{name}: {stored} events for {lines} lines, {rejects} rejects"
             ));
         }
-        for exp in &tables {
+        for exp in tables.iter().filter(|t| !last || t.name == "missed_calls") {
             let got = query_json(cfg, exp.sql);
             let d: TableDiff = compare(exp, &got);
             print!("{}", d.summary(6));
@@ -320,7 +358,9 @@ fn simulated_day_matches_the_model_in_every_import_order() {
                 ));
             }
         }
-        dumps.push((name, dump(cfg)));
+        if !last {
+            dumps.push((name, dump(cfg)));
+        }
     }
     for (other, d) in &dumps[1..] {
         for ((table, a), (_, b)) in dumps[0].1.iter().zip(d) {

@@ -3,7 +3,7 @@
 //! simulator's ground truth.
 
 use super::expect_calls::is_missed;
-use super::table::{soft, text, ts, Expected, Row, NOTE, NULL};
+use super::table::{soft, text, ts, Expected, Row, NOTE};
 use super::truth::{Call, Day, Direction, Ts};
 use std::collections::BTreeMap;
 
@@ -131,7 +131,7 @@ pub fn last_agent(day: &Day) -> Expected {
 }
 
 /// How an episode was resolved: (resolved_at, resolved_by, status).
-type Resolution = (Ts, String, &'static str);
+type Resolution = (Ts, Option<String>, &'static str);
 
 /// An open missed-call episode while walking a party's calls.
 struct Episode {
@@ -151,24 +151,41 @@ fn resolution(facts: &[Fact], opened_at: Ts) -> Option<Resolution> {
         .filter(|f| f.answered_at.is_some())
         .filter_map(|f| match f.call.direction {
             Direction::Inbound if f.entered > opened_at => {
-                Some((f.answered_at?, f.call.id.clone(), "returned"))
+                Some((f.answered_at?, Some(f.call.id.clone()), "returned"))
             }
             Direction::Outbound if f.entered >= opened_at && f.call.cdr_agent.is_some() => {
-                Some((f.answered_at?, f.call.id.clone(), "called_back"))
+                Some((f.answered_at?, Some(f.call.id.clone()), "called_back"))
             }
             _ => None,
         })
         .min_by_key(|r| r.0)
 }
 
-pub fn missed_calls(day: &Day) -> Expected {
+/// When the missed-call episodes expire, and the time they are judged at.
+#[derive(Debug, Clone, Copy)]
+pub struct Expiry {
+    /// `[state].missed_expiry_hours` in seconds (default 168 h).
+    pub after_s: i64,
+    /// "Now" for the store's last recomputation (expiry is settled by it).
+    pub now: Ts,
+}
+
+/// The episode's end: the first of an answer (returned / called back) and
+/// its expiry, when either has happened by `expiry.now`.
+fn closing(facts: &[Fact], ep: &Episode, expiry: Expiry) -> Option<Resolution> {
+    let expires = ep.last_missed_at + expiry.after_s;
+    let answered = resolution(facts, ep.opened_at).filter(|r| r.0 < expires);
+    answered.or_else(|| (expires <= expiry.now).then_some((expires, None, "expired")))
+}
+
+pub fn missed_calls(day: &Day, expiry: Expiry) -> Expected {
     let mut rows = Vec::new();
     for (party, facts) in facts(day) {
         let mut episodes: Vec<(Episode, Option<Resolution>)> = Vec::new();
         let mut open: Option<Episode> = None;
         for f in facts.iter().filter(|f| f.missed) {
             if let Some(ep) = open.take() {
-                match resolution(&facts, ep.opened_at) {
+                match closing(&facts, &ep, expiry) {
                     Some(res) if res.0 < f.entered => episodes.push((ep, Some(res))),
                     _ => open = Some(ep),
                 }
@@ -190,7 +207,7 @@ pub fn missed_calls(day: &Day) -> Expected {
             }
         }
         if let Some(ep) = open {
-            let res = resolution(&facts, ep.opened_at);
+            let res = closing(&facts, &ep, expiry);
             episodes.push((ep, res));
         }
         for (ep, res) in episodes {
@@ -211,7 +228,7 @@ pub fn missed_calls(day: &Day) -> Expected {
             r.insert("resolved_at", ts(res.as_ref().map(|r| r.0)));
             r.insert(
                 "resolved_by",
-                res.as_ref().map_or(NULL.into(), |r| r.1.clone()),
+                text(res.as_ref().and_then(|r| r.1.as_deref())),
             );
             r.insert("opened_by", ep.opened_by.clone());
             rows.push(r);

@@ -20,13 +20,14 @@ pub mod truth;
 
 use table::Expected;
 
-/// Every table the model predicts.
-pub fn expected_tables(day: &truth::Day) -> Vec<Expected> {
+/// Every table the model predicts, with missed-call episodes expiring
+/// as `expiry` says.
+pub fn expected_tables(day: &truth::Day, expiry: expect_party::Expiry) -> Vec<Expected> {
     vec![
         expect_calls::expected(day),
         expect_party::callers(day),
         expect_party::last_agent(day),
-        expect_party::missed_calls(day),
+        expect_party::missed_calls(day, expiry),
         expect_sla::expected(day),
         expect_agents::expected(day),
         expect_breaches::expected(day),
