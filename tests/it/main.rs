@@ -4,6 +4,7 @@
 
 mod daemon;
 mod harness;
+mod query_live;
 mod rotation;
 mod sim;
 mod simulated_day;
