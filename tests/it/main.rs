@@ -6,6 +6,8 @@ mod daemon;
 mod harness;
 mod query_live;
 mod rotation;
+mod sim;
+mod simulated_day;
 mod skeleton;
 mod snapshot;
 mod support;
