@@ -10,4 +10,5 @@ mod sim;
 mod simulated_day;
 mod skeleton;
 mod snapshot;
+mod state;
 mod support;
