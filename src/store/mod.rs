@@ -7,6 +7,7 @@
 //! keyed on deterministic ids (`INSERT OR IGNORE`), so re-reading input that
 //! was already committed (an import run twice, a replay) adds nothing.
 
+mod arrow_stage;
 mod events;
 mod schema;
 mod snapshot;
@@ -229,14 +230,68 @@ impl Store {
         actions: &[NewAction],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<CommitStats, StoreError> {
+        self.commit(source, events, rejects, actions, checkpoint, true)
+    }
+
+    /// Commits events and rejects of a bulk import WITHOUT updating the
+    /// derived state: the importer collects the touched keys and calls
+    /// [`Store::refresh_state`] once at the end (an interrupted import is
+    /// healed by running it again: the keys of already-stored events are
+    /// touched again).
+    pub fn commit_import_batch(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+    ) -> Result<CommitStats, StoreError> {
+        self.commit(source, events, rejects, &[], None, false)
+    }
+
+    /// Recomputes the derived state of `touched`, in chunks of calls (one
+    /// transaction each, with the derived events they produce).
+    pub fn refresh_state(&self, touched: &Touched) -> Result<usize, StoreError> {
+        let mut derived_total = 0;
+        for chunk in touched.chunks(20_000) {
+            let now = Utc::now();
+            let _serial = self.commit_guard();
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(db("starting a transaction"))?;
+            let derived = crate::state::refresh(&tx, &chunk, &self.state, now)
+                .map_err(db("updating the derived state"))?;
+            if !derived.is_empty() {
+                events::stage(&tx, &derived, now)?;
+                derived_total += events::insert_staged_into(&tx, "state_events")?;
+            }
+            tx.commit().map_err(db("committing the derived state"))?;
+        }
+        Ok(derived_total)
+    }
+
+    fn commit(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+        actions: &[NewAction],
+        checkpoint: Option<&Checkpoint>,
+        refresh: bool,
+    ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        let t0 = std::time::Instant::now();
         events::stage(&conn, events, now)?;
+        let staged = t0.elapsed();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
         stats.inserted = events::insert_staged(&tx)?;
         stats.duplicates = events.len().saturating_sub(stats.inserted);
+        tracing::debug!(
+            events = events.len(),
+            stage_ms = staged.as_millis() as u64,
+            insert_ms = (t0.elapsed() - staged).as_millis() as u64,
+            "events stored"
+        );
         if !rejects.is_empty() {
             let mut ins = tx
                 .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -275,8 +330,12 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
-        let derived = crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
-            .map_err(db("updating the derived state"))?;
+        let derived = if refresh {
+            crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
+                .map_err(db("updating the derived state"))?
+        } else {
+            Vec::new()
+        };
         if !derived.is_empty() {
             events::stage(&tx, &derived, now)?;
             events::insert_staged_into(&tx, "state_events")?;
