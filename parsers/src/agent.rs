@@ -15,7 +15,17 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Default, Clone)]
 pub struct AgentResolver {
     aliases: FxHashMap<String, Str>,
-    interned: FxHashMap<Box<str>, Option<Str>>,
+    /// Raw text → index into `resolved` (an index, so that a hit can
+    /// return borrows of `resolved`).
+    interned: FxHashMap<Box<str>, u32>,
+    resolved: Vec<Resolved>,
+}
+
+/// One cached resolution: the raw text (shared) and the agent id.
+#[derive(Debug, Clone)]
+struct Resolved {
+    raw: Str,
+    id: Option<Str>,
 }
 
 impl AgentResolver {
@@ -27,20 +37,38 @@ impl AgentResolver {
                 .map(|(k, v)| (k.trim().to_string(), Str::from(v.trim())))
                 .collect(),
             interned: FxHashMap::default(),
+            resolved: Vec::new(),
         }
     }
 
     /// The agent id for `raw`, or `None` for sentinels.
     pub fn resolve(&mut self, raw: &str) -> Option<Str> {
-        if let Some(hit) = self.interned.get(raw) {
-            return hit.clone();
+        self.resolve_ref(raw).1.cloned()
+    }
+
+    /// Borrows of the shared copy of `raw` and of its agent id (`None` for
+    /// sentinels): one hash lookup on a hit, no allocation, no reference
+    /// count traffic.
+    pub fn resolve_ref(&mut self, raw: &str) -> (&Str, Option<&Str>) {
+        if let Some(&i) = self.interned.get(raw) {
+            if (i as usize) < self.resolved.len() {
+                let r = &self.resolved[i as usize];
+                return (&r.raw, r.id.as_ref());
+            }
         }
-        let out = self.compute(raw);
-        if self.interned.len() > 100_000 {
+        let id = self.compute(raw);
+        if self.resolved.len() > 100_000 {
             self.interned.clear();
+            self.resolved.clear();
         }
-        self.interned.insert(raw.into(), out.clone());
-        out
+        let i = self.resolved.len();
+        self.resolved.push(Resolved {
+            raw: Str::from(raw),
+            id,
+        });
+        self.interned.insert(raw.into(), i as u32);
+        let r = &self.resolved[i];
+        (&r.raw, r.id.as_ref())
     }
 
     fn compute(&self, raw: &str) -> Option<Str> {

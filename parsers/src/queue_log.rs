@@ -15,9 +15,11 @@
 
 use crate::agent::AgentResolver;
 use crate::event::{Direction, Event, EventKind, SourceKind};
+use crate::event_ref::{DataFields, EventRef};
 use crate::intern::Interner;
 use crate::phone::NumberNormalizer;
-use crate::text::decode_lenient;
+pub use crate::queue_log_verbs::kind_of;
+use crate::queue_log_verbs::VerbCache;
 use crate::time::{local_to_utc, parse_epoch, parse_naive};
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
@@ -25,6 +27,7 @@ use nom::bytes::complete::{tag, take_till};
 use nom::Offset;
 use nom::{IResult, Parser};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// Longest line accepted (Asterisk's own buffer is 8 KiB plus the prefix).
 pub const MAX_LINE_LEN: usize = 64 * 1024;
@@ -108,18 +111,32 @@ fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
 #[derive(Debug)]
 pub struct QueueLogParser {
     ctx: SourceContext,
+    caches: Caches,
+    /// The decoded text of the last non-UTF-8 line (borrowed by its [`EventRef`]).
+    decoded: String,
+}
+
+/// The parser's caches, one field per value of a line so that one line can
+/// hold borrows of all of them at once.
+#[derive(Debug)]
+struct Caches {
     numbers: NumberNormalizer,
     agents: AgentResolver,
-    interned: Interner,
+    verbs: VerbCache,
+    queues: Interner,
 }
 
 impl QueueLogParser {
     pub fn new(ctx: SourceContext, numbers: NumberNormalizer, agents: AgentResolver) -> Self {
         QueueLogParser {
             ctx,
-            numbers,
-            agents,
-            interned: Interner::default(),
+            caches: Caches {
+                numbers,
+                agents,
+                verbs: VerbCache::default(),
+                queues: Interner::default(),
+            },
+            decoded: String::new(),
         }
     }
 
@@ -131,24 +148,25 @@ impl QueueLogParser {
 
     /// Normalizes a phone number with this parser's rules and cache.
     pub fn normalize_number(&mut self, raw: &str) -> Option<String> {
-        self.numbers.normalize(raw)
-    }
-
-    fn time(&self, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
-        if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
-            return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
-        }
-        let naive = parse_naive(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() })?;
-        local_to_utc(naive, self.ctx.timezone).ok_or_else(|| QueueLogError::NonexistentLocalTime {
-            found: s.into(),
-            tz: self.ctx.timezone.name().into(),
-        })
+        self.caches.numbers.normalize(raw)
     }
 
     /// Parses one line (with or without its `\n` / `\r\n`). Blank lines give
     /// `Ok(None)`; the returned event has an empty `event_id`, which the
     /// caller sets from the line's position.
     pub fn parse_line(&mut self, raw: &[u8]) -> Result<Option<Event>, QueueLogError> {
+        Ok(self.parse_line_ref(raw)?.map(EventRef::into_event))
+    }
+
+    /// [`parse_line`](Self::parse_line) without copying: the same typed,
+    /// normalized event as a view of `raw` and of this parser's caches. On
+    /// a warm parser and valid UTF-8 it allocates nothing (a non-UTF-8 line
+    /// is decoded into a buffer the view borrows). The view borrows the
+    /// parser, so it must be consumed before the next line is parsed.
+    pub fn parse_line_ref<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+    ) -> Result<Option<EventRef<'a>>, QueueLogError> {
         if raw.len() > MAX_LINE_LEN {
             return Err(QueueLogError::TooLong {
                 len: raw.len(),
@@ -160,10 +178,18 @@ impl QueueLogParser {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let text = decode_lenient(raw, self.ctx.fallback_charset);
+        let text: &'a str = match std::str::from_utf8(raw) {
+            Ok(s) => s,
+            Err(_) => {
+                let decoded = &mut self.decoded;
+                decoded.clear();
+                decoded.push_str(&self.ctx.fallback_charset.decode(raw));
+                decoded
+            }
+        };
         // A file saved by a Windows editor may start with a byte-order mark.
-        let h = header(text.strip_prefix('\u{feff}').unwrap_or(&text))?;
-        self.build(&h).map(Some)
+        let h = header(text.strip_prefix('\u{feff}').unwrap_or(text))?;
+        build(&self.ctx, &mut self.caches, h).map(Some)
     }
 
     /// Builds an event from already-split DB-export columns
@@ -178,179 +204,202 @@ impl QueueLogParser {
         event: &str,
         data: &str,
     ) -> Result<Event, QueueLogError> {
-        self.build(&Header {
+        let h = Header {
             time: time.trim_ascii(),
             callid: callid.trim_ascii(),
             queue: queue.trim_ascii(),
             agent: agent.trim_ascii(),
             event: event.trim_ascii(),
             data,
-        })
+        };
+        build(&self.ctx, &mut self.caches, h).map(EventRef::into_event)
     }
+}
 
-    fn build(&mut self, h: &Header<'_>) -> Result<Event, QueueLogError> {
-        if h.event.is_empty() {
-            return Err(QueueLogError::EmptyEvent);
-        }
-        if !h
-            .event
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(QueueLogError::BadEvent {
-                found: h.event.chars().take(64).collect(),
-            });
-        }
-        let ts = self.time(h.time)?;
-        let verb_upper;
-        let verb_str = if h.event.bytes().any(|b| b.is_ascii_lowercase()) {
-            verb_upper = h.event.to_ascii_uppercase();
-            verb_upper.as_str()
-        } else {
-            h.event
-        };
-        let kind = kind_of(verb_str);
-        let verb = self.interned.get(verb_str);
-        let mut ev = Event::new(
-            SourceKind::AsteriskQueueLog,
-            self.ctx.source.clone(),
-            self.ctx.pbx.clone(),
-            ts,
-            kind,
-            verb,
-        );
-        if !is_sentinel_callid(h.callid) {
-            ev.call_id = Some(h.callid.to_string());
-        }
-        if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
-            ev.queue = Some(self.interned.get(h.queue));
-        }
-        if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
-            ev.agent_raw = Some(self.interned.get(h.agent));
-            ev.agent = self.agents.resolve(h.agent);
-        }
-        let d: SmallVec<[&str; 8]> = if h.data.is_empty() {
-            SmallVec::new()
-        } else {
-            split_bar(h.data)
-        };
-        self.interpret(&mut ev, &d);
-        ev.data = d.iter().map(|s| s.to_string()).collect();
-        Ok(ev)
+fn time(ctx: &SourceContext, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
+    if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
+        return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
     }
+    let naive = parse_naive(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() })?;
+    local_to_utc(naive, ctx.timezone).ok_or_else(|| QueueLogError::NonexistentLocalTime {
+        found: s.into(),
+        tz: ctx.timezone.name().into(),
+    })
+}
 
-    fn interpret(&mut self, ev: &mut Event, d: &[&str]) {
-        // Trailing empty fields (a stray trailing '|') carry nothing.
-        let mut n = d.len();
-        while n > 0 && d[n - 1].trim_ascii().is_empty() {
-            n -= 1;
+fn build<'a>(
+    ctx: &'a SourceContext,
+    caches: &'a mut Caches,
+    h: Header<'a>,
+) -> Result<EventRef<'a>, QueueLogError> {
+    let Caches {
+        numbers,
+        agents,
+        verbs,
+        queues,
+    } = caches;
+    let verb = verbs.get(h.event)?;
+    let ts = time(ctx, h.time)?;
+    let mut ev = EventRef::new(
+        SourceKind::AsteriskQueueLog,
+        &ctx.source,
+        &ctx.pbx,
+        ts,
+        verb.kind,
+        &verb.name,
+    );
+    if !is_sentinel_callid(h.callid) {
+        ev.call_id = Some(h.callid);
+    }
+    if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
+        ev.queue = Some(queues.get_ref(h.queue));
+    }
+    if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
+        let (raw, id) = agents.resolve_ref(h.agent);
+        ev.agent_raw = Some(raw);
+        ev.agent = id;
+    }
+    let d = if h.data.is_empty() {
+        SmallVec::new()
+    } else {
+        split_bar(h.data)
+    };
+    interpret(&mut ev, h.data, &d, numbers);
+    ev.data = DataFields::new(h.data);
+    Ok(ev)
+}
+
+/// The text from the start of `first` to the end of `last`, both slices of
+/// `whole` (the data fields between them, `|`-joined as written).
+fn covering<'a>(whole: &'a str, first: &str, last: &str) -> &'a str {
+    let base = whole.as_ptr() as usize;
+    let start = (first.as_ptr() as usize).wrapping_sub(base);
+    let end = (last.as_ptr() as usize)
+        .wrapping_sub(base)
+        .saturating_add(last.len());
+    whole.get(start..end).unwrap_or("")
+}
+
+/// Fills the kind-specific fields from the data fields `d` (the slices of
+/// `data` between its bars).
+fn interpret<'a>(
+    ev: &mut EventRef<'a>,
+    data: &'a str,
+    d: &[&'a str],
+    numbers: &'a mut NumberNormalizer,
+) {
+    // Trailing empty fields (a stray trailing '|') carry nothing.
+    let mut n = d.len();
+    while n > 0 && d[n - 1].trim_ascii().is_empty() {
+        n -= 1;
+    }
+    let d = &d[..n];
+    let get = |i: usize| d.get(i).map(|s| s.trim_ascii()).filter(|s| !s.is_empty());
+    let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
+    // Fields i.. joined (as written), trimmed; `None` when blank.
+    let rest = |i: usize| -> Option<&'a str> {
+        let tail = d.get(i..)?;
+        let (first, last) = (tail.first()?, tail.last()?);
+        let s = covering(data, first, last).trim();
+        (!s.is_empty()).then_some(s)
+    };
+    match ev.kind {
+        EventKind::Did => {
+            if let Some(did) = get(0) {
+                ev.callee_raw = Some(did);
+                ev.callee = numbers.normalize_ref(did);
+                ev.info = Some(Cow::Borrowed(did));
+            }
+            ev.direction = Some(Direction::Inbound);
         }
-        let d = &d[..n];
-        let get = |i: usize| d.get(i).map(|s| s.trim_ascii()).filter(|s| !s.is_empty());
-        let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
-        let rest = |i: usize| {
-            let s = d.get(i..).map(|r| r.join("|")).unwrap_or_default();
-            let s = s.trim();
-            (!s.is_empty()).then(|| s.to_string())
-        };
-        match ev.kind {
-            EventKind::Did => {
-                if let Some(did) = get(0) {
-                    ev.callee_raw = Some(did.to_string());
-                    ev.callee = self.numbers.normalize(did);
-                    ev.info = Some(did.to_string());
-                }
-                ev.direction = Some(Direction::Inbound);
+        EventKind::EnterQueue => {
+            ev.info = get(0).map(Cow::Borrowed);
+            if let Some(cid) = get(1) {
+                ev.caller_raw = Some(cid);
+                ev.caller = numbers.normalize_ref(cid);
             }
-            EventKind::EnterQueue => {
-                ev.info = get(0).map(str::to_string);
-                if let Some(cid) = get(1) {
-                    ev.caller_raw = Some(cid.to_string());
-                    ev.caller = self.numbers.normalize(cid);
-                }
-                ev.orig_position = num(2);
-                // The name is last; before 2025 a '|' in it was not escaped.
-                ev.caller_name = rest(3);
-                ev.direction = Some(Direction::Inbound);
-            }
-            EventKind::RingNoAnswer | EventKind::RingCanceled => {
-                ev.ring_ms = get(0).and_then(|s| s.parse().ok());
-            }
-            EventKind::Answered => {
-                ev.wait_s = num(0);
-                ev.peer_call_id = get(1).map(str::to_string);
-                ev.ring_ms = num(2).map(|s| u64::from(s) * 1000);
-            }
-            EventKind::CompletedByCaller | EventKind::CompletedByAgent => {
-                ev.wait_s = num(0);
-                ev.talk_s = num(1);
-                ev.orig_position = num(2);
-            }
-            EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
-                // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
-                if d.len() >= 4 {
-                    let k = d.len();
-                    ev.wait_s = num(k - 3);
-                    ev.talk_s = num(k - 2);
-                    ev.orig_position = num(k - 1);
-                    // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
-                    let kind = d[..k - 3].join("|");
-                    let blank = kind
-                        .trim_matches(|c: char| c == '|' || c.is_whitespace())
-                        .is_empty();
-                    ev.info = (!blank).then_some(kind);
-                } else {
-                    ev.info = rest(0);
-                }
-            }
-            EventKind::Transferred => {
-                // exten|context|holdtime|calltime[|origposition]
-                ev.info = match (get(0), get(1)) {
-                    (Some(e), Some(c)) => Some(format!("{e}@{c}")),
-                    (Some(e), None) => Some(e.to_string()),
-                    _ => None,
-                };
-                ev.wait_s = num(2);
-                ev.talk_s = num(3);
-                ev.orig_position = num(4);
-            }
-            EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty => {
-                ev.position = num(0);
-                ev.orig_position = num(1);
-                ev.wait_s = num(2);
-            }
-            EventKind::ExitWithKey => {
-                ev.info = get(0).map(str::to_string);
-                ev.position = num(1);
-                ev.orig_position = num(2);
-                ev.wait_s = num(3);
-            }
-            EventKind::Withdrawn => {
-                ev.position = num(0);
-                ev.orig_position = num(1);
-                ev.wait_s = num(2);
-                ev.info = rest(3);
-            }
-            EventKind::AgentLogoff => {
-                ev.info = get(0).map(str::to_string);
-                ev.duration_s = num(1);
-            }
-            EventKind::OutCall => {
-                ev.info = get(0).map(str::to_string);
-                ev.talk_s = num(1);
-            }
-            EventKind::MemberAdded
-            | EventKind::Paused
-            | EventKind::Unpaused
-            | EventKind::PausedAll
-            | EventKind::UnpausedAll
-            | EventKind::Penalty
-            | EventKind::RingInUse
-            | EventKind::AgentLogin => {
-                ev.info = rest(0);
-            }
-            _ => {}
+            ev.orig_position = num(2);
+            // The name is last; before 2025 a '|' in it was not escaped.
+            ev.caller_name = rest(3);
+            ev.direction = Some(Direction::Inbound);
         }
+        EventKind::RingNoAnswer | EventKind::RingCanceled => {
+            ev.ring_ms = get(0).and_then(|s| s.parse().ok());
+        }
+        EventKind::Answered => {
+            ev.wait_s = num(0);
+            ev.peer_call_id = get(1);
+            ev.ring_ms = num(2).map(|s| u64::from(s) * 1000);
+        }
+        EventKind::CompletedByCaller | EventKind::CompletedByAgent => {
+            ev.wait_s = num(0);
+            ev.talk_s = num(1);
+            ev.orig_position = num(2);
+        }
+        EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
+            // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
+            if d.len() >= 4 {
+                let k = d.len();
+                ev.wait_s = num(k - 3);
+                ev.talk_s = num(k - 2);
+                ev.orig_position = num(k - 1);
+                // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
+                let kind = covering(data, d[0], d[k - 4]);
+                let blank = kind
+                    .trim_matches(|c: char| c == '|' || c.is_whitespace())
+                    .is_empty();
+                ev.info = (!blank).then_some(Cow::Borrowed(kind));
+            } else {
+                ev.info = rest(0).map(Cow::Borrowed);
+            }
+        }
+        EventKind::Transferred => {
+            // exten|context|holdtime|calltime[|origposition]
+            ev.info = match (get(0), get(1)) {
+                (Some(e), Some(c)) => Some(Cow::Owned(format!("{e}@{c}"))),
+                (Some(e), None) => Some(Cow::Borrowed(e)),
+                _ => None,
+            };
+            ev.wait_s = num(2);
+            ev.talk_s = num(3);
+            ev.orig_position = num(4);
+        }
+        EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty => {
+            ev.position = num(0);
+            ev.orig_position = num(1);
+            ev.wait_s = num(2);
+        }
+        EventKind::ExitWithKey => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.position = num(1);
+            ev.orig_position = num(2);
+            ev.wait_s = num(3);
+        }
+        EventKind::Withdrawn => {
+            ev.position = num(0);
+            ev.orig_position = num(1);
+            ev.wait_s = num(2);
+            ev.info = rest(3).map(Cow::Borrowed);
+        }
+        EventKind::AgentLogoff => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.duration_s = num(1);
+        }
+        EventKind::OutCall => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.talk_s = num(1);
+        }
+        EventKind::MemberAdded
+        | EventKind::Paused
+        | EventKind::Unpaused
+        | EventKind::PausedAll
+        | EventKind::UnpausedAll
+        | EventKind::Penalty
+        | EventKind::RingInUse
+        | EventKind::AgentLogin => {
+            ev.info = rest(0).map(Cow::Borrowed);
+        }
+        _ => {}
     }
 }
 
@@ -373,41 +422,6 @@ fn is_sentinel_callid(s: &str) -> bool {
         || ["NONE", "REALTIME", "MANAGER", "CLI"]
             .iter()
             .any(|w| s.eq_ignore_ascii_case(w))
-}
-
-/// Maps a queue_log verb (upper-case) to its kind.
-pub fn kind_of(verb: &str) -> EventKind {
-    match verb {
-        "QUEUESTART" => EventKind::QueueStart,
-        "CONFIGRELOAD" => EventKind::ConfigReload,
-        "DID" => EventKind::Did,
-        "ENTERQUEUE" => EventKind::EnterQueue,
-        "RINGNOANSWER" => EventKind::RingNoAnswer,
-        "RINGCANCELED" => EventKind::RingCanceled,
-        "CONNECT" => EventKind::Answered,
-        "COMPLETECALLER" => EventKind::CompletedByCaller,
-        "COMPLETEAGENT" => EventKind::CompletedByAgent,
-        "TRANSFER" | "BLINDTRANSFER" | "ATTENDEDTRANSFER" => EventKind::Transferred,
-        "ABANDON" => EventKind::Abandoned,
-        "EXITWITHTIMEOUT" => EventKind::Timeout,
-        "EXITEMPTY" => EventKind::ExitEmpty,
-        "EXITWITHKEY" => EventKind::ExitWithKey,
-        "WITHDRAW" => EventKind::Withdrawn,
-        "AGENTDUMP" => EventKind::AgentDump,
-        "SYSCOMPAT" => EventKind::SysCompat,
-        "AGENTLOGIN" | "AGENTCALLBACKLOGIN" => EventKind::AgentLogin,
-        "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" => EventKind::AgentLogoff,
-        "ADDMEMBER" => EventKind::MemberAdded,
-        "REMOVEMEMBER" => EventKind::MemberRemoved,
-        "PAUSE" => EventKind::Paused,
-        "UNPAUSE" => EventKind::Unpaused,
-        "PAUSEALL" => EventKind::PausedAll,
-        "UNPAUSEALL" => EventKind::UnpausedAll,
-        "PENALTY" => EventKind::Penalty,
-        "RINGINUSE" => EventKind::RingInUse,
-        "OUTCALL" => EventKind::OutCall,
-        _ => EventKind::Other,
-    }
 }
 
 #[cfg(test)]
