@@ -7,6 +7,7 @@
 //! caller's business; errors carry the reason, the caller adds where.
 
 pub mod agent;
+pub mod bars;
 pub mod cdr;
 pub mod dbf;
 pub mod event;

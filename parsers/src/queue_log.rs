@@ -1,7 +1,8 @@
 //! Asterisk `queue_log` lines → normalized events.
 //!
 //! Layout (FORMATS.md §a): `<time>|<callid>|<queue>|<agent>|<event>|<data…>`.
-//! The first five fields are parsed strictly (with nom); the data fields are
+//! The line is split in one word-at-a-time pass ([`crate::bars`]); the first
+//! five fields are then checked strictly; the data fields are
 //! interpreted per verb keyed on how many there are, since their number
 //! differs between Asterisk versions (1.4 → 23) and `|` is never escaped.
 //!
@@ -14,6 +15,7 @@
 //! [`EventKind::Other`] with their raw fields.
 
 use crate::agent::AgentResolver;
+use crate::bars::Bars;
 use crate::event::{Direction, Event, EventKind, SourceKind};
 use crate::event_ref::{DataFields, EventRef};
 use crate::intern::Interner;
@@ -23,9 +25,6 @@ use crate::queue_log_verbs::VerbCache;
 use crate::time::{local_to_utc, parse_epoch, parse_naive};
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
-use nom::bytes::complete::{tag, take_till};
-use nom::Offset;
-use nom::{IResult, Parser};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
@@ -62,47 +61,41 @@ struct Header<'a> {
     data: &'a str,
 }
 
-/// A field followed by `|` (a plain byte scan: `|` is ASCII, so the split
-/// points are always character boundaries of the decoded line).
-fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    let (i, (f, _)) = (take_till(|b| b == b'|'), tag(&b"|"[..])).parse(i)?;
-    Ok((i, f))
-}
-
-/// The event name: up to the next `|`, or the end of a data-less line.
-fn last_field(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_till(|b| b == b'|').parse(i)
-}
-
-fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
-    let bytes = line.as_bytes();
-    let parsed: IResult<&[u8], _> = (field, field, field, field, last_field).parse(bytes);
-    let (rest_b, (time, callid, queue, agent, event)) =
-        parsed.map_err(|_| QueueLogError::TooFewFields {
-            found: line.split('|').count(),
-        })?;
-    // Back from byte slices to the same spans of the decoded line.
-    let span = |sub: &[u8]| {
-        let start = bytes.offset(sub);
-        line.get(start..start + sub.len()).unwrap_or("")
+/// Splits a line at the separators found by [`Bars::scan`] on its bytes:
+/// the five fixed fields (trimmed) and the data fields (as written).
+fn split_line<'a>(
+    text: &'a str,
+    bars: &Bars,
+) -> Result<(Header<'a>, SmallVec<[&'a str; 8]>), QueueLogError> {
+    let count = bars.count();
+    if count < 4 {
+        return Err(QueueLogError::TooFewFields { found: count + 1 });
+    }
+    let p = bars.positions();
+    // Offset of separator i, or the end of the line past the last one.
+    let at = |i: usize| p.get(i).map_or(text.len(), |&x| x as usize);
+    let cut = |from: usize, to: usize| text.get(from..to).unwrap_or("");
+    let data = if count > 4 {
+        text.get(at(4) + 1..).unwrap_or("")
+    } else {
+        ""
     };
-    let (time, callid, queue, agent, event) = (
-        span(time),
-        span(callid),
-        span(queue),
-        span(agent),
-        span(event),
-    );
-    let rest = span(rest_b);
-    let data = rest.strip_prefix('|').unwrap_or(rest);
-    Ok(Header {
-        time: time.trim_ascii(),
-        callid: callid.trim_ascii(),
-        queue: queue.trim_ascii(),
-        agent: agent.trim_ascii(),
-        event: event.trim_ascii(),
+    let h = Header {
+        time: cut(0, at(0)).trim_ascii(),
+        callid: cut(at(0) + 1, at(1)).trim_ascii(),
+        queue: cut(at(1) + 1, at(2)).trim_ascii(),
+        agent: cut(at(2) + 1, at(3)).trim_ascii(),
+        event: cut(at(3) + 1, at(4)).trim_ascii(),
         data,
-    })
+    };
+    let d = if data.is_empty() {
+        SmallVec::new()
+    } else if bars.complete() {
+        (4..count).map(|i| cut(at(i) + 1, at(i + 1))).collect()
+    } else {
+        split_bar(data)
+    };
+    Ok((h, d))
 }
 
 /// Parses queue_log lines for one source. Keeps small caches (interned
@@ -178,18 +171,29 @@ impl QueueLogParser {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let text: &'a str = match std::str::from_utf8(raw) {
-            Ok(s) => s,
-            Err(_) => {
-                let decoded = &mut self.decoded;
-                decoded.clear();
-                decoded.push_str(&self.ctx.fallback_charset.decode(raw));
-                decoded
-            }
+        let scanned = Bars::scan(raw);
+        let (text, bars): (&'a str, Bars) = if scanned.ascii() {
+            // SAFETY: the scan saw every byte below 0x80 (`Bars::ascii`,
+            // tested on every byte value at every word offset), and ASCII
+            // is valid UTF-8; skipping the second validation pass is worth
+            // about a tenth of the parse.
+            (unsafe { std::str::from_utf8_unchecked(raw) }, scanned)
+        } else {
+            let text: &'a str = match std::str::from_utf8(raw) {
+                Ok(s) => s,
+                Err(_) => {
+                    let decoded = &mut self.decoded;
+                    decoded.clear();
+                    decoded.push_str(&self.ctx.fallback_charset.decode(raw));
+                    decoded
+                }
+            };
+            // A file saved by a Windows editor may start with a byte-order mark.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            (text, Bars::scan(text.as_bytes()))
         };
-        // A file saved by a Windows editor may start with a byte-order mark.
-        let h = header(text.strip_prefix('\u{feff}').unwrap_or(text))?;
-        build(&self.ctx, &mut self.caches, h).map(Some)
+        let (h, d) = split_line(text, &bars)?;
+        build(&self.ctx, &mut self.caches, h, &d).map(Some)
     }
 
     /// Builds an event from already-split DB-export columns
@@ -212,7 +216,12 @@ impl QueueLogParser {
             event: event.trim_ascii(),
             data,
         };
-        build(&self.ctx, &mut self.caches, h).map(EventRef::into_event)
+        let d = if data.is_empty() {
+            SmallVec::new()
+        } else {
+            split_bar(data)
+        };
+        build(&self.ctx, &mut self.caches, h, &d).map(EventRef::into_event)
     }
 }
 
@@ -231,6 +240,7 @@ fn build<'a>(
     ctx: &'a SourceContext,
     caches: &'a mut Caches,
     h: Header<'a>,
+    d: &[&'a str],
 ) -> Result<EventRef<'a>, QueueLogError> {
     let Caches {
         numbers,
@@ -259,12 +269,7 @@ fn build<'a>(
         ev.agent_raw = Some(raw);
         ev.agent = id;
     }
-    let d = if h.data.is_empty() {
-        SmallVec::new()
-    } else {
-        split_bar(h.data)
-    };
-    interpret(&mut ev, h.data, &d, numbers);
+    interpret(&mut ev, h.data, d, numbers);
     ev.data = DataFields::new(h.data);
     Ok(ev)
 }
