@@ -28,6 +28,7 @@ pub struct Bars {
 
 impl Bars {
     /// Scans `line` (at most `u32::MAX` bytes are indexed; callers cap lines far below).
+    #[inline]
     pub fn scan(line: &[u8]) -> Bars {
         let mut bars = Bars {
             pos: [0; MAX_BARS],
@@ -37,17 +38,23 @@ impl Bars {
         let mut chunks = line.chunks_exact(8);
         let mut base = 0u32;
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            bars.word(u64::from_le_bytes(word), base);
+            bars.word(load(chunk), base);
             base = base.wrapping_add(8);
         }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            // Zero padding: a zero byte is neither '|' nor non-ASCII.
-            let mut word = [0u8; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            bars.word(u64::from_le_bytes(word), base);
+        let rest = chunks.remainder().len();
+        if rest > 0 {
+            if let Some(last) = line.len().checked_sub(8).and_then(|at| line.get(at..)) {
+                // The last eight bytes, shifted so that only the `rest` new
+                // ones remain (the vacated high bytes are zero: neither '|'
+                // nor non-ASCII).
+                bars.word(load(last) >> (8 * (8 - rest)), base);
+            } else {
+                let mut word = 0u64;
+                for (i, &b) in chunks.remainder().iter().enumerate() {
+                    word |= u64::from(b) << (8 * i);
+                }
+                bars.word(word, base);
+            }
         }
         bars
     }
@@ -85,6 +92,16 @@ impl Bars {
     pub fn complete(&self) -> bool {
         self.count <= MAX_BARS
     }
+}
+
+/// The first eight bytes of `b` as a little-endian word (0 if `b` is shorter).
+#[inline(always)]
+fn load(b: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(head) = b.get(..8) {
+        word.copy_from_slice(head);
+    }
+    u64::from_le_bytes(word)
 }
 
 /// Bit 7 set in exactly the bytes of `x` that are zero (no carries between

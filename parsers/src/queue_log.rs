@@ -22,7 +22,7 @@ use crate::intern::Interner;
 use crate::phone::NumberNormalizer;
 pub use crate::queue_log_verbs::kind_of;
 use crate::queue_log_verbs::VerbCache;
-use crate::time::{local_to_utc, parse_epoch, parse_naive};
+use crate::time::{local_to_utc, parse_epoch, parse_naive, EpochClock};
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
@@ -117,6 +117,7 @@ struct Caches {
     agents: AgentResolver,
     verbs: VerbCache,
     queues: Interner,
+    clock: EpochClock,
 }
 
 impl QueueLogParser {
@@ -128,6 +129,7 @@ impl QueueLogParser {
                 agents,
                 verbs: VerbCache::default(),
                 queues: Interner::default(),
+                clock: EpochClock::default(),
             },
             decoded: String::new(),
         }
@@ -225,7 +227,19 @@ impl QueueLogParser {
     }
 }
 
-fn time(ctx: &SourceContext, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
+fn time(
+    ctx: &SourceContext,
+    clock: &mut EpochClock,
+    s: &str,
+) -> Result<DateTime<Utc>, QueueLogError> {
+    // Fast path: whole epoch seconds, the queue_log norm (as `parse_epoch`'s).
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 12 && b.iter().all(u8::is_ascii_digit) {
+        let secs = b.iter().fold(0i64, |v, &c| v * 10 + i64::from(c - b'0'));
+        return clock
+            .utc(secs)
+            .ok_or_else(|| QueueLogError::BadTime { found: s.into() });
+    }
     if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
         return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
     }
@@ -236,6 +250,7 @@ fn time(ctx: &SourceContext, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
     })
 }
 
+#[inline]
 fn build<'a>(
     ctx: &'a SourceContext,
     caches: &'a mut Caches,
@@ -247,9 +262,10 @@ fn build<'a>(
         agents,
         verbs,
         queues,
+        clock,
     } = caches;
     let verb = verbs.get(h.event)?;
-    let ts = time(ctx, h.time)?;
+    let ts = time(ctx, clock, h.time)?;
     let mut ev = EventRef::new(
         SourceKind::AsteriskQueueLog,
         &ctx.source,
