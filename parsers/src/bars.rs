@@ -30,15 +30,25 @@ impl Bars {
     /// Scans `line` (at most `u32::MAX` bytes are indexed; callers cap lines far below).
     #[inline]
     pub fn scan(line: &[u8]) -> Bars {
-        let mut bars = Bars {
-            pos: [0; MAX_BARS],
-            count: 0,
-            high: 0,
+        // Locals rather than fields, so that they stay in registers.
+        let mut pos = [0u32; MAX_BARS];
+        let mut count = 0usize;
+        let mut high = 0u64;
+        let mut word = |w: u64, base: u32| {
+            high |= w;
+            let mut m = zero_bytes(w ^ BAR);
+            while m != 0 {
+                if let Some(slot) = pos.get_mut(count) {
+                    *slot = base.wrapping_add(m.trailing_zeros() / 8);
+                }
+                count += 1;
+                m &= m - 1;
+            }
         };
         let mut chunks = line.chunks_exact(8);
         let mut base = 0u32;
         for chunk in &mut chunks {
-            bars.word(load(chunk), base);
+            word(load(chunk), base);
             base = base.wrapping_add(8);
         }
         let rest = chunks.remainder().len();
@@ -47,30 +57,16 @@ impl Bars {
                 // The last eight bytes, shifted so that only the `rest` new
                 // ones remain (the vacated high bytes are zero: neither '|'
                 // nor non-ASCII).
-                bars.word(load(last) >> (8 * (8 - rest)), base);
+                word(load(last) >> (8 * (8 - rest)), base);
             } else {
-                let mut word = 0u64;
+                let mut w = 0u64;
                 for (i, &b) in chunks.remainder().iter().enumerate() {
-                    word |= u64::from(b) << (8 * i);
+                    w |= u64::from(b) << (8 * i);
                 }
-                bars.word(word, base);
+                word(w, base);
             }
         }
-        bars
-    }
-
-    #[inline(always)]
-    fn word(&mut self, w: u64, base: u32) {
-        self.high |= w;
-        let mut m = zero_bytes(w ^ BAR);
-        while m != 0 {
-            let at = base.wrapping_add(m.trailing_zeros() / 8);
-            if let Some(slot) = self.pos.get_mut(self.count) {
-                *slot = at;
-            }
-            self.count += 1;
-            m &= m - 1;
-        }
+        Bars { pos, count, high }
     }
 
     /// True when every byte is ASCII.

@@ -62,11 +62,9 @@ struct Header<'a> {
 }
 
 /// Splits a line at the separators found by [`Bars::scan`] on its bytes:
-/// the five fixed fields (trimmed) and the data fields (as written).
-fn split_line<'a>(
-    text: &'a str,
-    bars: &Bars,
-) -> Result<(Header<'a>, SmallVec<[&'a str; 8]>), QueueLogError> {
+/// the five fixed fields (trimmed) and the data after them (as written).
+#[inline]
+fn split_line<'a>(text: &'a str, bars: &Bars) -> Result<Header<'a>, QueueLogError> {
     let count = bars.count();
     if count < 4 {
         return Err(QueueLogError::TooFewFields { found: count + 1 });
@@ -75,27 +73,61 @@ fn split_line<'a>(
     // Offset of separator i, or the end of the line past the last one.
     let at = |i: usize| p.get(i).map_or(text.len(), |&x| x as usize);
     let cut = |from: usize, to: usize| text.get(from..to).unwrap_or("");
-    let data = if count > 4 {
-        text.get(at(4) + 1..).unwrap_or("")
-    } else {
-        ""
-    };
-    let h = Header {
+    Ok(Header {
         time: cut(0, at(0)).trim_ascii(),
         callid: cut(at(0) + 1, at(1)).trim_ascii(),
         queue: cut(at(1) + 1, at(2)).trim_ascii(),
         agent: cut(at(2) + 1, at(3)).trim_ascii(),
         event: cut(at(3) + 1, at(4)).trim_ascii(),
-        data,
-    };
-    let d = if data.is_empty() {
-        SmallVec::new()
-    } else if bars.complete() {
-        (4..count).map(|i| cut(at(i) + 1, at(i + 1))).collect()
-    } else {
-        split_bar(data)
-    };
-    Ok((h, d))
+        data: if count > 4 {
+            text.get(at(4) + 1..).unwrap_or("")
+        } else {
+            ""
+        },
+    })
+}
+
+/// The data fields of a line (data1, data2, …), cut from the text only
+/// when the verb reads them.
+#[derive(Clone, Copy)]
+enum Fields<'s, 'a> {
+    /// Field `i` runs from after the separator at `seps[i]` to the next
+    /// one (or the end of `text`).
+    Cut { text: &'a str, seps: &'s [u32] },
+    /// Already split: slices of `data` (DB-export columns, or a line with
+    /// more separators than [`Bars`] keeps).
+    Split {
+        data: &'a str,
+        fields: &'s [&'a str],
+    },
+}
+
+impl<'a> Fields<'_, 'a> {
+    fn len(&self) -> usize {
+        match self {
+            Fields::Cut { seps, .. } => seps.len(),
+            Fields::Split { fields, .. } => fields.len(),
+        }
+    }
+
+    /// Fields `i..=j` as written (`|`-joined); `i <= j < len`.
+    fn span(&self, i: usize, j: usize) -> &'a str {
+        match *self {
+            Fields::Cut { text, seps } => {
+                let from = seps.get(i).map_or(text.len(), |&x| x as usize + 1);
+                let to = seps.get(j + 1).map_or(text.len(), |&x| x as usize);
+                text.get(from..to).unwrap_or("")
+            }
+            Fields::Split { data, fields } => match (fields.get(i), fields.get(j)) {
+                (Some(first), Some(last)) => covering(data, first, last),
+                _ => "",
+            },
+        }
+    }
+
+    fn get(&self, i: usize) -> &'a str {
+        self.span(i, i)
+    }
 }
 
 /// Parses queue_log lines for one source. Keeps small caches (interned
@@ -158,6 +190,7 @@ impl QueueLogParser {
     /// a warm parser and valid UTF-8 it allocates nothing (a non-UTF-8 line
     /// is decoded into a buffer the view borrows). The view borrows the
     /// parser, so it must be consumed before the next line is parsed.
+    #[inline]
     pub fn parse_line_ref<'a>(
         &'a mut self,
         raw: &'a [u8],
@@ -194,8 +227,26 @@ impl QueueLogParser {
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             (text, Bars::scan(text.as_bytes()))
         };
-        let (h, d) = split_line(text, &bars)?;
-        build(&self.ctx, &mut self.caches, h, &d).map(Some)
+        let h = split_line(text, &bars)?;
+        let slow: SmallVec<[&str; 8]>;
+        let fields = if h.data.is_empty() {
+            Fields::Split {
+                data: "",
+                fields: &[],
+            }
+        } else if bars.complete() {
+            Fields::Cut {
+                text,
+                seps: bars.positions().get(4..).unwrap_or(&[]),
+            }
+        } else {
+            slow = split_bar(h.data);
+            Fields::Split {
+                data: h.data,
+                fields: &slow,
+            }
+        };
+        build(&self.ctx, &mut self.caches, h, fields).map(Some)
     }
 
     /// Builds an event from already-split DB-export columns
@@ -223,7 +274,8 @@ impl QueueLogParser {
         } else {
             split_bar(data)
         };
-        build(&self.ctx, &mut self.caches, h, &d).map(EventRef::into_event)
+        let fields = Fields::Split { data, fields: &d };
+        build(&self.ctx, &mut self.caches, h, fields).map(EventRef::into_event)
     }
 }
 
@@ -233,9 +285,7 @@ fn time(
     s: &str,
 ) -> Result<DateTime<Utc>, QueueLogError> {
     // Fast path: whole epoch seconds, the queue_log norm (as `parse_epoch`'s).
-    let b = s.as_bytes();
-    if !b.is_empty() && b.len() <= 12 && b.iter().all(u8::is_ascii_digit) {
-        let secs = b.iter().fold(0i64, |v, &c| v * 10 + i64::from(c - b'0'));
+    if let Some(secs) = whole_seconds(s.as_bytes()) {
         return clock
             .utc(secs)
             .ok_or_else(|| QueueLogError::BadTime { found: s.into() });
@@ -250,12 +300,29 @@ fn time(
     })
 }
 
+/// 1 to 12 ASCII digits as a number (one pass), else `None`.
+#[inline]
+fn whole_seconds(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 12 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &c in b {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(digit);
+    }
+    Some(v)
+}
+
 #[inline]
 fn build<'a>(
     ctx: &'a SourceContext,
     caches: &'a mut Caches,
     h: Header<'a>,
-    d: &[&'a str],
+    d: Fields<'_, 'a>,
 ) -> Result<EventRef<'a>, QueueLogError> {
     let Caches {
         numbers,
@@ -285,7 +352,7 @@ fn build<'a>(
         ev.agent_raw = Some(raw);
         ev.agent = id;
     }
-    interpret(&mut ev, h.data, d, numbers);
+    interpret(&mut ev, d, numbers);
     ev.data = DataFields::new(h.data);
     Ok(ev)
 }
@@ -301,28 +368,19 @@ fn covering<'a>(whole: &'a str, first: &str, last: &str) -> &'a str {
     whole.get(start..end).unwrap_or("")
 }
 
-/// Fills the kind-specific fields from the data fields `d` (the slices of
-/// `data` between its bars).
-fn interpret<'a>(
-    ev: &mut EventRef<'a>,
-    data: &'a str,
-    d: &[&'a str],
-    numbers: &'a mut NumberNormalizer,
-) {
+/// Fills the kind-specific fields from the data fields `d`.
+fn interpret<'a>(ev: &mut EventRef<'a>, d: Fields<'_, 'a>, numbers: &'a mut NumberNormalizer) {
     // Trailing empty fields (a stray trailing '|') carry nothing.
     let mut n = d.len();
-    while n > 0 && d[n - 1].trim_ascii().is_empty() {
+    while n > 0 && d.get(n - 1).trim_ascii().is_empty() {
         n -= 1;
     }
-    let d = &d[..n];
-    let get = |i: usize| d.get(i).map(|s| s.trim_ascii()).filter(|s| !s.is_empty());
+    let get = |i: usize| Some(d.get(i).trim_ascii()).filter(|s| i < n && !s.is_empty());
     let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
     // Fields i.. joined (as written), trimmed; `None` when blank.
     let rest = |i: usize| -> Option<&'a str> {
-        let tail = d.get(i..)?;
-        let (first, last) = (tail.first()?, tail.last()?);
-        let s = covering(data, first, last).trim();
-        (!s.is_empty()).then_some(s)
+        let s = d.span(i, n.checked_sub(1)?).trim();
+        (i < n && !s.is_empty()).then_some(s)
     };
     match ev.kind {
         EventKind::Did => {
@@ -359,13 +417,13 @@ fn interpret<'a>(
         }
         EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
             // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
-            if d.len() >= 4 {
-                let k = d.len();
+            if n >= 4 {
+                let k = n;
                 ev.wait_s = num(k - 3);
                 ev.talk_s = num(k - 2);
                 ev.orig_position = num(k - 1);
                 // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
-                let kind = covering(data, d[0], d[k - 4]);
+                let kind = d.span(0, k - 4);
                 let blank = kind
                     .trim_matches(|c: char| c == '|' || c.is_whitespace())
                     .is_empty();
