@@ -111,6 +111,7 @@ impl<'a> Fields<'_, 'a> {
     }
 
     /// Fields `i..=j` as written (`|`-joined); `i <= j < len`.
+    #[inline]
     fn span(&self, i: usize, j: usize) -> &'a str {
         match *self {
             Fields::Cut { text, seps } => {
@@ -300,21 +301,54 @@ fn time(
     })
 }
 
-/// 1 to 12 ASCII digits as a number (one pass), else `None`.
+/// 1 to 12 ASCII digits as a number, else `None`; the first eight digits
+/// in one step ([`eight_digits`]).
 #[inline]
 fn whole_seconds(b: &[u8]) -> Option<i64> {
     if b.is_empty() || b.len() > 12 {
         return None;
     }
-    let mut v = 0i64;
-    for &c in b {
+    let (mut v, rest) = match (b.get(..8), b.get(8..)) {
+        (Some(head), Some(rest)) => (eight_digits(head)?, rest),
+        _ => (0, b),
+    };
+    for &c in rest {
         let digit = c.wrapping_sub(b'0');
         if digit > 9 {
             return None;
         }
-        v = v * 10 + i64::from(digit);
+        v = v * 10 + u64::from(digit);
     }
-    Some(v)
+    i64::try_from(v).ok()
+}
+
+/// Eight ASCII digits (`b` is exactly eight bytes) as a number, else `None`:
+/// a check that every byte is `'0'..='9'`, then the usual multiply-and-shift
+/// reduction of a little-endian word (pairs, then quads, then all eight).
+#[inline]
+fn eight_digits(b: &[u8]) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(b.get(..8)?);
+    let w = u64::from_le_bytes(word);
+    const NIBBLE_HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const NIBBLE_LO: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    // High nibble 3 everywhere, and low nibble + 6 never reaching 16.
+    let digits = w & NIBBLE_HI == 0x3030_3030_3030_3030
+        && (w & NIBBLE_LO).wrapping_add(0x0606_0606_0606_0606) & NIBBLE_HI == 0;
+    if !digits {
+        return None;
+    }
+    let v = w & NIBBLE_LO;
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    Some(
+        (v & MASK)
+            .wrapping_mul(MUL1)
+            .wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))
+            >> 32,
+    )
 }
 
 #[inline]
@@ -507,6 +541,48 @@ fn is_sentinel_callid(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::phone::NumberConfig;
+
+    #[test]
+    fn whole_seconds_matches_a_plain_parse() {
+        let plain = |b: &[u8]| -> Option<i64> {
+            let s = std::str::from_utf8(b).ok()?;
+            (!s.is_empty() && s.len() <= 12 && s.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for n in [
+            0u64,
+            7,
+            42,
+            12345678,
+            99999999,
+            100000000,
+            1546015415,
+            999999999999,
+        ] {
+            cases.push(n.to_string().into_bytes());
+            cases.push(format!("{n:012}").into_bytes());
+        }
+        for len in 1..=13usize {
+            for at in 0..len {
+                for v in 0..=255u8 {
+                    let mut b = b"1234567890123"[..len].to_vec();
+                    b[at] = v;
+                    cases.push(b);
+                }
+            }
+        }
+        for b in cases {
+            assert_eq!(
+                whole_seconds(&b),
+                plain(&b),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert_eq!(whole_seconds(b""), None);
+    }
 
     fn parser() -> QueueLogParser {
         QueueLogParser::new(
