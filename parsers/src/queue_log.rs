@@ -111,7 +111,7 @@ impl<'a> Fields<'_, 'a> {
     }
 
     /// Fields `i..=j` as written (`|`-joined); `i <= j < len`.
-    #[inline]
+    #[inline(always)]
     fn span(&self, i: usize, j: usize) -> &'a str {
         match *self {
             Fields::Cut { text, seps } => {
