@@ -63,39 +63,38 @@ impl Bars {
     }
 }
 
-/// Collects separator offsets from bit masks (bit `i` = byte `base + i`).
-struct Collect {
-    pos: [u32; MAX_BARS],
-    count: usize,
-}
-
-impl Collect {
-    #[inline(always)]
-    fn push(&mut self, mut mask: u64, base: u32, bits_per_byte: u32) {
-        while mask != 0 {
-            if let Some(slot) = self.pos.get_mut(self.count) {
-                *slot = base.wrapping_add(mask.trailing_zeros() / bits_per_byte);
-            }
-            self.count += 1;
-            mask &= mask - 1;
+/// Records the separators of one bit mask (bit `i * bits_per_byte` = byte
+/// `base + i`). `pos` and `count` are separate locals of the caller (not
+/// one struct), so that `count` stays in a register.
+#[inline(always)]
+fn push(
+    pos: &mut [u32; MAX_BARS],
+    count: &mut usize,
+    mut mask: u64,
+    base: u32,
+    bits_per_byte: u32,
+) {
+    while mask != 0 {
+        if let Some(slot) = pos.get_mut(*count) {
+            *slot = base.wrapping_add(mask.trailing_zeros() / bits_per_byte);
         }
+        *count += 1;
+        mask &= mask - 1;
     }
 }
 
 /// The portable scan: eight bytes per step in a `u64`.
 #[inline]
 fn scan_words(line: &[u8]) -> Bars {
-    let mut c = Collect {
-        pos: [0; MAX_BARS],
-        count: 0,
-    };
+    let mut pos = [0u32; MAX_BARS];
+    let mut count = 0usize;
     let mut high = 0u64;
     let mut chunks = line.chunks_exact(8);
     let mut base = 0u32;
     for chunk in &mut chunks {
         let w = load(chunk);
         high |= w;
-        c.push(zero_bytes(w ^ BAR), base, 8);
+        push(&mut pos, &mut count, zero_bytes(w ^ BAR), base, 8);
         base = base.wrapping_add(8);
     }
     let rest = chunks.remainder().len();
@@ -112,13 +111,9 @@ fn scan_words(line: &[u8]) -> Bars {
                 .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i))),
         };
         high |= w;
-        c.push(zero_bytes(w ^ BAR), base, 8);
+        push(&mut pos, &mut count, zero_bytes(w ^ BAR), base, 8);
     }
-    Bars {
-        pos: c.pos,
-        count: c.count,
-        high,
-    }
+    Bars { pos, count, high }
 }
 
 /// Sixteen bytes per step with SSE2 (always present on x86_64): one
@@ -144,17 +139,15 @@ fn scan_sse2(line: &[u8]) -> Bars {
             _mm_movemask_epi8(_mm_cmpeq_epi8(v, bar)) as u32 as u64,
         )
     };
-    let mut c = Collect {
-        pos: [0; MAX_BARS],
-        count: 0,
-    };
+    let mut pos = [0u32; MAX_BARS];
+    let mut count = 0usize;
     let mut high = 0u64;
     let mut chunks = line.chunks_exact(16);
     let mut base = 0u32;
     for chunk in &mut chunks {
         let (top, bars) = masks(vector(chunk));
         high |= top;
-        c.push(bars, base, 1);
+        push(&mut pos, &mut count, bars, base, 1);
         base = base.wrapping_add(16);
     }
     let rest = chunks.remainder().len();
@@ -164,12 +157,12 @@ fn scan_sse2(line: &[u8]) -> Bars {
             let shift = 16 - rest as u32;
             let (top, bars) = masks(vector(last));
             high |= top >> shift;
-            c.push(bars >> shift, base, 1);
+            push(&mut pos, &mut count, bars >> shift, base, 1);
         }
     }
     Bars {
-        pos: c.pos,
-        count: c.count,
+        pos,
+        count,
         high: if high == 0 { 0 } else { HI },
     }
 }

@@ -208,12 +208,13 @@ impl QueueLogParser {
             return Ok(None);
         }
         let scanned = Bars::scan(raw);
-        let (text, bars): (&'a str, Bars) = if scanned.ascii() {
+        let rescanned: Bars;
+        let (text, bars): (&'a str, &Bars) = if scanned.ascii() {
             // SAFETY: the scan saw every byte below 0x80 (`Bars::ascii`,
             // tested on every byte value at every word offset), and ASCII
             // is valid UTF-8; skipping the second validation pass is worth
             // about a tenth of the parse.
-            (unsafe { std::str::from_utf8_unchecked(raw) }, scanned)
+            (unsafe { std::str::from_utf8_unchecked(raw) }, &scanned)
         } else {
             let text: &'a str = match std::str::from_utf8(raw) {
                 Ok(s) => s,
@@ -226,9 +227,10 @@ impl QueueLogParser {
             };
             // A file saved by a Windows editor may start with a byte-order mark.
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            (text, Bars::scan(text.as_bytes()))
+            rescanned = Bars::scan(text.as_bytes());
+            (text, &rescanned)
         };
-        let h = split_line(text, &bars)?;
+        let h = split_line(text, bars)?;
         let slow: SmallVec<[&str; 8]>;
         let fields = if h.data.is_empty() {
             Fields::Split {
