@@ -19,6 +19,9 @@ pub struct AgentResolver {
     /// return borrows of `resolved`).
     interned: FxHashMap<Box<str>, u32>,
     resolved: Vec<Resolved>,
+    /// Index of the resolution returned last (one compare instead of a
+    /// hash lookup when consecutive lines name the same agent).
+    last: usize,
 }
 
 /// One cached resolution: the raw text (shared) and the agent id.
@@ -38,6 +41,7 @@ impl AgentResolver {
                 .collect(),
             interned: FxHashMap::default(),
             resolved: Vec::new(),
+            last: 0,
         }
     }
 
@@ -50,8 +54,14 @@ impl AgentResolver {
     /// sentinels): one hash lookup on a hit, no allocation, no reference
     /// count traffic.
     pub fn resolve_ref(&mut self, raw: &str) -> (&Str, Option<&Str>) {
+        let last = self.last;
+        if last < self.resolved.len() && *self.resolved[last].raw == *raw {
+            let r = &self.resolved[last];
+            return (&r.raw, r.id.as_ref());
+        }
         if let Some(&i) = self.interned.get(raw) {
             if (i as usize) < self.resolved.len() {
+                self.last = i as usize;
                 let r = &self.resolved[i as usize];
                 return (&r.raw, r.id.as_ref());
             }
@@ -62,6 +72,7 @@ impl AgentResolver {
             self.resolved.clear();
         }
         let i = self.resolved.len();
+        self.last = i;
         self.resolved.push(Resolved {
             raw: Str::from(raw),
             id,
@@ -154,6 +165,12 @@ mod tests {
         assert_eq!(r.resolve("PJSIP/7051").as_deref(), Some("anna"));
         assert_eq!(r.resolve("NONE"), None);
         assert_eq!(r.resolve(""), None);
+        assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
+        // Repeats and near-repeats (the one-entry memo) resolve the same.
+        assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
+        assert_eq!(r.resolve("PJSIP/20").as_deref(), Some("20"));
+        assert_eq!(r.resolve_ref("NONE").1, None);
+        assert_eq!(&**r.resolve_ref("NONE").0, "NONE");
         assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
     }
 }

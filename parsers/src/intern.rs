@@ -16,6 +16,9 @@ const LIMIT: usize = 50_000;
 pub struct Interner {
     map: FxHashMap<Box<str>, u32>,
     vals: Vec<Str>,
+    /// Index of the value returned last: consecutive lines mostly name the
+    /// same queue, and one compare is cheaper than a hash lookup.
+    last: usize,
 }
 
 impl Interner {
@@ -28,8 +31,13 @@ impl Interner {
     pub fn get_ref(&mut self, s: &str) -> &Str {
         // (Checked, then indexed: returning the borrow from `vals.get`
         // would keep `vals` borrowed on the miss path too.)
+        let last = self.last;
+        if last < self.vals.len() && *self.vals[last] == *s {
+            return &self.vals[last];
+        }
         if let Some(&i) = self.map.get(s) {
             if (i as usize) < self.vals.len() {
+                self.last = i as usize;
                 return &self.vals[i as usize];
             }
         }
@@ -38,6 +46,7 @@ impl Interner {
             self.vals.clear();
         }
         let i = self.vals.len();
+        self.last = i;
         self.vals.push(Str::from(s));
         self.map.insert(s.into(), i as u32);
         &self.vals[i]
@@ -63,5 +72,11 @@ mod tests {
         assert_eq!(i.map.len(), i.vals.len());
         assert_eq!(&*i.get("sales"), "sales");
         assert_eq!(&**i.get_ref("7"), "7");
+        // The one-entry memo never answers for other text.
+        assert_eq!(&**i.get_ref("sales"), "sales");
+        assert_eq!(&**i.get_ref("sale"), "sale");
+        assert_eq!(&**i.get_ref("sales"), "sales");
+        assert_eq!(&**i.get_ref(""), "");
+        assert_eq!(&**i.get_ref("sales"), "sales");
     }
 }
