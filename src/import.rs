@@ -8,7 +8,6 @@
 
 use crate::config::{Config, SourceConfig};
 use crate::ingest::{framing_of, parser_for, BatchParser, IngestStats};
-use crate::state::Touched;
 use crate::store::Store;
 use crate::tail::{memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE};
 use anyhow::Context;
@@ -170,7 +169,6 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
     let mut report = ImportReport::default();
     let mut parser: Option<BatchParser> = None;
-    let mut touched = Touched::default();
     for (src, path, disk_len) in jobs {
         bar.set_message(
             path.file_name()
@@ -189,9 +187,8 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
                 parser = Some(BatchParser::new(&src.name, parser_for(cfg, &src)?));
             }
             let Some(p) = parser.as_mut() else { continue };
-            let (stats, bytes, t) = import_file(p, &store, &path, disk_len, &bar)
+            let (stats, bytes) = import_file(p, &store, &path, disk_len, &bar)
                 .with_context(|| format!("importing {}", path.display()))?;
-            touched.merge(t);
             report.bytes += bytes;
             stats
         };
@@ -202,10 +199,10 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
             stats,
         });
     }
-    // The derived state of everything the files touched, once.
+    // The derived state of everything stored and not derived yet.
     bar.set_message("deriving state");
     let state_started = Instant::now();
-    report.derived = store.refresh_state(&touched)? as u64;
+    report.derived = store.derive_all()? as u64;
     report.state_elapsed = state_started.elapsed();
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
@@ -230,15 +227,14 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
 const IMPORT_BATCH: usize = 100_000;
 
 /// Reads one file: a thread splits and parses while this one stores.
-/// Returns the file's totals, the uncompressed bytes read and the keys whose
-/// derived state must be recomputed.
+/// Returns the file's totals and the uncompressed bytes read.
 fn import_file(
     parser: &mut BatchParser,
     store: &Store,
     path: &Path,
     disk_len: u64,
     bar: &ProgressBar,
-) -> anyhow::Result<(IngestStats, u64, Touched)> {
+) -> anyhow::Result<(IngestStats, u64)> {
     let meta = std::fs::metadata(path)?;
     let devino = DevIno {
         dev: meta.dev(),
@@ -255,7 +251,6 @@ fn import_file(
     let source = parser.source().to_string();
     let total = bytes.len();
     let mut stats = IngestStats::default();
-    let mut touched = Touched::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         let data = bytes.clone();
@@ -287,7 +282,6 @@ fn import_file(
         let mut shown = 0u64;
         for (parsed, n, pos) in rx {
             let c = store.commit_import_batch(&source, &parsed.events, &parsed.rejects)?;
-            touched.merge(Touched::from_events(&parsed.events));
             stats.add(&IngestStats {
                 lines: n,
                 blank: parsed.blank,
@@ -305,5 +299,5 @@ fn import_file(
             .join()
             .map_err(|_| anyhow::anyhow!("the parser thread panicked"))
     })?;
-    Ok((stats, total as u64, touched))
+    Ok((stats, total as u64))
 }

@@ -69,39 +69,6 @@ impl Touched {
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty() && self.agents.is_empty()
     }
-
-    /// Adds `other`'s keys.
-    pub fn merge(&mut self, other: Touched) {
-        self.calls.extend(other.calls);
-        self.agents.extend(other.agents);
-        self.facts.extend(other.facts);
-    }
-
-    /// Splits into pieces of at most `n` calls (agents and facts go with the
-    /// first piece).
-    pub fn chunks(&self, n: usize) -> Vec<Touched> {
-        let mut out: Vec<Touched> = Vec::new();
-        let calls: Vec<&(String, String)> = self.calls.iter().collect();
-        for (i, part) in calls.chunks(n.max(1)).enumerate() {
-            let mut t = Touched {
-                calls: part.iter().map(|c| (*c).clone()).collect(),
-                ..Touched::default()
-            };
-            if i == 0 {
-                t.agents = self.agents.clone();
-                t.facts = self.facts.clone();
-            }
-            out.push(t);
-        }
-        if out.is_empty() && !self.agents.is_empty() {
-            out.push(Touched {
-                agents: self.agents.clone(),
-                facts: self.facts.clone(),
-                ..Touched::default()
-            });
-        }
-        out
-    }
 }
 
 fn ts(us: i64) -> Value {

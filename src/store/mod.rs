@@ -122,6 +122,10 @@ pub struct Store {
     commit_lock: Arc<Mutex<()>>,
 }
 
+/// The `sink_checkpoints` row of the state deriver: the last event `seq`
+/// whose effect on the derived tables is committed.
+pub const STATE_SINK: &str = "state";
+
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
@@ -230,41 +234,87 @@ impl Store {
         actions: &[NewAction],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<CommitStats, StoreError> {
-        self.commit(source, events, rejects, actions, checkpoint, true)
+        self.commit(source, events, rejects, actions, checkpoint)
     }
 
-    /// Commits events and rejects of a bulk import WITHOUT updating the
-    /// derived state: the importer collects the touched keys and calls
-    /// [`Store::refresh_state`] once at the end (an interrupted import is
-    /// healed by running it again: the keys of already-stored events are
-    /// touched again).
+    /// Commits events and rejects of a bulk import (no actions, no source
+    /// checkpoint: an import is idempotent instead).
     pub fn commit_import_batch(
         &self,
         source: &str,
         events: &[Event],
         rejects: &[RejectRow],
     ) -> Result<CommitStats, StoreError> {
-        self.commit(source, events, rejects, &[], None, false)
+        self.commit(source, events, rejects, &[], None)
     }
 
-    /// Recomputes the derived state of `touched`, in chunks of calls (one
-    /// transaction each, with the derived events they produce).
-    pub fn refresh_state(&self, touched: &Touched) -> Result<usize, StoreError> {
-        let mut derived_total = 0;
-        for chunk in touched.chunks(20_000) {
-            let now = Utc::now();
-            let _serial = self.commit_guard();
-            let mut conn = self.lock();
-            let tx = conn.transaction().map_err(db("starting a transaction"))?;
-            let derived = crate::state::refresh(&tx, &chunk, &self.state, now)
-                .map_err(db("updating the derived state"))?;
-            if !derived.is_empty() {
-                events::stage(&tx, &derived, now)?;
-                derived_total += events::insert_staged_into(&tx, "state_events")?;
+    /// Derives the state of up to `limit` stored events after the state
+    /// checkpoint (`sink_checkpoints` row `state`), in one transaction with
+    /// the derived rows, the state changes they produce (`state_events`) and
+    /// the advanced checkpoint. Returns how many events were taken (0 =
+    /// caught up) and how many state changes were recorded.
+    pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
+        let now = Utc::now();
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let after: i64 = tx
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM sink_checkpoints WHERE sink = ?",
+                params![STATE_SINK],
+                |r| r.get(0),
+            )
+            .map_err(db("reading the state checkpoint"))?;
+        let sql = events::SELECT_AFTER.replace("{table}", "events");
+        let mut evs: Vec<Event> = Vec::new();
+        let mut last = after;
+        {
+            let mut stmt = tx
+                .prepare_cached(&sql)
+                .map_err(db("preparing the event scan"))?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], events::read_row)
+                .map_err(db("scanning events"))?;
+            for r in rows {
+                let (seq, ev) = r.map_err(db("reading an event"))?;
+                last = last.max(seq);
+                match ev {
+                    Ok(ev) => evs.push(ev),
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "an unreadable event is left out of the state")
+                    }
+                }
             }
-            tx.commit().map_err(db("committing the derived state"))?;
         }
-        Ok(derived_total)
+        if last == after {
+            return Ok((0, 0));
+        }
+        let derived = crate::state::refresh(&tx, &Touched::from_events(&evs), &self.state, now)
+            .map_err(db("updating the derived state"))?;
+        let mut recorded = 0;
+        if !derived.is_empty() {
+            events::stage(&tx, &derived, now)?;
+            recorded = events::insert_staged_into(&tx, "state_events")?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
+            params![STATE_SINK, last, ts(now)],
+        )
+        .map_err(db("writing the state checkpoint"))?;
+        tx.commit().map_err(db("committing the derived state"))?;
+        Ok((evs.len().max(1), recorded))
+    }
+
+    /// Derives the state of every stored event not derived yet.
+    pub fn derive_all(&self) -> Result<usize, StoreError> {
+        let mut recorded = 0;
+        loop {
+            let (n, r) = self.derive_state(50_000)?;
+            recorded += r;
+            if n == 0 {
+                return Ok(recorded);
+            }
+        }
     }
 
     fn commit(
@@ -274,7 +324,6 @@ impl Store {
         rejects: &[RejectRow],
         actions: &[NewAction],
         checkpoint: Option<&Checkpoint>,
-        refresh: bool,
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
@@ -329,16 +378,6 @@ impl Store {
                     ])
                     .map_err(db("inserting an action"))?;
             }
-        }
-        let derived = if refresh {
-            crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
-                .map_err(db("updating the derived state"))?
-        } else {
-            Vec::new()
-        };
-        if !derived.is_empty() {
-            events::stage(&tx, &derived, now)?;
-            events::insert_staged_into(&tx, "state_events")?;
         }
         if let Some(cp) = checkpoint {
             tx.execute(

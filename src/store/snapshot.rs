@@ -167,17 +167,6 @@ impl Store {
             )
             .map_err(db("writing snapshot row states"))?;
         }
-        let derived = crate::state::refresh(
-            &tx,
-            &crate::state::Touched::from_events(events),
-            self.state_config(),
-            now,
-        )
-        .map_err(db("updating the derived state"))?;
-        if !derived.is_empty() {
-            super::events::stage(&tx, &derived, now)?;
-            super::events::insert_staged_into(&tx, "state_events")?;
-        }
         tx.commit().map_err(db("committing the snapshot"))?;
         conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")
             .map_err(db("clearing the staging tables"))?;
