@@ -9,10 +9,7 @@ use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, St
 use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
 use calltrail_parsers::cdr::{CdrLayout, CdrParser};
-use calltrail_parsers::{
-    AgentResolver, Charset, Event, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
-    SourceKind, Str,
-};
+use calltrail_parsers::{Event, QueueLogParser, SourceKind};
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -180,23 +177,7 @@ const MAX_REMEMBERED_CALLS: usize = 50_000;
 
 /// Builds the parser context for a source from the config.
 pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<LineParser> {
-    let tz: Tz = src
-        .timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", src.timezone))?;
-    let ctx = SourceContext {
-        source: Str::from(src.name.as_str()),
-        pbx: Str::from(src.pbx.as_str()),
-        timezone: tz,
-        fallback_charset: Charset::from_name(&src.charset)
-            .with_context(|| format!("unknown charset {:?}", src.charset))?,
-    };
-    let numbers = NumberNormalizer::new(NumberConfig {
-        default_region: cfg.numbers.default_region.clone(),
-        max_internal_len: cfg.numbers.max_internal_len,
-        match_last_digits: cfg.numbers.match_last_digits,
-    })?;
-    let agents = AgentResolver::new(cfg.agents.aliases.clone());
+    let (ctx, numbers, agents) = crate::snapshot::context_for(cfg, src)?;
     Ok(match src.kind {
         SourceKind::AsteriskQueueLog => {
             LineParser::QueueLog(Box::new(QueueLogParser::new(ctx, numbers, agents)))

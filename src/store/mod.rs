@@ -122,6 +122,37 @@ pub struct Store {
     commit_lock: Arc<Mutex<()>>,
 }
 
+/// Inserts rejects (ignoring ids already stored); returns how many were new.
+pub(super) fn insert_rejects(
+    conn: &Connection,
+    source: &str,
+    rejects: &[RejectRow],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    if rejects.is_empty() {
+        return Ok(0);
+    }
+    let mut ins = conn
+        .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .map_err(db("preparing the reject insert"))?;
+    let mut n = 0;
+    for r in rejects {
+        n += ins
+            .execute(params![
+                r.reject_id,
+                source,
+                r.file_fp,
+                r.byte_offset as i64,
+                r.line_no as i64,
+                r.raw,
+                r.reason,
+                ts(now)
+            ])
+            .map_err(db("inserting a reject"))?;
+    }
+    Ok(n)
+}
+
 /// The `sink_checkpoints` row of the state deriver: the last event `seq`
 /// whose effect on the derived tables is committed.
 pub const STATE_SINK: &str = "state";
@@ -143,6 +174,8 @@ impl Store {
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
+        conn.execute_batch(&schema::state_events_ddl())
+            .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
         Ok(Store {
@@ -234,7 +267,59 @@ impl Store {
         actions: &[NewAction],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<CommitStats, StoreError> {
-        self.commit(source, events, rejects, actions, checkpoint)
+        let now = Utc::now();
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        let t0 = std::time::Instant::now();
+        events::stage(&conn, events, now)?;
+        let staged = t0.elapsed();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let mut stats = CommitStats::default();
+        stats.inserted = events::insert_staged(&tx)?;
+        stats.duplicates = events.len().saturating_sub(stats.inserted);
+        tracing::debug!(
+            events = events.len(),
+            stage_ms = staged.as_millis() as u64,
+            insert_ms = (t0.elapsed() - staged).as_millis() as u64,
+            "events stored"
+        );
+        stats.rejects = insert_rejects(&tx, source, rejects, now)?;
+        if !actions.is_empty() {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?)",
+                )
+                .map_err(db("preparing the action insert"))?;
+            for a in actions {
+                stats.actions += ins
+                    .execute(params![
+                        a.action_id,
+                        a.kind,
+                        a.event_id,
+                        ts(now),
+                        ts(now),
+                        a.payload
+                    ])
+                    .map_err(db("inserting an action"))?;
+            }
+        }
+        if let Some(cp) = checkpoint {
+            tx.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    source,
+                    cp.file_fp,
+                    cp.dev,
+                    cp.inode,
+                    cp.byte_offset as i64,
+                    cp.line_no as i64,
+                    ts(now)
+                ],
+            )
+            .map_err(db("writing the checkpoint"))?;
+        }
+        tx.commit().map_err(db("committing the batch"))?;
+        Ok(stats)
     }
 
     /// Commits events and rejects of a bulk import (no actions, no source
@@ -245,7 +330,7 @@ impl Store {
         events: &[Event],
         rejects: &[RejectRow],
     ) -> Result<CommitStats, StoreError> {
-        self.commit(source, events, rejects, &[], None)
+        self.commit_batch(source, events, rejects, &[], None)
     }
 
     /// Derives the state of up to `limit` stored events after the state
@@ -315,87 +400,6 @@ impl Store {
                 return Ok(recorded);
             }
         }
-    }
-
-    fn commit(
-        &self,
-        source: &str,
-        events: &[Event],
-        rejects: &[RejectRow],
-        actions: &[NewAction],
-        checkpoint: Option<&Checkpoint>,
-    ) -> Result<CommitStats, StoreError> {
-        let now = Utc::now();
-        let _serial = self.commit_guard();
-        let mut conn = self.lock();
-        let t0 = std::time::Instant::now();
-        events::stage(&conn, events, now)?;
-        let staged = t0.elapsed();
-        let tx = conn.transaction().map_err(db("starting a transaction"))?;
-        let mut stats = CommitStats::default();
-        stats.inserted = events::insert_staged(&tx)?;
-        stats.duplicates = events.len().saturating_sub(stats.inserted);
-        tracing::debug!(
-            events = events.len(),
-            stage_ms = staged.as_millis() as u64,
-            insert_ms = (t0.elapsed() - staged).as_millis() as u64,
-            "events stored"
-        );
-        if !rejects.is_empty() {
-            let mut ins = tx
-                .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .map_err(db("preparing the reject insert"))?;
-            for r in rejects {
-                stats.rejects += ins
-                    .execute(params![
-                        r.reject_id,
-                        source,
-                        r.file_fp,
-                        r.byte_offset as i64,
-                        r.line_no as i64,
-                        r.raw,
-                        r.reason,
-                        ts(now)
-                    ])
-                    .map_err(db("inserting a reject"))?;
-            }
-        }
-        if !actions.is_empty() {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?)",
-                )
-                .map_err(db("preparing the action insert"))?;
-            for a in actions {
-                stats.actions += ins
-                    .execute(params![
-                        a.action_id,
-                        a.kind,
-                        a.event_id,
-                        ts(now),
-                        ts(now),
-                        a.payload
-                    ])
-                    .map_err(db("inserting an action"))?;
-            }
-        }
-        if let Some(cp) = checkpoint {
-            tx.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    source,
-                    cp.file_fp,
-                    cp.dev,
-                    cp.inode,
-                    cp.byte_offset as i64,
-                    cp.line_no as i64,
-                    ts(now)
-                ],
-            )
-            .map_err(db("writing the checkpoint"))?;
-        }
-        tx.commit().map_err(db("committing the batch"))?;
-        Ok(stats)
     }
 
     /// Events with `seq > after`, oldest first.
