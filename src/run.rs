@@ -288,17 +288,18 @@ async fn derive_state(
     }
 }
 
-/// Settles the time-dependent state (missed-call episodes expiring) once a
-/// minute, until the run drains.
+/// Settles the time-dependent state (missed-call episodes expiring, callers
+/// waiting too long) every `[state] sweep_interval_s`, until the run drains.
 async fn sweep_state(store: Store, mut mode: watch::Receiver<Mode>) {
     let store = Arc::new(store);
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let every = store.state_config().sweep_interval_s.max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every)));
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let s = store.clone();
                 match tokio::task::spawn_blocking(move || s.sweep()).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "missed-call episodes expired"),
+                    Ok(Ok(n)) if n > 0 => tracing::info!(state_changes = n, "time-dependent state settled"),
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the state"),
                     Err(e) => tracing::warn!(error = %e, "the state sweep panicked"),

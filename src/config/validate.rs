@@ -259,6 +259,13 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             format!("{} / {}", st.short_abandon_s, st.sla_threshold_s),
         );
     }
+    if st.sweep_interval_s == 0 || st.sweep_interval_s > 3600 {
+        p(
+            "state.sweep_interval_s".into(),
+            "1 to 3600 seconds",
+            st.sweep_interval_s.to_string(),
+        );
+    }
     if st.missed_expiry_hours == 0 {
         p(
             "state.missed_expiry_hours".into(),

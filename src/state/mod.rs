@@ -51,6 +51,9 @@ pub struct StateConfig {
     pub service_level: ServiceLevel,
     /// An open missed-call episode expires this long after its last miss.
     pub missed_expiry_hours: u32,
+    /// How often the daemon settles time-dependent state (episodes expiring,
+    /// callers waiting too long).
+    pub sweep_interval_s: u32,
     /// Digit strings up to this long are extensions (copied from `[numbers]`).
     #[serde(skip)]
     pub max_internal_len: usize,
@@ -65,6 +68,7 @@ impl Default for StateConfig {
             interval_minutes: 15,
             service_level: ServiceLevel::Default,
             missed_expiry_hours: 168,
+            sweep_interval_s: 15,
             max_internal_len: 6,
             breach: BreachConfig::default(),
         }

@@ -472,6 +472,16 @@ fn refresh_sla(
                 }
             }
         }
+        // A breach still going on that the events no longer support (a late
+        // line put the answer earlier) ends now: consumers saw it start.
+        for ((kind, start), end) in &before {
+            let gone = !breaches
+                .iter()
+                .any(|b| b.kind == kind.as_str() && b.started_at == *start);
+            if end.is_none() && gone {
+                out.push(derived::breach(queue, kind, *start, now, 0.0, true));
+            }
+        }
         let mut app = conn.appender("sla_breaches")?;
         for b in &breaches {
             app.append_row(params![
@@ -582,9 +592,10 @@ fn refresh_agents(
     Ok(())
 }
 
-/// The periodic part: open episodes whose time ran out become `expired`;
-/// returns their `missed_closed` events (for the caller to store in the
-/// same transaction).
+/// The periodic part: open episodes whose time ran out become `expired`,
+/// and the breaches of queues with callers waiting now are re-evaluated;
+/// returns the state changes (for the caller to store in the same
+/// transaction).
 pub fn sweep(
     conn: &Connection,
     cfg: &StateConfig,
@@ -611,6 +622,26 @@ pub fn sweep(
                 None,
             ));
         }
+    }
+    // Callers waiting right now: their queues' breaches (max wait, waiting
+    // callers) move with the clock, not only with new lines.
+    let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
+    let now_us = now.timestamp_micros();
+    let mut waiting: BTreeSet<(String, i64)> = BTreeSet::new();
+    {
+        let mut q = conn.prepare(
+            "SELECT DISTINCT queue FROM calls
+             WHERE outcome = 'open' AND answered_at IS NULL AND queue IS NOT NULL
+               AND entered_at >= ?",
+        )?;
+        let mut rows = q.query(params![ts(now_us - STALE_WAIT_US)])?;
+        while let Some(r) = rows.next()? {
+            waiting.insert((r.get(0)?, now_us.div_euclid(step) * step));
+        }
+    }
+    if !waiting.is_empty() {
+        conn.execute_batch(TEMP)?;
+        refresh_sla(conn, &waiting, cfg, now_us, &mut out)?;
     }
     conn.execute(
         &format!(

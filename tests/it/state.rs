@@ -2,8 +2,9 @@
 //! give the expected episodes and derived events, a second run derives
 //! nothing new, and an import of the same files changes no state.
 
-use crate::daemon::{calltrail, query_i64, query_json};
+use crate::daemon::{append, calltrail, query_i64, query_json, Daemon};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
@@ -137,4 +138,84 @@ fn samples_derive_episodes_and_state_events_once() {
     );
     assert_eq!(derived(&cfg).len(), n, "no new derived events");
     assert_eq!(dumps(&cfg), before, "state unchanged");
+}
+
+/// Polls `sql` (through the running daemon) until it returns `want` rows.
+fn wait_rows(cfg: &Path, sql: &str, want: usize, daemon: &Daemon) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The daemon may not have created the store yet.
+        let out = calltrail(cfg, &["query", "--format", "json", sql]);
+        let rows: Vec<serde_json::Value> = if out.status.success() {
+            serde_json::from_slice(&out.stdout).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if out.status.success() && rows.len() == want {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: {} rows, want {want}; log:\n{}",
+            rows.len(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_caller_waiting_too_long_is_a_breach_while_it_happens() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[store]
+path = "s.duckdb"
+[email]
+outbox = "outbox"
+[rules.missed_call_email]
+enabled = false
+[state]
+sweep_interval_s = 1
+[state.breach]
+max_wait_s = 2
+gap_s = 0
+[[sources]]
+name = "q"
+kind = "asterisk_queue_log"
+path = "queue_log"
+pbx = "pbx1"
+poll_interval_ms = 100
+"#,
+    )
+    .expect("config");
+    let log = tmp.path().join("queue_log");
+    let now = chrono::Utc::now().timestamp();
+    append(
+        &log,
+        format!("{now}|w1|sales|NONE|ENTERQUEUE||89161234567|1\n").as_bytes(),
+    );
+    let daemon = Daemon::start(&cfg, &tmp.path().join("daemon.log"));
+    // No new line arrives: the clock alone starts the breach.
+    let open_breach = "SELECT kind, value FROM sla_breaches WHERE ended_at IS NULL";
+    let rows = wait_rows(&cfg, open_breach, 1, &daemon);
+    assert_eq!(rows[0]["kind"], "max_wait");
+    let answered = chrono::Utc::now().timestamp();
+    append(
+        &log,
+        format!(
+            "{answered}|w1|sales|PJSIP/201|CONNECT|{}|w1.2|1\n",
+            answered - now
+        )
+        .as_bytes(),
+    );
+    wait_rows(&cfg, open_breach, 0, &daemon);
+    let ended = query_json(
+        &cfg,
+        "SELECT kind FROM state_events WHERE kind IN ('sla_breach_started', 'sla_breach_ended') ORDER BY seq",
+    );
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(daemon.terminate(Duration::from_secs(20)).success());
 }
