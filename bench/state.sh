@@ -57,7 +57,7 @@ bench=$target/debug/examples/bench_state
 calltrail=$target/debug/calltrail
 
 # 2. The store.
-gen_hash=$(cat examples/bench_state/gen.sql examples/bench_state/main.rs src/store/schema.rs src/state/schema.rs |
+gen_hash=$(cat examples/bench_state/gen.sql src/store/schema.rs src/state/schema.rs |
     sha256sum | cut -c1-16)
 gen_s="reused"
 if ((reuse)) && [[ -f $db && $(cat "$stamp" 2>/dev/null) == "$gen_hash" ]]; then

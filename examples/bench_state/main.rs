@@ -125,7 +125,11 @@ fn generate(db: &Path, scale: f64) -> Result<(), Box<dyn std::error::Error>> {
         }
         let t = Instant::now();
         conn.execute_batch(&body)?;
-        let head: String = body.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let head: String = body
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         println!("gen: {:>7.1} s  {head}", t.elapsed().as_secs_f64());
     }
     let t = Instant::now();
@@ -154,7 +158,10 @@ fn generate(db: &Path, scale: f64) -> Result<(), Box<dyn std::error::Error>> {
         |r| r.get(0),
     )?;
     let size = std::fs::metadata(db)?.len() as f64 / (1u64 << 20) as f64;
-    println!("gen: rows {} (open missed episodes {open})", counts.join(" "));
+    println!(
+        "gen: rows {} (open missed episodes {open})",
+        counts.join(" ")
+    );
     println!("gen: done in {total:.1} s, file {size:.0} MiB");
     println!("GEN_SECONDS={total:.1}");
     Ok(())
@@ -171,8 +178,10 @@ struct Query {
     events: &'static str,
 }
 
-/// The parts of an on-the-fly computation from `events` that several
-/// baselines share: the caller's queue calls with their outcome.
+/// The dialplan and wallboard questions. The `events` versions answer the
+/// same question the way one would without state tables; where the state
+/// walks the whole history (missed episodes) they are bounded to the expiry
+/// window, which favours the baseline.
 const QUERIES: &[Query] = &[
     Query {
         name: "dialplan: last_agent of caller",
@@ -197,8 +206,13 @@ const QUERIES: &[Query] = &[
     Query {
         name: "dialplan: open missed_calls of caller",
         per_caller: true,
-        state: "SELECT queue, opened_at, last_missed_at, missed_count FROM missed_calls
-            WHERE caller = '{c}' AND status = 'open'",
+        // MATERIALIZED keeps `status` out of the table scan: DuckDB uses the
+        // `missed_calls_caller` index only when the equality on `caller` is
+        // the scan's sole filter (see NAIVE_MISSED).
+        state: "WITH m AS MATERIALIZED (
+                SELECT queue, opened_at, last_missed_at, missed_count, status FROM missed_calls
+                WHERE caller = '{c}')
+            SELECT queue, opened_at, last_missed_at, missed_count FROM m WHERE status = 'open'",
         // Misses of the last 7 days (the expiry) after the caller's last
         // answered call: the episode walk, bounded in time.
         events: "WITH mine AS (
@@ -216,9 +230,10 @@ const QUERIES: &[Query] = &[
     Query {
         name: "dialplan: combined lookup",
         per_caller: true,
-        state: "SELECT (SELECT agent FROM last_agent WHERE caller = '{c}') AS last_agent,
+        state: "WITH m AS MATERIALIZED (SELECT status FROM missed_calls WHERE caller = '{c}')
+            SELECT (SELECT agent FROM last_agent WHERE caller = '{c}') AS last_agent,
                 (SELECT calls FROM callers WHERE caller = '{c}') AS calls,
-                (SELECT count(*) FROM missed_calls WHERE caller = '{c}' AND status = 'open') AS open_missed",
+                (SELECT count(*) FROM m WHERE status = 'open') AS open_missed",
         events: "WITH mine AS (SELECT pbx, call_id, ts FROM events WHERE kind = 'enter_queue' AND caller = '{c}'),
                 fin AS (SELECT m.ts AS entered, f.kind, f.agent, f.ts, f.wait_s FROM events f
                     JOIN mine m ON f.pbx = m.pbx AND f.call_id = m.call_id
@@ -305,6 +320,11 @@ const QUERIES: &[Query] = &[
             GROUP BY m.caller ORDER BY 4 DESC",
     },
 ];
+
+/// The open-missed lookup with both filters in one WHERE: DuckDB (2.0)
+/// then scans the table instead of using the `missed_calls_caller` index.
+const NAIVE_MISSED: &str = "SELECT queue, opened_at, last_missed_at, missed_count FROM missed_calls
+    WHERE caller = '{c}' AND status = 'open'";
 
 fn fill(sql: &str, caller: &str) -> String {
     sql.replace("{c}", caller)
@@ -401,9 +421,10 @@ fn measure(db: &Path, runs: usize, baseline_runs: usize) -> Result<(), Box<dyn s
     let first_ms = ms(t.elapsed());
     let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let calls: i64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
-    let threads: String = conn.query_row("SELECT current_setting('threads')::VARCHAR", [], |r| {
-        r.get(0)
-    })?;
+    let threads: String =
+        conn.query_row("SELECT current_setting('threads')::VARCHAR", [], |r| {
+            r.get(0)
+        })?;
     println!(
         "measure: opened {} read-only in {open_ms:.1} ms, first query {first_ms:.1} ms; \
          {events} events, {calls} calls, DuckDB threads {threads}",
@@ -433,8 +454,14 @@ fn measure(db: &Path, runs: usize, baseline_runs: usize) -> Result<(), Box<dyn s
         table.push((q.name, s, e));
     }
 
+    // The lookup as one would first write it: a sequential scan of every
+    // episode, index or not.
+    let naive = time(&conn, NAIVE_MISSED, &callers, runs)?;
+
     println!();
-    println!("== state queries at {events} events / {calls} calls (fresh read-only connection; ms) ==");
+    println!(
+        "== state queries at {events} events / {calls} calls (fresh read-only connection; ms) =="
+    );
     println!(
         "{:<42} {:>9} {:>9}   {:>9} {:>9}   {:>9}",
         "query", "state p50", "state p99", "evts p50", "evts p99", "ratio p50"
@@ -450,6 +477,13 @@ fn measure(db: &Path, runs: usize, baseline_runs: usize) -> Result<(), Box<dyn s
             e.p50 / s.p50
         );
     }
+    println!(
+        "{:<42} {:>9.3} {:>9.3}   ({:.0}x the MATERIALIZED shape's p50: a full scan, index unused)",
+        "open missed_calls, caller AND status",
+        naive.p50,
+        naive.p99,
+        naive.p50 / table[2].1.p50
+    );
     println!(
         "{:<42} {:>9.1} {:>9.1}   (open read-only + last_agent lookup, {} runs)",
         "fresh connection per lookup", opens.p50, opens.p99, opens.runs
