@@ -5,7 +5,7 @@
 use super::calls::{build, CallRow, Ev};
 use super::party::{caller_row, calls_of, episodes, last_agent};
 use super::sla::{self, Breach, IntervalCounts, Wait};
-use super::{agents, StateConfig};
+use super::{agents, derived, StateConfig};
 use calltrail_parsers::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
@@ -93,9 +93,10 @@ pub fn refresh(
     touched: &Touched,
     cfg: &StateConfig,
     now: DateTime<Utc>,
-) -> duckdb::Result<()> {
+) -> duckdb::Result<Vec<Event>> {
+    let mut out = Vec::new();
     if touched.is_empty() {
-        return Ok(());
+        return Ok(out);
     }
     let now = now.timestamp_micros();
     let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
@@ -192,9 +193,9 @@ pub fn refresh(
         ins.flush()?;
     }
     let t1 = t0.elapsed();
-    refresh_parties(conn, &parties, cfg, now)?;
+    refresh_parties(conn, &parties, cfg, now, &mut out)?;
     let t2 = t0.elapsed();
-    refresh_sla(conn, &intervals, cfg, now)?;
+    refresh_sla(conn, &intervals, cfg, now, &mut out)?;
     let t3 = t0.elapsed();
     refresh_agents(conn, touched, &agents_touched)?;
     tracing::debug!(
@@ -207,7 +208,7 @@ pub fn refresh(
         agents_ms = (t0.elapsed() - t3).as_millis() as u64,
         "state refreshed"
     );
-    Ok(())
+    Ok(out)
 }
 
 fn insert_call(ins: &mut duckdb::Appender<'_>, r: &CallRow, now: i64) -> duckdb::Result<()> {
@@ -238,6 +239,7 @@ fn refresh_parties(
     parties: &BTreeSet<String>,
     cfg: &StateConfig,
     now: i64,
+    out: &mut Vec<Event>,
 ) -> duckdb::Result<()> {
     if parties.is_empty() {
         return Ok(());
@@ -273,6 +275,34 @@ fn refresh_parties(
             });
         }
     }
+    // The state before, to publish what changed.
+    let mut known_callers: BTreeSet<String> = BTreeSet::new();
+    let mut old_last: HashMap<String, (String, String)> = HashMap::new();
+    let mut old_eps: HashMap<(String, i64), String> = HashMap::new();
+    {
+        let mut q = conn.prepare_cached(
+            "SELECT c.caller FROM callers c JOIN _aff_party p ON c.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            known_callers.insert(r.get(0)?);
+        }
+        let mut q = conn.prepare_cached(
+            "SELECT l.caller, l.agent, l.call_id FROM last_agent l JOIN _aff_party p ON l.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            old_last.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+        }
+        let mut q = conn.prepare_cached(
+            "SELECT m.caller, epoch_us(m.opened_at), m.status FROM missed_calls m
+             JOIN _aff_party p ON m.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            old_eps.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+        }
+    }
     for table in ["callers", "last_agent", "missed_calls"] {
         conn.execute(
             &format!("DELETE FROM {table} USING _aff_party p WHERE {table}.caller = p.caller"),
@@ -285,6 +315,9 @@ fn refresh_parties(
     for (party, rows) in &by_party {
         let calls = calls_of(rows);
         if let Some(c) = caller_row(&calls) {
+            if !known_callers.contains(party) {
+                out.push(derived::first_call(party, c.first_seen_at));
+            }
             ins_caller.append_row(params![
                 party,
                 ts(c.first_seen_at),
@@ -295,9 +328,33 @@ fn refresh_parties(
             ])?;
         }
         if let Some((agent, at, call)) = last_agent(&calls) {
+            if old_last.get(party) != Some(&(agent.clone(), call.clone())) {
+                out.push(derived::last_agent_changed(party, &agent, at, &call));
+            }
             ins_last.append_row(params![party, agent, ts(at), call])?;
         }
         for ep in episodes(&calls, cfg, now) {
+            let before = old_eps.get(&(party.clone(), ep.opened_at));
+            if before.is_none() {
+                out.push(derived::missed_opened(
+                    party,
+                    ep.queue.as_deref(),
+                    ep.opened_at,
+                    &ep.opened_by,
+                ));
+            }
+            if let (false, Some(at)) = (ep.status == "open", ep.resolved_at) {
+                if before.is_none_or(|s| s == "open") {
+                    out.push(derived::missed_closed(
+                        party,
+                        ep.queue.as_deref(),
+                        ep.opened_at,
+                        ep.status,
+                        at,
+                        ep.resolved_by.as_deref(),
+                    ));
+                }
+            }
             ins_missed.append_row(params![
                 party,
                 ep.queue,
@@ -328,6 +385,7 @@ fn refresh_sla(
     intervals: &BTreeSet<(String, i64)>,
     cfg: &StateConfig,
     now: i64,
+    out: &mut Vec<Event>,
 ) -> duckdb::Result<()> {
     if intervals.is_empty() {
         return Ok(());
@@ -371,6 +429,17 @@ fn refresh_sla(
         let mut breaches: Vec<Breach> = sla::service_level_breaches(&ivs, cfg, now);
         breaches.extend(sla::max_wait_breaches(&waits, cfg, now));
         breaches.extend(sla::waiting_breaches(&waits, cfg));
+        let mut before: HashMap<(String, i64), Option<i64>> = HashMap::new();
+        {
+            let mut q = conn.prepare_cached(
+                "SELECT kind, epoch_us(started_at), epoch_us(ended_at) FROM sla_breaches
+                 WHERE queue = ? AND started_at >= ?",
+            )?;
+            let mut rows = q.query(params![queue, ts(from)])?;
+            while let Some(r) = rows.next()? {
+                before.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+            }
+        }
         conn.execute(
             "DELETE FROM sla_breaches WHERE queue = ? AND started_at >= ?",
             params![queue, ts(from)],
@@ -378,6 +447,31 @@ fn refresh_sla(
         breaches.retain(|b| b.started_at >= from);
         breaches.sort_by(|a, b| (a.kind, a.started_at).cmp(&(b.kind, b.started_at)));
         breaches.dedup_by(|a, b| a.kind == b.kind && a.started_at == b.started_at);
+        for b in &breaches {
+            let was = before.get(&(b.kind.to_string(), b.started_at));
+            if was.is_none() {
+                out.push(derived::breach(
+                    queue,
+                    b.kind,
+                    b.started_at,
+                    b.started_at,
+                    b.value,
+                    false,
+                ));
+            }
+            if let Some(end) = b.ended_at {
+                if was.is_none_or(|e| e.is_none()) {
+                    out.push(derived::breach(
+                        queue,
+                        b.kind,
+                        b.started_at,
+                        end,
+                        b.value,
+                        true,
+                    ));
+                }
+            }
+        }
         let mut app = conn.appender("sla_breaches")?;
         for b in &breaches {
             app.append_row(params![
@@ -462,7 +556,15 @@ fn refresh_agents(
         )?;
         let mut app = temp_appender(conn, "_facts")?;
         for f in &touched.facts {
-            app.append_row(params![f.agent, f.scope, f.fact, f.value, f.reason, ts(f.ts), f.event_id])?;
+            app.append_row(params![
+                f.agent,
+                f.scope,
+                f.fact,
+                f.value,
+                f.reason,
+                ts(f.ts),
+                f.event_id
+            ])?;
         }
         app.flush()?;
         conn.execute(agents::UPSERT_FACTS, [])?;
@@ -480,15 +582,43 @@ fn refresh_agents(
     Ok(())
 }
 
-/// The periodic part: open episodes whose time ran out become `expired`.
-pub fn sweep(conn: &Connection, cfg: &StateConfig, now: DateTime<Utc>) -> duckdb::Result<usize> {
+/// The periodic part: open episodes whose time ran out become `expired`;
+/// returns their `missed_closed` events (for the caller to store in the
+/// same transaction).
+pub fn sweep(
+    conn: &Connection,
+    cfg: &StateConfig,
+    now: DateTime<Utc>,
+) -> duckdb::Result<Vec<Event>> {
+    let h = cfg.missed_expiry_hours;
+    let now_v = ts(now.timestamp_micros());
+    let mut out = Vec::new();
+    {
+        let mut q = conn.prepare(&format!(
+            "SELECT caller, queue, epoch_us(opened_at), epoch_us(last_missed_at + INTERVAL {h} HOUR)
+             FROM missed_calls WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?"
+        ))?;
+        let mut rows = q.query(params![now_v])?;
+        while let Some(r) = rows.next()? {
+            let (caller, queue, opened, at): (String, Option<String>, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            out.push(derived::missed_closed(
+                &caller,
+                queue.as_deref(),
+                opened,
+                "expired",
+                at,
+                None,
+            ));
+        }
+    }
     conn.execute(
         &format!(
             "UPDATE missed_calls SET status = 'expired',
                  resolved_at = last_missed_at + INTERVAL {h} HOUR
-             WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?",
-            h = cfg.missed_expiry_hours
+             WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?"
         ),
-        params![ts(now.timestamp_micros())],
-    )
+        params![now_v],
+    )?;
+    Ok(out)
 }

@@ -1,18 +1,19 @@
 //! Mapping between [`Event`] and the `events` table's columns.
 
 use super::{db, ts, StoreError};
-use duckdb::Connection;
 use calltrail_parsers::{Event, Str};
 use chrono::{DateTime, Utc};
+use duckdb::Connection;
 use duckdb::{params, Row};
 use serde::de::DeserializeOwned;
 
+/// `{table}` is `events` or `state_events`.
 pub(super) const SELECT_AFTER: &str = "SELECT seq,
     event_id, source_kind, source, pbx, epoch_us(ts), kind, verb, call_id, linked_id, peer_call_id,
     queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw, direction,
     disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position, epoch_us(answered_at),
     epoch_us(ended_at), info, data
-    FROM events WHERE seq > ? ORDER BY seq LIMIT ?";
+    FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?";
 
 /// Decodes a snake_case enum name the same way serde does for the JSON form.
 fn enum_from<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
@@ -103,14 +104,23 @@ DELETE FROM temp.events_stage;";
 /// Bulk-loads `events` into the connection's staging table with DuckDB's
 /// appender (row-by-row INSERTs cost ~1 ms each; the appender ~1 µs).
 /// Called before the batch's transaction; [`insert_staged`] moves them.
-pub(super) fn stage(conn: &Connection, events: &[Event], now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) fn stage(
+    conn: &Connection,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     conn.execute_batch(STAGE_DDL)
         .map_err(db("preparing the event stage"))?;
     if events.is_empty() {
         return Ok(());
     }
     let mut app = conn
-        .appender_with_columns_to_catalog_and_db("events_stage", "temp", "main", &STAGE_EVENT_COLUMNS)
+        .appender_with_columns_to_catalog_and_db(
+            "events_stage",
+            "temp",
+            "main",
+            &STAGE_EVENT_COLUMNS,
+        )
         .map_err(db("opening the event stage"))?;
     for (ord, e) in events.iter().enumerate() {
         append_event(&mut app, ord, e, now).map_err(db("staging an event"))?;
@@ -122,11 +132,16 @@ pub(super) fn stage(conn: &Connection, events: &[Event], now: DateTime<Utc>) -> 
 /// Moves the staged events into `events` (keeping their order, skipping
 /// ids already stored); returns how many were new.
 pub(super) fn insert_staged(conn: &Connection) -> Result<usize, StoreError> {
+    insert_staged_into(conn, "events")
+}
+
+/// Moves the staged events into `table` (`events` or `state_events`).
+pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize, StoreError> {
     let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
     let n = conn
         .execute(
             &format!(
-                "INSERT OR IGNORE INTO events ({cols})
+                "INSERT OR IGNORE INTO {table} ({cols})
                  SELECT {cols} FROM temp.events_stage ORDER BY ord"
             ),
             [],
@@ -220,73 +235,4 @@ fn append_event(
         data,
         ts(now),
     ])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use calltrail_parsers::{EventKind, SourceKind};
-
-    fn state(i: u64) -> RowState {
-        RowState {
-            row_id: format!("{i}:abc"),
-            record_index: i,
-            key_hash: i * 7,
-            row_hash: u64::MAX - i,
-            emitted_hash: i.is_multiple_of(2).then_some(i),
-            version: 1,
-            deleted: i == 3,
-            marked_deleted: false,
-            first_seen_at: DateTime::from_timestamp_micros(1_700_000_000_000_000 + i as i64)
-                .unwrap_or_default(),
-        }
-    }
-
-    fn event(i: usize) -> Event {
-        let mut e = Event::new(
-            SourceKind::OktellCsv,
-            "s".into(),
-            "p".into(),
-            Utc::now(),
-            EventKind::CallRecord,
-            "OKTELL".into(),
-        );
-        e.event_id = format!("s:leg:{i}:v1");
-        e.talk_s = Some(i as u32);
-        e.data = vec!["a".into(), "b".into()];
-        e
-    }
-
-    #[test]
-    fn states_round_trip_and_events_land_once_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
-        store.ensure_snapshot_schema().unwrap();
-        let states: Vec<RowState> = (0..500).map(state).collect();
-        let events: Vec<Event> = (0..500).map(event).collect();
-        let c = store.commit_snapshot("s", &events, &[], &states).unwrap();
-        assert_eq!((c.inserted, c.duplicates), (500, 0));
-        // Replayed (a crash before the engine took the states): nothing new.
-        let c = store.commit_snapshot("s", &events, &[], &states).unwrap();
-        assert_eq!((c.inserted, c.duplicates), (0, 500));
-        let mut changed = state(7);
-        changed.version = 2;
-        store
-            .commit_snapshot("s", &[], &[], &[changed.clone()])
-            .unwrap();
-
-        let back = store.snapshot_rows("s").unwrap();
-        assert_eq!(back.len(), 500);
-        assert_eq!(back[3], state(3));
-        assert_eq!(back[7], changed);
-        assert!(store.snapshot_rows("other").unwrap().is_empty());
-        // Events got their seq in the order given, and all their fields.
-        let got = store.events_after(0, 1000).unwrap();
-        assert_eq!(got.len(), 500);
-        for (i, (_, e)) in got.iter().enumerate() {
-            assert_eq!(e.event_id, format!("s:leg:{i}:v1"));
-            assert_eq!(e.talk_s, Some(i as u32));
-            assert_eq!(e.data, vec!["a".to_string(), "b".to_string()]);
-        }
-    }
 }
