@@ -15,7 +15,7 @@
 #    same generator at the same scale;
 # 3. `bench_state measure`: a fresh process opens the file read-only and
 #    times every query (N runs after a warm-up; the events baseline M runs);
-# 4. `calltrail query` as a whole process, once per statement, for context;
+# 4. `calltrail query` as a whole process, median of 5 per statement, for context;
 # 5. one summary block.
 #
 # Works in a fresh clone (builds what it needs; the first build compiles
@@ -75,7 +75,8 @@ size=$(du -h "$db" | cut -f1)
 echo "bench: measuring ($runs runs per state query, $baseline_runs per events baseline)"
 "$bench" measure --db "$db" --runs "$runs" --baseline-runs "$baseline_runs" | tee "$data_dir/state-measure.log"
 
-# 4. `calltrail query` as a whole process (exec, open, query, print, exit).
+# 4. `calltrail query` as a whole process (exec, open, query, print, exit),
+#    median of 5.
 cfg=$data_dir/state-bench.toml
 cat >"$cfg" <<EOF
 [store]
@@ -92,12 +93,16 @@ enabled = false
 EOF
 caller=$("$calltrail" --config "$cfg" query --format csv \
     "SELECT caller FROM callers ORDER BY hash(caller) LIMIT 1" | tail -n 1)
+# Median of 5 runs, in ms.
 cli_ms() {
-    local t0 t1
-    t0=$(date +%s%N)
-    "$calltrail" --config "$cfg" query --format csv "$1" >/dev/null
-    t1=$(date +%s%N)
-    echo $(((t1 - t0) / 1000000))
+    local t0 t1 i all=()
+    for i in 1 2 3 4 5; do
+        t0=$(date +%s%N)
+        "$calltrail" --config "$cfg" query --format csv "$1" >/dev/null
+        t1=$(date +%s%N)
+        all+=($(((t1 - t0) / 1000000)))
+    done
+    printf '%s\n' "${all[@]}" | sort -n | sed -n 3p
 }
 "$calltrail" --config "$cfg" query "SELECT 1" >/dev/null # page cache, binary
 cli_one=$(cli_ms "SELECT 1")
@@ -111,7 +116,7 @@ echo "== bench/state.sh: scale $scale, store $db ($size) =="
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: figures are noisy)"
 echo "generation: ${gen_s} s"
 sed -n '/^== state queries/,$p' "$data_dir/state-measure.log"
-echo "calltrail query, whole process, once each (ms):"
+echo "calltrail query, whole process (exec, open, query, print; median of 5, ms):"
 echo "  SELECT 1                                  $cli_one"
 echo "  last_agent of one caller                  $cli_la"
 echo "  today's sla_intervals                     $cli_sla"

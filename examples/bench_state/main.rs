@@ -386,22 +386,40 @@ fn time(
     Ok(stats(v, rows))
 }
 
-/// 200 callers: four of five stored (a deterministic sample of `callers`),
-/// one of five never seen (same number plan, outside the generated set).
+/// 200 callers, every fifth one never seen (same number plan, outside the
+/// generated set); of the 160 stored ones (a deterministic sample), 40 have
+/// an open missed-call episode, so that lookup finds rows too.
 fn callers(conn: &Connection) -> Result<Vec<String>, duckdb::Error> {
     let mut stmt = conn.prepare(
-        "SELECT caller FROM (SELECT caller FROM callers ORDER BY hash(caller) LIMIT 160)
-         UNION ALL
-         SELECT '+7916' || lpad((((5000000 + range * 13) * 7919) % 10000000)::VARCHAR, 7, '0') FROM range(40)",
+        "SELECT caller FROM (
+            (SELECT caller, 0 AS g, hash(caller) AS h FROM callers ORDER BY h LIMIT 120)
+            UNION ALL
+            (SELECT DISTINCT caller, 1, hash(caller) FROM missed_calls WHERE status = 'open'
+             ORDER BY 3 LIMIT 40)
+            UNION ALL
+            SELECT '+7916' || lpad((((5000000 + range * 13) * 7919) % 10000000)::VARCHAR, 7, '0'),
+                2, range FROM range(40))
+         ORDER BY g, h",
     )?;
-    let present: Vec<String> = stmt
+    let all: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
-    // Interleave: every fifth lookup is an unknown caller.
-    let (known, unknown) = present.split_at(present.len().saturating_sub(40));
-    let mut out = Vec::with_capacity(present.len());
+    // Interleave: stored ones (plain and with an open episode) in turn, and
+    // every fifth lookup an unknown caller.
+    let (known, unknown) = all.split_at(all.len().saturating_sub(40));
+    let (plain, open) = known.split_at(known.len().saturating_sub(40));
+    let mut mixed = Vec::with_capacity(known.len());
+    let mut o = open.iter();
+    for (i, c) in plain.iter().enumerate() {
+        mixed.push(c);
+        if i % 3 == 2 {
+            mixed.extend(o.next());
+        }
+    }
+    mixed.extend(o);
+    let mut out = Vec::with_capacity(all.len());
     let mut u = unknown.iter();
-    for (i, c) in known.iter().enumerate() {
+    for (i, c) in mixed.into_iter().enumerate() {
         out.push(c.clone());
         if i % 4 == 3 {
             out.extend(u.next().cloned());
@@ -490,7 +508,7 @@ fn measure(db: &Path, runs: usize, baseline_runs: usize) -> Result<(), Box<dyn s
     );
     println!(
         "state: {runs} runs per query after 3 warm-ups; events baseline: {baseline_runs} runs (its p99 is the max); \
-         per-caller queries cycle through 160 stored and 40 unknown callers"
+         per-caller queries cycle through 160 stored callers (40 with an open missed episode) and 40 unknown ones"
     );
     Ok(())
 }
