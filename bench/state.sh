@@ -95,8 +95,8 @@ caller=$("$calltrail" --config "$cfg" query --format csv \
     "SELECT caller FROM callers ORDER BY hash(caller) LIMIT 1" | tail -n 1)
 # Median of 5 runs, in ms.
 cli_ms() {
-    local t0 t1 i all=()
-    for i in 1 2 3 4 5; do
+    local t0 t1 all=()
+    for _ in 1 2 3 4 5; do
         t0=$(date +%s%N)
         "$calltrail" --config "$cfg" query --format csv "$1" >/dev/null
         t1=$(date +%s%N)
