@@ -107,5 +107,10 @@ CREATE TABLE IF NOT EXISTS agent_facts (
 );
 
 CREATE INDEX IF NOT EXISTS calls_party ON calls (party);
+-- The dialplan's "open missed calls of this caller": DuckDB uses an ART index
+-- only for a single-column filter, not a prefix of the primary key, so
+-- without it the lookup scans every episode (bench/state.sh: ~8 ms at 400 k
+-- episodes, under 1 ms with it).
+CREATE INDEX IF NOT EXISTS missed_calls_caller ON missed_calls (caller);
 -- (events_call index: see below)
 "#;
