@@ -223,6 +223,18 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     bar
 }
 
+/// A parsed import batch on its way to the store.
+enum Staged {
+    /// Columns built from the parser's zero-copy events (queue_log).
+    Columns(
+        Box<crate::store::arrow_stage::EventColumns>,
+        Vec<crate::store::RejectRow>,
+        u64,
+    ),
+    /// Owned events (the other line sources).
+    Events(crate::ingest::Parsed),
+}
+
 /// Lines per batch of an import (one transaction each).
 const IMPORT_BATCH: usize = 100_000;
 
@@ -273,7 +285,10 @@ fn import_file(
                 line_no = s.line_no;
                 let n = s.lines.len() as u64;
                 let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
-                let parsed = parser.parse(&batch);
+                let parsed = match parser.parse_columns(&batch) {
+                    Some((cols, rejects, blank)) => Staged::Columns(Box::new(cols), rejects, blank),
+                    None => Staged::Events(parser.parse(&batch)),
+                };
                 if tx.send((parsed, n, pos)).is_err() {
                     break; // the store side failed
                 }
@@ -281,13 +296,27 @@ fn import_file(
         });
         let mut shown = 0u64;
         for (parsed, n, pos) in rx {
-            let c = store.commit_import_batch(&source, &parsed.events, &parsed.rejects)?;
+            let (c, blank, rejects) = match parsed {
+                Staged::Columns(cols, rejects, blank) => {
+                    let r = rejects.len();
+                    (
+                        store.commit_import_columns(&source, *cols, &rejects)?,
+                        blank,
+                        r,
+                    )
+                }
+                Staged::Events(p) => (
+                    store.commit_import_batch(&source, &p.events, &p.rejects)?,
+                    p.blank,
+                    p.rejects.len(),
+                ),
+            };
             stats.add(&IngestStats {
                 lines: n,
-                blank: parsed.blank,
+                blank,
                 events: c.inserted as u64,
                 duplicates: c.duplicates as u64,
-                rejects: parsed.rejects.len() as u64,
+                rejects: rejects as u64,
                 actions: 0,
             });
             // Progress in on-disk bytes (compressed for .gz).

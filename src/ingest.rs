@@ -5,6 +5,7 @@
 
 use crate::config::{Config, SourceConfig};
 use crate::rules::Rules;
+use crate::store::arrow_stage::EventColumns;
 use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, Store, StoreError};
 use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
@@ -118,6 +119,38 @@ impl BatchParser {
 
     pub fn framing(&self) -> Framing {
         self.parser.framing()
+    }
+
+    /// Parses every record of `batch` straight into staged columns, without
+    /// building owned events (queue_log; `None` for sources whose parser has
+    /// no zero-copy form, which use [`BatchParser::parse`]).
+    pub fn parse_columns(&mut self, batch: &Batch) -> Option<(EventColumns, Vec<RejectRow>, u64)> {
+        let LineParser::QueueLog(p) = &mut self.parser else {
+            return None;
+        };
+        let fp = fp_hex(batch.file_fp);
+        let mut cols = EventColumns::with_capacity(batch.lines.len());
+        let mut rejects = Vec::new();
+        let mut blank = 0u64;
+        let mut id = String::new();
+        for line in &batch.lines {
+            id.clear();
+            use std::fmt::Write;
+            let _ = write!(id, "{}:{}:{}", self.source, fp, line.offset);
+            match p.parse_line_ref(&line.bytes) {
+                Ok(Some(ev)) => cols.push_ref(&ev, &id),
+                Ok(None) => blank += 1,
+                Err(e) => rejects.push(RejectRow {
+                    reject_id: id.clone(),
+                    file_fp: fp.clone(),
+                    byte_offset: line.offset,
+                    line_no: line.line_no,
+                    raw: line.bytes.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Some((cols, rejects, blank))
     }
 
     /// Parses every record of `batch`.

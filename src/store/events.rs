@@ -116,6 +116,17 @@ pub(super) fn stage(
     }
     let batch = super::arrow_stage::events_batch(events, now)
         .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
+    stage_batch(conn, batch)
+}
+
+/// Appends a record batch (see [`super::arrow_stage`]) to the staging table
+/// (emptied first).
+pub(super) fn stage_batch(
+    conn: &Connection,
+    batch: duckdb::arrow::array::RecordBatch,
+) -> Result<(), StoreError> {
+    conn.execute_batch(STAGE_DDL)
+        .map_err(db("preparing the event stage"))?;
     let mut app = conn
         .appender_to_catalog_and_db("events_stage", "temp", "main")
         .map_err(db("opening the event stage"))?;

@@ -7,7 +7,7 @@
 //! keyed on deterministic ids (`INSERT OR IGNORE`), so re-reading input that
 //! was already committed (an import run twice, a replay) adds nothing.
 
-mod arrow_stage;
+pub mod arrow_stage;
 mod events;
 mod schema;
 mod snapshot;
@@ -318,6 +318,32 @@ impl Store {
             )
             .map_err(db("writing the checkpoint"))?;
         }
+        tx.commit().map_err(db("committing the batch"))?;
+        Ok(stats)
+    }
+
+    /// Commits a bulk import's events given as staged columns (the import
+    /// path builds them straight from the parser's zero-copy events) and its
+    /// rejects; returns `(new, duplicates)`.
+    pub fn commit_import_columns(
+        &self,
+        source: &str,
+        columns: arrow_stage::EventColumns,
+        rejects: &[RejectRow],
+    ) -> Result<CommitStats, StoreError> {
+        let now = Utc::now();
+        let n = columns.len();
+        let batch = columns
+            .finish(now)
+            .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        events::stage_batch(&conn, batch)?;
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let mut stats = CommitStats::default();
+        stats.inserted = events::insert_staged(&tx)?;
+        stats.duplicates = n.saturating_sub(stats.inserted);
+        stats.rejects = insert_rejects(&tx, source, rejects, now)?;
         tx.commit().map_err(db("committing the batch"))?;
         Ok(stats)
     }

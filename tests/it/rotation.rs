@@ -351,3 +351,31 @@ fn import_reads_rotated_sets_oldest_first_and_adds_nothing_twice() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["line_no"].as_i64(), Some(4));
 }
+
+#[test]
+fn import_and_tailing_store_identical_events() {
+    // `import` stores queue_log lines through the parser's zero-copy path,
+    // `run` through owned events: the rows must be the same.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/queue_log");
+    let dump = "SELECT * EXCLUDE (seq, ingested_at) FROM events ORDER BY event_id";
+    let mut dumps = Vec::new();
+    for mode in ["run", "import"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = config(tmp.path(), &queue_source("timezone = \"Europe/Moscow\""));
+        let log = tmp.path().join("logs/queue_log");
+        std::fs::copy(&sample, &log).expect("copy sample");
+        let out = if mode == "run" {
+            calltrail(&cfg, &["run", "--once"])
+        } else {
+            calltrail(&cfg, &["import", log.to_str().unwrap_or("")])
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dumps.push(query_json(&cfg, dump));
+    }
+    assert_eq!(dumps[0].len(), 31);
+    assert_eq!(dumps[0], dumps[1]);
+}
