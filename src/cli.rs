@@ -37,7 +37,12 @@ pub enum Command {
     /// Read whole log files (history, rotated archives) into the store.
     /// Importing the same file again adds nothing.
     Import {
-        /// Source kind of the files (default: asterisk_queue_log).
+        /// The configured source the files belong to (default: the source of
+        /// the kind given by --kind or suggested by the file name:
+        /// `queue_log*` → asterisk_queue_log, `*.csv` → CDR).
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Source kind of the files, when no --source is given.
         #[arg(long, value_name = "KIND")]
         kind: Option<String>,
         /// PBX name the events belong to (default: the configured source's).
@@ -46,7 +51,8 @@ pub enum Command {
         /// Time zone of timestamps written without one (default: the source's).
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
-        /// Files to import, in order.
+        /// Files to import (plain or .gz); rotated sets are read oldest first
+        /// (`queue_log.2.gz`, `queue_log.1`, `queue_log`).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },

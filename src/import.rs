@@ -1,102 +1,253 @@
-//! `calltrail import`: read whole files through the same parse → store path
-//! as `run`. Event ids come from content (first-line fingerprint + offset),
-//! so importing the same file twice, or a file `run` already tailed under
-//! the same source, adds nothing. Imports create no actions.
-//!
-//! (Issue 4 brings `.gz` archives, ordering of rotated sets and a progress bar.)
+//! `calltrail import`: read whole files — plain or `.gz` rotated archives —
+//! through the same parse → store path as `run`, oldest file first, with a
+//! progress bar and a closing summary. Event ids come from content
+//! (first-line fingerprint + offset, of the uncompressed text), so importing
+//! the same file twice, a `.gz` of a file `run` already tailed, or a file
+//! under another name adds nothing. Imports create no actions and move no
+//! source checkpoint.
 
 use crate::config::{Config, SourceConfig};
-use crate::ingest::{Ingest, IngestStats};
+use crate::ingest::{framing_of, Ingest, IngestStats};
 use crate::store::Store;
-use crate::tail::{fnv1a, split_lines, Batch, DevIno};
+use crate::tail::{memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE};
 use anyhow::Context;
 use calltrail_parsers::SourceKind;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Overrides from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct ImportArgs {
+    /// A configured source to import into.
+    pub source: Option<String>,
     pub kind: Option<SourceKind>,
     pub pbx: Option<String>,
     pub timezone: Option<String>,
     pub paths: Vec<PathBuf>,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
 }
 
-/// The source settings an import runs under: the configured source of that
-/// kind (and PBX, when given), with the command line's overrides.
-pub fn source_for(cfg: &Config, args: &ImportArgs) -> anyhow::Result<SourceConfig> {
-    let kind = args.kind.unwrap_or(SourceKind::AsteriskQueueLog);
-    if kind != SourceKind::AsteriskQueueLog {
-        anyhow::bail!("--kind {kind}: only asterisk_queue_log can be imported in this version");
+/// One imported file.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub source: String,
+    pub stats: IngestStats,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    pub files: Vec<FileReport>,
+    pub totals: IngestStats,
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl ImportReport {
+    /// Lines per second over the whole import.
+    pub fn rate(&self) -> f64 {
+        self.totals.lines as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-    let base = cfg
-        .sources
-        .iter()
-        .find(|s| s.kind == kind && args.pbx.as_ref().is_none_or(|p| &s.pbx == p));
-    let mut src = match base {
-        Some(s) => s.clone(),
-        None => {
-            let pbx = args
-                .pbx
-                .clone()
-                .context("no configured source of that kind: give --pbx")?;
-            SourceConfig {
-                name: format!("import-{pbx}"),
-                kind,
-                path: PathBuf::new(),
-                pbx,
-                timezone: "UTC".into(),
-                charset: "cp1251".into(),
-                poll_interval_ms: 500,
+}
+
+/// The kind a file's name suggests: `queue_log*` → queue_log, `*.csv` → CDR.
+fn kind_from_name(path: &Path) -> Option<SourceKind> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.contains("queue_log") {
+        return Some(SourceKind::AsteriskQueueLog);
+    }
+    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    if stem.ends_with(".csv") || stem.ends_with("csv") {
+        return Some(SourceKind::AsteriskCdrCsv);
+    }
+    None
+}
+
+/// The source settings a file is imported under: `--source`, else the
+/// configured source of `--kind` (or of the kind the file name suggests),
+/// and PBX when given, with the command line's overrides.
+pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Result<SourceConfig> {
+    let mut src = if let Some(name) = &args.source {
+        cfg.sources
+            .iter()
+            .find(|s| &s.name == name)
+            .cloned()
+            .with_context(|| {
+                let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
+                format!(
+                    "--source {name:?}: no such source (configured: {})",
+                    names.join(", ")
+                )
+            })?
+    } else {
+        let line_sources: Vec<&SourceConfig> = cfg
+            .sources
+            .iter()
+            .filter(|s| framing_of(s.kind).is_some())
+            .filter(|s| args.pbx.as_ref().is_none_or(|p| &s.pbx == p))
+            .collect();
+        let kind = match args.kind.or_else(|| kind_from_name(path)) {
+            Some(k) => k,
+            None => match line_sources.as_slice() {
+                [only] => only.kind,
+                _ => anyhow::bail!(
+                    "cannot tell which source {} belongs to: give --source NAME or --kind KIND",
+                    path.display()
+                ),
+            },
+        };
+        let same_kind = |k: SourceKind| {
+            k == kind
+                || matches!(
+                    (k, kind),
+                    (SourceKind::AsteriskCdrCsv, SourceKind::AsteriskCdrCustom)
+                        | (SourceKind::AsteriskCdrCustom, SourceKind::AsteriskCdrCsv)
+                )
+        };
+        match line_sources.iter().find(|s| same_kind(s.kind)) {
+            Some(s) => (*s).clone(),
+            None => {
+                let pbx = args.pbx.clone().with_context(|| {
+                    format!("no configured {kind} source: give --pbx (and --timezone)")
+                })?;
+                SourceConfig::new(format!("import-{pbx}-{kind}"), kind, pbx)
             }
         }
     };
+    if framing_of(src.kind).is_none() {
+        anyhow::bail!(
+            "{}: {} files cannot be imported in this version",
+            path.display(),
+            src.kind
+        );
+    }
     if let Some(tz) = &args.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
             anyhow::anyhow!("--timezone {tz:?}: not an IANA time zone (e.g. Europe/Moscow)")
         })?;
         src.timezone = tz.clone();
     }
+    if let Some(pbx) = &args.pbx {
+        src.pbx = pbx.clone();
+    }
     Ok(src)
 }
 
-/// Imports every path; returns totals.
-pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<IngestStats> {
-    let src = source_for(cfg, args)?;
-    let store = Store::open(&cfg.store.path)?;
-    let mut ingest = Ingest::new(cfg, &src, store, false)?;
+/// Imports every path, oldest rotated file first per source.
+pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
+    let started = Instant::now();
+    // Resolve every file's source before reading anything.
+    let mut jobs: Vec<(SourceConfig, PathBuf, u64)> = Vec::new();
     for path in &args.paths {
-        import_file(&mut ingest, path).with_context(|| format!("importing {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !meta.is_file() {
+            anyhow::bail!("{} is not a file", path.display());
+        }
+        jobs.push((source_for(cfg, args, path)?, path.clone(), meta.len()));
     }
-    Ok(ingest.stats)
+    jobs.sort_by(|a, b| {
+        a.0.name
+            .cmp(&b.0.name)
+            .then_with(|| rotation_order(&a.1, &b.1))
+    });
+    let total: u64 = jobs.iter().map(|j| j.2).sum();
+    let bar = progress_bar(args.progress, total);
+    let store = Store::open(&cfg.store.path)?;
+    let mut report = ImportReport::default();
+    let mut ingest: Option<Ingest> = None;
+    for (src, path, disk_len) in jobs {
+        if ingest.as_ref().is_none_or(|i| i.source() != src.name) {
+            ingest = Some(Ingest::new(cfg, &src, store.handle()?, false)?);
+        }
+        let Some(ing) = ingest.as_mut() else { continue };
+        bar.set_message(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let before = ing.stats;
+        let bytes = import_file(ing, &path, disk_len, &bar)
+            .with_context(|| format!("importing {}", path.display()))?;
+        let mut stats = ing.stats;
+        stats.sub(&before);
+        report.bytes += bytes;
+        report.totals.add(&stats);
+        report.files.push(FileReport {
+            path,
+            source: src.name.clone(),
+            stats,
+        });
+    }
+    bar.finish_and_clear();
+    report.elapsed = started.elapsed();
+    Ok(report)
 }
 
-fn import_file(ingest: &mut Ingest, path: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path)?;
+fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Reads one file through `ingest`; returns the uncompressed bytes read.
+fn import_file(
+    ingest: &mut Ingest,
+    path: &Path,
+    disk_len: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<u64> {
     let meta = std::fs::metadata(path)?;
-    let first_end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| i + 1);
-    let fp = fnv1a(&bytes[..first_end]);
     let devino = DevIno {
         dev: meta.dev(),
         ino: meta.ino(),
     };
+    let bytes = match Reader::open(path)? {
+        Reader::Memory(b) => b,
+        Reader::File(_) => Arc::new(std::fs::read(path)?),
+    };
+    let first_end = memchr_nl(&bytes).map_or(bytes.len(), |i| i + 1);
+    let head = Arc::new(bytes[..first_end.min(MAX_LINE)].to_vec());
+    let fp = crate::tail::fnv1a(&bytes[..first_end]);
+    let framing = ingest.framing();
     let (mut pos, mut line_no) = (0usize, 0u64);
+    let mut shown = 0u64;
     while pos < bytes.len() {
-        let (lines, used, last) = split_lines(&bytes[pos..], pos as u64, line_no, 20_000, true);
-        pos += used;
-        line_no = last;
-        let batch = Batch {
-            file_fp: fp,
-            devino,
-            end_offset: pos as u64,
-            end_line_no: line_no,
-            lines,
-        };
+        let s = split_records(
+            &bytes[pos..],
+            pos as u64,
+            line_no,
+            20_000,
+            MAX_LINE,
+            framing,
+            true,
+        );
+        if s.used == 0 {
+            break;
+        }
+        pos += s.used;
+        line_no = s.line_no;
+        let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
         ingest.process(&batch, false)?;
+        // Progress in on-disk bytes (compressed for .gz).
+        let done = (pos as u128 * disk_len as u128 / bytes.len().max(1) as u128) as u64;
+        bar.inc(done - shown);
+        shown = done;
     }
-    Ok(())
+    Ok(bytes.len() as u64)
 }

@@ -6,10 +6,12 @@
 use crate::config::{Config, SourceConfig};
 use crate::rules::Rules;
 use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, Store, StoreError};
-use crate::tail::{fp_hex, Batch};
+use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
+use calltrail_parsers::cdr::{CdrLayout, CdrParser};
 use calltrail_parsers::{
-    AgentResolver, Charset, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext, Str,
+    AgentResolver, Charset, Event, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
+    SourceKind, Str,
 };
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -27,6 +29,16 @@ pub struct IngestStats {
 }
 
 impl IngestStats {
+    /// `self - o`, field by field (what happened between two snapshots).
+    pub fn sub(&mut self, o: &IngestStats) {
+        self.lines -= o.lines;
+        self.blank -= o.blank;
+        self.events -= o.events;
+        self.duplicates -= o.duplicates;
+        self.rejects -= o.rejects;
+        self.actions -= o.actions;
+    }
+
     pub fn add(&mut self, o: &IngestStats) {
         self.lines += o.lines;
         self.blank += o.blank;
@@ -37,10 +49,52 @@ impl IngestStats {
     }
 }
 
+/// The record parser of a line-oriented source.
+pub enum LineParser {
+    QueueLog(Box<QueueLogParser>),
+    Cdr(Box<CdrParser>),
+}
+
+impl LineParser {
+    /// One record → an event, nothing (blank, header) or a reason.
+    pub fn parse(&mut self, raw: &[u8]) -> Result<Option<Event>, String> {
+        match self {
+            LineParser::QueueLog(p) => p.parse_line(raw).map_err(|e| e.to_string()),
+            LineParser::Cdr(p) => p.parse_line(raw).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// How records are delimited in the file.
+    pub fn framing(&self) -> Framing {
+        match self {
+            LineParser::QueueLog(_) => Framing::Lines,
+            LineParser::Cdr(_) => Framing::Csv,
+        }
+    }
+
+    fn timezone(&self) -> Tz {
+        match self {
+            LineParser::QueueLog(p) => p.context().timezone,
+            LineParser::Cdr(p) => p.context().timezone,
+        }
+    }
+}
+
+/// The framing a source kind's files use (`None`: not a line source).
+pub fn framing_of(kind: SourceKind) -> Option<Framing> {
+    match kind {
+        SourceKind::AsteriskQueueLog => Some(Framing::Lines),
+        SourceKind::AsteriskCdrCsv | SourceKind::AsteriskCdrCustom => Some(Framing::Csv),
+        SourceKind::WintariffDbf | SourceKind::OktellCsv => None,
+    }
+}
+
 /// Parses and stores the lines of one source.
 pub struct Ingest {
     source: String,
-    parser: QueueLogParser,
+    parser: LineParser,
+    /// The file whose header row the CDR parser has seen.
+    primed_fp: Option<u64>,
     rules: Option<Rules>,
     store: Store,
     /// Caller of recent calls (from ENTERQUEUE), for events that name only
@@ -53,7 +107,7 @@ pub struct Ingest {
 const MAX_REMEMBERED_CALLS: usize = 50_000;
 
 /// Builds the parser context for a source from the config.
-pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<QueueLogParser> {
+pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<LineParser> {
     let tz: Tz = src
         .timezone
         .parse()
@@ -71,7 +125,31 @@ pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<QueueLogPa
         match_last_digits: cfg.numbers.match_last_digits,
     })?;
     let agents = AgentResolver::new(cfg.agents.aliases.clone());
-    Ok(QueueLogParser::new(ctx, numbers, agents))
+    Ok(match src.kind {
+        SourceKind::AsteriskQueueLog => {
+            LineParser::QueueLog(Box::new(QueueLogParser::new(ctx, numbers, agents)))
+        }
+        SourceKind::AsteriskCdrCsv | SourceKind::AsteriskCdrCustom => {
+            let layout = match (&src.columns, &src.layout) {
+                (Some(cols), _) => CdrLayout::columns(cols)
+                    .map_err(|e| anyhow::anyhow!("source {}: columns: {e}", src.name))?,
+                (None, Some(name)) => CdrLayout::from_name(name)
+                    .with_context(|| format!("source {}: unknown CDR layout {name:?}", src.name))?,
+                (None, None) if src.kind == SourceKind::AsteriskCdrCustom => {
+                    CdrLayout::CdrCustomDefault
+                }
+                (None, None) => CdrLayout::Auto,
+            };
+            LineParser::Cdr(Box::new(
+                CdrParser::new(ctx, src.kind, layout, numbers, agents)
+                    .with_max_extension_len(cfg.numbers.max_internal_len),
+            ))
+        }
+        other => anyhow::bail!(
+            "source {}: {other} is not a line-oriented source (it is read as a snapshot)",
+            src.name
+        ),
+    })
 }
 
 impl Ingest {
@@ -83,10 +161,11 @@ impl Ingest {
         with_rules: bool,
     ) -> anyhow::Result<Ingest> {
         let parser = parser_for(cfg, src)?;
-        let tz = parser.context().timezone;
+        let tz = parser.timezone();
         Ok(Ingest {
             source: src.name.clone(),
             parser,
+            primed_fp: None,
             rules: with_rules.then(|| Rules::new(cfg, tz)),
             store,
             callers: HashMap::new(),
@@ -131,17 +210,36 @@ impl Ingest {
         self.store.caller_of_call(&self.source, call)
     }
 
+    /// The source's name.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// How this source's records are delimited.
+    pub fn framing(&self) -> Framing {
+        self.parser.framing()
+    }
+
     /// Parses a batch and commits it; `checkpoint` says whether the source's
     /// read position moves with it (tailing) or not (import).
     pub fn process(&mut self, batch: &Batch, checkpoint: bool) -> Result<IngestStats, StoreError> {
         let fp = fp_hex(batch.file_fp);
         let now = Utc::now();
+        // A CDR export's header row names the columns: when reading starts
+        // in the middle of a file, let the parser see it first.
+        if self.primed_fp != Some(batch.file_fp) {
+            self.primed_fp = Some(batch.file_fp);
+            let starts_mid_file = batch.lines.first().is_some_and(|l| l.offset > 0);
+            if matches!(self.parser, LineParser::Cdr(_)) && starts_mid_file {
+                let _ = self.parser.parse(&batch.head);
+            }
+        }
         let mut events = Vec::with_capacity(batch.lines.len());
         let mut rejects = Vec::new();
         let mut actions: Vec<NewAction> = Vec::new();
         let mut blank = 0u64;
         for line in &batch.lines {
-            match self.parser.parse_line(&line.bytes) {
+            match self.parser.parse(&line.bytes) {
                 Ok(Some(mut ev)) => {
                     ev.event_id = format!("{}:{}:{}", self.source, fp, line.offset);
                     if self.rules.is_some() {
@@ -154,24 +252,24 @@ impl Ingest {
                 }
                 Ok(None) => blank += 1,
                 Err(e) => {
-                    tracing::warn!(source = %self.source, line = line.line_no, offset = line.offset, reason = %e, "line rejected");
+                    tracing::warn!(source = %self.source, line = line.line_no, offset = line.offset, reason = %e, "record rejected");
                     rejects.push(RejectRow {
                         reject_id: format!("{}:{}:{}", self.source, fp, line.offset),
                         file_fp: fp.clone(),
                         byte_offset: line.offset,
                         line_no: line.line_no,
                         raw: line.bytes.clone(),
-                        reason: e.to_string(),
+                        reason: e,
                     });
                 }
             }
         }
         let cp = checkpoint.then(|| Checkpoint {
-            file_fp: fp.clone(),
-            dev: batch.devino.dev,
-            inode: batch.devino.ino,
-            byte_offset: batch.end_offset,
-            line_no: batch.end_line_no,
+            file_fp: fp_hex(batch.checkpoint.file_fp),
+            dev: batch.checkpoint.devino.map_or(0, |d| d.dev),
+            inode: batch.checkpoint.devino.map_or(0, |d| d.ino),
+            byte_offset: batch.checkpoint.offset,
+            line_no: batch.checkpoint.line_no,
         });
         let c: CommitStats =
             self.store

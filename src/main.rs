@@ -88,6 +88,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {
+            source,
             kind,
             pbx,
             timezone,
@@ -102,23 +103,44 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let args = ImportArgs {
+                source: source.clone(),
                 kind,
                 pbx: pbx.clone(),
                 timezone: timezone.clone(),
                 paths: paths.clone(),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let started = std::time::Instant::now();
-            let s = import::import(&cfg, &args)?;
+            let r = import::import(&cfg, &args)?;
+            for f in &r.files {
+                println!(
+                    "  {} ({}): {} lines, {} new events, {} already stored, {} rejected",
+                    f.path.display(),
+                    f.source,
+                    f.stats.lines,
+                    f.stats.events,
+                    f.stats.duplicates,
+                    f.stats.rejects
+                );
+            }
+            let s = r.totals;
             println!(
-                "imported {} file(s): {} lines, {} new events, {} already stored, {} rejected, {} blank, in {:.2?}",
-                paths.len(),
+                "imported {} file(s): {} lines, {} new events, {} duplicates skipped, {} rejected, {} blank, in {:.2?} ({:.0} lines/s, {:.1} MB/s)",
+                r.files.len(),
                 s.lines,
                 s.events,
                 s.duplicates,
                 s.rejects,
                 s.blank,
-                started.elapsed()
+                r.elapsed,
+                r.rate(),
+                r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9)
             );
+            if s.rejects > 0 {
+                println!(
+                    "rejected lines are kept with their position and reason: calltrail --config {} query \"SELECT source, line_no, reason FROM rejects ORDER BY rejected_at DESC LIMIT 20\"",
+                    cfg.file.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { format, sql } => {

@@ -7,7 +7,7 @@ use crate::config::{Config, SourceConfig};
 use crate::ingest::{Ingest, IngestStats};
 use crate::publish::{self, Mode};
 use crate::store::Store;
-use crate::tail::{StartAt, Tailer, Verdict};
+use crate::tail::{DevIno, Position, TailOptions, Tailer, Verdict};
 use anyhow::Context;
 use calltrail_sinks::{KafkaConfig, KafkaSink, Mailer, SmtpConfig, SmtpTls};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,19 +81,33 @@ fn spawn_tailer(
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
     let mut ingest = Ingest::new(cfg, src, store.handle()?, true)?;
     let start = store.checkpoint(&src.name)?.and_then(|cp| {
-        u64::from_str_radix(&cp.file_fp, 16).ok().map(|fp| StartAt {
-            file_fp: fp,
-            offset: cp.byte_offset,
-            line_no: cp.line_no,
-        })
+        u64::from_str_radix(&cp.file_fp, 16)
+            .ok()
+            .map(|fp| Position {
+                file_fp: fp,
+                devino: (cp.inode != 0).then_some(DevIno {
+                    dev: cp.dev,
+                    ino: cp.inode,
+                }),
+                offset: cp.byte_offset,
+                line_no: cp.line_no,
+            })
     });
     let path = src.path.clone();
     let name = src.name.clone();
-    let poll = Duration::from_millis(src.poll_interval_ms);
+    let mut opts = TailOptions::new(
+        &path,
+        Duration::from_millis(src.poll_interval_ms),
+        ingest.framing(),
+    );
+    if let Some(pats) = &src.rotated {
+        opts.rotated = pats.clone();
+    }
+    opts.grace = Duration::from_secs(src.rotation_grace_s);
     std::thread::Builder::new()
         .name(format!("tail-{name}"))
         .spawn(move || {
-            let mut tailer = Tailer::new(&path, poll, start);
+            let mut tailer = Tailer::new(&path, opts, start);
             tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
                 Ok(s) => {
                     if s.events > 0 || s.actions > 0 {
@@ -147,6 +161,13 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
 
     let mut tailers = Vec::new();
     for src in &cfg.sources {
+        if crate::ingest::framing_of(src.kind).is_none() {
+            anyhow::bail!(
+                "source {}: {} sources cannot be run in this version",
+                src.name,
+                src.kind
+            );
+        }
         let h = spawn_tailer(
             cfg,
             src,

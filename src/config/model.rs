@@ -103,6 +103,43 @@ pub struct SourceConfig {
     /// How often the file is re-checked when no change notification arrives.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Glob patterns where rotated copies of `path` are looked for (to finish
+    /// the file last read after a restart or a copytruncate). Default:
+    /// `<path>.*` and `<path>-*` (`queue_log.1`, `queue_log.2.gz`,
+    /// `queue_log-20261121`). Relative patterns are relative to the config file.
+    pub rotated: Option<Vec<String>>,
+    /// How long a rotated-away file is still read for late writes (Asterisk
+    /// writes to its open file until `logger reload`).
+    #[serde(default = "default_grace_s")]
+    pub rotation_grace_s: u64,
+    /// CDR sources: `auto` (default), `cdr_csv`, `cdr_custom`, `header_row`.
+    pub layout: Option<String>,
+    /// CDR sources: the column names in file order (a `cdr_custom` mapping);
+    /// overrides `layout`.
+    pub columns: Option<Vec<String>>,
+}
+
+impl SourceConfig {
+    /// A source with every default, for imports without a configured source.
+    pub fn new(name: String, kind: SourceKind, pbx: String) -> SourceConfig {
+        SourceConfig {
+            name,
+            kind,
+            path: PathBuf::new(),
+            pbx,
+            timezone: default_tz(),
+            charset: default_charset(),
+            poll_interval_ms: default_poll_ms(),
+            rotated: None,
+            rotation_grace_s: default_grace_s(),
+            layout: None,
+            columns: None,
+        }
+    }
+}
+
+fn default_grace_s() -> u64 {
+    30
 }
 
 fn default_tz() -> String {
@@ -263,6 +300,13 @@ impl Config {
         fix(&mut self.email.outbox);
         for s in &mut self.sources {
             fix(&mut s.path);
+            if let Some(pats) = &mut s.rotated {
+                for pat in pats {
+                    if Path::new(pat.as_str()).is_relative() {
+                        *pat = glob::Pattern::escape(&base.to_string_lossy()) + "/" + pat;
+                    }
+                }
+            }
         }
         if let Some(smtp) = &mut self.email.smtp {
             if let Some(ca) = &mut smtp.ca_file {

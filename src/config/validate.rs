@@ -164,8 +164,49 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
                 format!("the directory {}", s.path.display()),
             );
         }
-        if s.kind != calltrail_parsers::SourceKind::AsteriskQueueLog {
-            p(at("kind"), "asterisk_queue_log (the only kind `run` tails in this version; others come with their parsers)", s.kind.to_string());
+        use calltrail_parsers::SourceKind as K;
+        let is_cdr = matches!(s.kind, K::AsteriskCdrCsv | K::AsteriskCdrCustom);
+        if let Some(layout) = &s.layout {
+            if !is_cdr {
+                p(
+                    at("layout"),
+                    "no `layout` (it applies to CDR sources only)",
+                    format!("{layout:?}"),
+                );
+            } else if calltrail_parsers::cdr::CdrLayout::from_name(layout).is_none() {
+                p(
+                    at("layout"),
+                    "auto, cdr_csv, cdr_custom or header_row",
+                    format!("{layout:?}"),
+                );
+            }
+        }
+        if let Some(cols) = &s.columns {
+            if !is_cdr {
+                p(
+                    at("columns"),
+                    "no `columns` (they apply to CDR sources only)",
+                    format!("{} names", cols.len()),
+                );
+            } else if let Err(e) = calltrail_parsers::cdr::CdrLayout::columns(cols) {
+                p(at("columns"), "CDR variable names in file order (`-` for an ignored column), including start or calldate", e.to_string());
+            }
+        }
+        for (j, pat) in s.rotated.iter().flatten().enumerate() {
+            if let Err(e) = glob::Pattern::new(pat) {
+                p(
+                    format!("{}[{j}]", at("rotated")),
+                    "a glob pattern",
+                    format!("{pat:?} ({e})"),
+                );
+            }
+        }
+        if s.rotation_grace_s > 3600 {
+            p(
+                at("rotation_grace_s"),
+                "0 to 3600 seconds",
+                s.rotation_grace_s.to_string(),
+            );
         }
     }
     if let Some(k) = &cfg.kafka {

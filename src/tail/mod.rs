@@ -1,57 +1,104 @@
 //! Following a log file as it grows: notify for promptness, polling as the
 //! fallback and the safety net, explicit offsets so nothing is read twice.
 //!
-//! The tailer reads with `pread` at an explicit offset and only advances its
-//! position when the consumer says a batch was committed, so a failed commit
-//! is simply retried. It holds a partial last line until its newline comes.
-//! It follows rename+create rotation (the old file is read to its end before
-//! switching), copytruncate (size below the offset), and delete+recreate.
+//! The tailer reads with `pread` at explicit offsets and only advances when
+//! the consumer says a batch was committed, so a failed commit is simply
+//! retried. It holds a partial last record until its newline comes. Each
+//! batch carries the checkpoint to commit with it: the oldest position not
+//! yet fully read, so after a crash reading resumes there (at worst some
+//! lines are read again, and their deterministic ids make that a no-op).
 //!
-//! Not yet handled (issue 4): finding the checkpointed file among rotated
-//! archives after a restart, and `.gz` archives.
+//! Files are identified by the fingerprint of their first line (with device
+//! + inode as tie-breaker), never by name. Rotation handling:
+//! - **rename + create** (logrotate `create`, Asterisk `logger rotate`): the
+//!   old file is read to its end, then kept open for a grace period for late
+//!   writes (Asterisk writes to its open fd until `logger reload`), while
+//!   the new file is read; files rotated in between are found by identity.
+//! - **copytruncate / truncate / rewrite** (size below the offset, or the
+//!   first line changed): the rest of the old content is read from the copy
+//!   when one is among the rotated files, then the file from the start.
+//! - **delete + recreate, inode reuse**: the new content has a new identity.
+//! - **restart after rotation**: the checkpointed file is found among the
+//!   rotated files (`<path>.*`, `<path>-*`, `.gz` included), finished, and
+//!   the files rotated after it are read before the live one.
 
 mod identity;
+mod reader;
+mod rotated;
+mod split;
 
 pub use identity::{fnv1a, fp_hex, DevIno};
+pub use reader::{is_gz, Reader};
+pub use rotated::{default_patterns, rotation_order};
+pub use split::{memchr_nl, split_records, Framing, Line, Split};
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use rotated::Planned;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Upper bound on one line; longer ones are cut into a reject-sized piece
+/// Upper bound on one record; longer ones are cut into a reject-sized piece
 /// instead of growing memory without bound.
 pub const MAX_LINE: usize = calltrail_parsers::queue_log::MAX_LINE_LEN;
 const READ_CHUNK: usize = 1 << 20;
 const MAX_BATCH_LINES: usize = 20_000;
 
-/// One complete line and where it started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
+/// A read position in an identified file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub file_fp: u64,
+    pub devino: Option<DevIno>,
     pub offset: u64,
     pub line_no: u64,
-    pub bytes: Vec<u8>,
 }
 
-/// Lines read from one file, and the position just after them.
+/// Records read from one file, and the position just after them.
 #[derive(Debug, Clone)]
 pub struct Batch {
+    /// Fingerprint of the file the records come from (part of event ids).
     pub file_fp: u64,
     pub devino: DevIno,
+    /// The file's first line (CSV sources with a header row need it when
+    /// reading starts in the middle).
+    pub head: Arc<Vec<u8>>,
     pub lines: Vec<Line>,
     pub end_offset: u64,
     pub end_line_no: u64,
+    /// What to store as the source's checkpoint when this batch commits.
+    pub checkpoint: Position,
+    from_previous: bool,
 }
 
-/// Where to start reading.
-#[derive(Debug, Clone)]
-pub struct StartAt {
-    pub file_fp: u64,
-    pub offset: u64,
-    pub line_no: u64,
+impl Batch {
+    /// A batch of `lines` read from a whole file (imports): its checkpoint
+    /// is the end of the batch.
+    pub fn new(
+        file_fp: u64,
+        devino: DevIno,
+        head: Arc<Vec<u8>>,
+        lines: Vec<Line>,
+        end_offset: u64,
+        end_line_no: u64,
+    ) -> Batch {
+        Batch {
+            file_fp,
+            devino,
+            head,
+            lines,
+            end_offset,
+            end_line_no,
+            checkpoint: Position {
+                file_fp,
+                devino: Some(devino),
+                offset: end_offset,
+                line_no: end_line_no,
+            },
+            from_previous: false,
+        }
+    }
 }
 
 /// What the consumer did with a batch.
@@ -71,31 +118,82 @@ pub enum TailError {
     },
 }
 
+/// How a source is followed.
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Re-check interval when no change notification arrives.
+    pub poll: Duration,
+    pub framing: Framing,
+    /// Glob patterns of rotated files (see [`default_patterns`]).
+    pub rotated: Vec<String>,
+    /// How long a rotated-away file is still watched for late writes.
+    pub grace: Duration,
+}
+
+impl TailOptions {
+    pub fn new(path: &Path, poll: Duration, framing: Framing) -> TailOptions {
+        TailOptions {
+            poll,
+            framing,
+            rotated: default_patterns(path),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
 struct Open {
-    file: File,
+    reader: Reader,
+    path: PathBuf,
+    /// The file at the followed path (not a rotated one being finished).
+    live: bool,
     devino: DevIno,
     fp: Option<u64>,
+    head: Arc<Vec<u8>>,
     offset: u64,
     line_no: u64,
-    /// The path now names another file: what is left here, even without a
-    /// final newline, is this file's last line.
+    /// Nothing more will be written: a trailing record without its newline
+    /// is complete.
     draining: bool,
+}
+
+impl Open {
+    fn position(&self) -> Position {
+        Position {
+            file_fp: self.fp.unwrap_or_default(),
+            devino: Some(self.devino),
+            offset: self.offset,
+            line_no: self.line_no,
+        }
+    }
 }
 
 /// Follows one path.
 pub struct Tailer {
     path: PathBuf,
-    poll: Duration,
+    opts: TailOptions,
     open: Option<Open>,
-    start: Option<StartAt>,
+    /// Rotated files still to read before the live one.
+    queue: VecDeque<Planned>,
+    /// Where to start in the live file once the queue is empty.
+    live_start: Option<(u64, u64)>,
+    /// The file rotated away last, watched for late writes until the deadline.
+    previous: Option<(Open, Instant)>,
+    start: Option<Position>,
     wake: Option<Receiver<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TailError + '_ {
+    move |source| TailError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 impl Tailer {
-    /// `start` is the committed checkpoint, if any: it is honoured when the
-    /// file at `path` still has the same first line, else reading starts at 0.
-    pub fn new(path: &Path, poll: Duration, start: Option<StartAt>) -> Tailer {
+    /// `start` is the committed checkpoint, if any. Without one, the live
+    /// file is read from its start (history in rotated files is `import`'s job).
+    pub fn new(path: &Path, opts: TailOptions, start: Option<Position>) -> Tailer {
         let (watcher, wake) = match watch_dir(path) {
             Ok((w, rx)) => (Some(w), Some(rx)),
             Err(e) => {
@@ -105,16 +203,19 @@ impl Tailer {
         };
         Tailer {
             path: path.to_path_buf(),
-            poll,
+            opts,
             open: None,
+            queue: VecDeque::new(),
+            live_start: None,
+            previous: None,
             start,
             wake,
             _watcher: watcher,
         }
     }
 
-    /// Reads until `stop` is set, or, with `once`, until the file is read to
-    /// its end. `consume` is called for every batch.
+    /// Reads until `stop` is set, or, with `once`, until everything is read
+    /// to its end. `consume` is called for every batch.
     pub fn run(
         &mut self,
         stop: &AtomicBool,
@@ -123,17 +224,15 @@ impl Tailer {
     ) -> Result<(), TailError> {
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
-            match self.next_batch()? {
+            match self.next_batch(once)? {
                 Some(batch) => match consume(&batch) {
                     Verdict::Committed => {
                         self.advance(&batch);
                         backoff = Duration::from_millis(100);
-                        continue;
                     }
                     Verdict::Retry => {
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(10));
-                        continue;
                     }
                 },
                 None => {
@@ -151,218 +250,315 @@ impl Tailer {
     }
 
     fn wait(&self) {
+        let mut timeout = self.opts.poll;
+        if let Some((_, deadline)) = &self.previous {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
         match &self.wake {
-            Some(rx) => match rx.recv_timeout(self.poll) {
+            Some(rx) => match rx.recv_timeout(timeout) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {
                     // Drain bursts of notifications into one wake-up.
                     while rx.try_recv().is_ok() {}
                 }
-                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.poll),
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
             },
-            None => std::thread::sleep(self.poll),
+            None => std::thread::sleep(timeout),
         }
     }
 
-    fn io(&self, source: std::io::Error) -> TailError {
-        TailError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
-    /// Opens the file at `path` if nothing is open yet.
+    /// Opens the next file to read, if nothing is open: a queued rotated
+    /// file, else the live one (after planning from the start checkpoint).
     fn ensure_open(&mut self) -> Result<bool, TailError> {
         if self.open.is_some() {
             return Ok(true);
         }
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(self.io(e)),
-        };
-        let meta = file.metadata().map_err(|e| self.io(e))?;
-        let fp = read_first_line_fp(&file).map_err(|e| self.io(e))?;
-        let mut o = Open {
-            file,
-            devino: DevIno::of(&meta),
-            fp,
-            offset: 0,
-            line_no: 0,
-            draining: false,
-        };
         if let Some(start) = self.start.take() {
-            match fp {
-                Some(fp) if fp == start.file_fp && start.offset <= meta.len() => {
-                    o.offset = start.offset;
-                    o.line_no = start.line_no;
+            self.replan(start, true)?;
+        }
+        while let Some(p) = self.queue.pop_front() {
+            match open_file(&p.path) {
+                Ok(Some(mut o)) if o.fp == Some(p.fp) => {
+                    o.offset = p.offset;
+                    o.line_no = p.line_no;
+                    tracing::info!(path = %p.path.display(), offset = p.offset, "reading a rotated file");
+                    self.open = Some(o);
+                    return Ok(true);
                 }
-                Some(_) | None => tracing::warn!(
-                    path = %self.path.display(),
-                    checkpoint_fp = %fp_hex(start.file_fp),
-                    "the file was replaced since the checkpoint; reading it from the start \
-                     (lines appended to the old file after the checkpoint are not recovered yet)"
-                ),
+                Ok(_) => {
+                    tracing::warn!(path = %p.path.display(), "a rotated file changed before it was read; skipped")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.path.display(), error = %e, "cannot open a rotated file; skipped")
+                }
             }
+        }
+        let mut o = match open_file(&self.path).map_err(io_err(&self.path))? {
+            Some(o) => o,
+            None => return Ok(false),
+        };
+        o.live = true;
+        if let Some((offset, line_no)) = self.live_start.take() {
+            o.offset = offset;
+            o.line_no = line_no;
         }
         tracing::info!(path = %self.path.display(), offset = o.offset, "following file");
         self.open = Some(o);
         Ok(true)
     }
 
-    /// Complete lines after the current offset, if any.
-    fn next_batch(&mut self) -> Result<Option<Batch>, TailError> {
+    /// Decides what to read for a reader that stopped at `start`: the live
+    /// file from there when it is still that file, else the file among the
+    /// rotated ones and every file rotated after it, then the live file.
+    fn replan(&mut self, start: Position, report_missing: bool) -> Result<(), TailError> {
+        self.queue.clear();
+        self.live_start = None;
+        let live = match open_file(&self.path) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot read the live file");
+                None
+            }
+        };
+        let live_fp = live.as_ref().and_then(|o| o.fp);
+        if let Some(o) = &live {
+            let len = o.reader.size().unwrap_or(0);
+            if o.fp == Some(start.file_fp) && len >= start.offset {
+                self.live_start = Some((start.offset, start.line_no));
+                return Ok(());
+            }
+        }
+        let cands = rotated::candidates(&self.path, &self.opts.rotated, MAX_LINE);
+        match rotated::plan(
+            &cands,
+            start.file_fp,
+            start.devino,
+            start.offset,
+            start.line_no,
+            live_fp,
+        ) {
+            Some(plan) => self.queue.extend(plan),
+            None if report_missing => tracing::warn!(
+                path = %self.path.display(),
+                checkpoint_fp = %fp_hex(start.file_fp),
+                offset = start.offset,
+                patterns = ?self.opts.rotated,
+                "the file last read is neither at the path nor among the rotated files; \
+                 reading the current file from its start (anything written to the old \
+                 file after the checkpoint cannot be recovered)"
+            ),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Complete records after the current offset, if any: late lines of
+    /// the file rotated away first, then the current file.
+    fn next_batch(&mut self, once: bool) -> Result<Option<Batch>, TailError> {
+        if let Some(b) = self.previous_batch(once)? {
+            return Ok(Some(b));
+        }
         if !self.ensure_open()? {
             return Ok(None);
         }
+        let prev_pos = self.previous.as_ref().map(|(p, _)| p.position());
         let Some(o) = self.open.as_mut() else {
             return Ok(None);
         };
-        let len = o.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len <= o.offset {
+        let Some(mut b) = read_batch(o, self.opts.framing)? else {
             return Ok(None);
+        };
+        // While the previous file may still get lines, the checkpoint stays
+        // there: a crash then re-reads (harmlessly) rather than loses.
+        if let Some(p) = prev_pos {
+            b.checkpoint = p;
         }
-        if o.fp.is_none() {
-            o.fp = read_first_line_fp(&o.file).map_err(|source| TailError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-            if o.fp.is_none() {
-                return Ok(None); // first line not complete yet
-            }
-        }
-        let fp = o.fp.unwrap_or_default();
-        let want = ((len - o.offset) as usize).min(READ_CHUNK.max(MAX_LINE + 1));
-        let mut buf = vec![0u8; want];
-        let n = read_full_at(&o.file, &mut buf, o.offset).map_err(|source| TailError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        buf.truncate(n);
-        let (lines, pos, line_no) =
-            split_lines(&buf, o.offset, o.line_no, MAX_BATCH_LINES, o.draining);
-        if lines.is_empty() {
+        Ok(Some(b))
+    }
+
+    fn previous_batch(&mut self, once: bool) -> Result<Option<Batch>, TailError> {
+        let Some((p, deadline)) = self.previous.as_mut() else {
             return Ok(None);
+        };
+        let expired = once || Instant::now() >= *deadline;
+        p.draining = expired;
+        if let Some(mut b) = read_batch(p, self.opts.framing)? {
+            b.from_previous = true;
+            return Ok(Some(b));
         }
-        Ok(Some(Batch {
-            file_fp: fp,
-            devino: o.devino,
-            end_offset: o.offset + pos as u64,
-            end_line_no: line_no,
-            lines,
-        }))
+        if expired {
+            tracing::debug!(path = %p.path.display(), "done with the rotated file");
+            self.previous = None;
+        }
+        Ok(None)
     }
 
     fn advance(&mut self, b: &Batch) {
-        if let Some(o) = self.open.as_mut() {
+        let target = if b.from_previous {
+            self.previous.as_mut().map(|(p, _)| p)
+        } else {
+            self.open.as_mut()
+        };
+        if let Some(o) = target {
             o.offset = b.end_offset;
             o.line_no = b.end_line_no;
         }
     }
 
-    /// At the end of the open file: has it been rotated or truncated?
-    /// Returns true when the tailer switched files or rewound.
+    /// At the end of the open file: was it rotated, truncated or rewritten?
+    /// Returns true when the tailer switched files, rewound, or has more
+    /// to read.
     fn check_rotation(&mut self) -> Result<bool, TailError> {
         let Some(o) = self.open.as_mut() else {
             return Ok(false);
         };
-        let open_len = o.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if open_len < o.offset {
-            tracing::warn!(path = %self.path.display(), offset = o.offset, size = open_len, "file truncated; reading it again from the start");
-            o.offset = 0;
-            o.line_no = 0;
-            o.fp = read_first_line_fp(&o.file).map_err(|source| TailError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        if !o.live {
+            // A rotated file read to its end: flush a trailing partial
+            // record, then go on with the next file.
+            if !o.draining {
+                o.draining = true;
+                return Ok(true);
+            }
+            tracing::info!(path = %o.path.display(), "finished a rotated file");
+            self.open = None;
+            return Ok(true);
+        }
+        let len = o.reader.size().map_err(io_err(&self.path))?;
+        let head_now = if len < o.offset {
+            None
+        } else {
+            o.reader
+                .first_line_fp(MAX_LINE)
+                .map_err(io_err(&self.path))?
+        };
+        if len < o.offset || (o.fp.is_some() && head_now.is_some() && head_now != o.fp) {
+            tracing::warn!(path = %self.path.display(), offset = o.offset, size = len,
+                "file truncated or rewritten; finishing the old content from a copy if one was kept, then reading it from the start");
+            let start = o.position();
+            self.open = None;
+            self.replan(start, false)?;
             return Ok(true);
         }
         let current = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(_) => return Ok(false), // gone for now; keep the old file until a new one appears
         };
-        if DevIno::of(&current) != o.devino {
-            if open_len > o.offset {
-                // Finish the old file's unterminated last line first.
-                o.draining = true;
-                return Ok(true);
-            }
-            tracing::info!(path = %self.path.display(), "file rotated; switching to the new file");
-            self.open = None;
-            return Ok(true);
+        if DevIno::of(&current) == o.devino {
+            return Ok(false);
         }
-        Ok(false)
-    }
-}
-
-/// Splits the lines out of `buf`, which starts at file offset `base` after
-/// `line_no` lines. A trailing piece without a newline is a line only when
-/// `eof` says the file is finished, or when it is already longer than
-/// [`MAX_LINE`] (it is handed on, to be rejected, rather than awaited
-/// forever). Returns the lines, the bytes consumed and the last line number.
-pub fn split_lines(
-    buf: &[u8],
-    base: u64,
-    mut line_no: u64,
-    max_lines: usize,
-    eof: bool,
-) -> (Vec<Line>, usize, u64) {
-    let mut lines = Vec::new();
-    let mut pos = 0usize;
-    while lines.len() < max_lines && pos < buf.len() {
-        let end = match memchr_nl(&buf[pos..]) {
-            Some(i) => pos + i + 1,
-            None if eof => buf.len(),
-            None if buf.len() - pos > MAX_LINE => pos + MAX_LINE + 1,
-            None => break,
+        // Every complete record of the old file is read (next_batch found
+        // none); a trailing partial one is flushed when the grace period ends.
+        tracing::info!(path = %self.path.display(), "file rotated; switching to the new file");
+        let Some(old) = self.open.take() else {
+            return Ok(false);
         };
-        line_no += 1;
-        lines.push(Line {
-            offset: base + pos as u64,
-            line_no,
-            bytes: buf[pos..end].to_vec(),
-        });
-        pos = end;
-    }
-    (lines, pos, line_no)
-}
-
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
-
-fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(&mut buf[got..], off) {
-            Ok(0) => break,
-            Ok(n) => {
-                got += n;
-                off += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let start = old.position();
+        if old.fp.is_some() {
+            self.previous = Some((old, Instant::now() + self.opts.grace));
         }
+        self.replan(start, false)?;
+        // The old file is followed as `previous`; don't read it again by name.
+        if let Some(front) = self.queue.front() {
+            if front.fp == start.file_fp {
+                self.queue.pop_front();
+            }
+        }
+        Ok(true)
     }
-    Ok(got)
 }
 
-/// Fingerprint of the first complete line, or `None` while it is incomplete.
-fn read_first_line_fp(f: &File) -> std::io::Result<Option<u64>> {
+/// Opens `path` with its identity; `Ok(None)` when it does not exist.
+fn open_file(path: &Path) -> std::io::Result<Option<Open>> {
+    let reader = match Reader::open(path) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = std::fs::metadata(path)?;
+    let (fp, head) = read_head(&reader)?;
+    Ok(Some(Open {
+        reader,
+        path: path.to_path_buf(),
+        live: false,
+        devino: DevIno::of(&meta),
+        fp,
+        head: Arc::new(head),
+        offset: 0,
+        line_no: 0,
+        draining: false,
+    }))
+}
+
+/// The first complete line and its fingerprint (`None` while incomplete).
+fn read_head(r: &Reader) -> std::io::Result<(Option<u64>, Vec<u8>)> {
     let mut buf = vec![0u8; 4096];
     let mut have = 0usize;
     loop {
-        let n = read_full_at(f, &mut buf[have..], have as u64)?;
+        let n = r.read_at(&mut buf[have..], have as u64)?;
         if let Some(i) = memchr_nl(&buf[have..have + n]) {
-            return Ok(Some(identity::first_line_fp(&buf[..have + i + 1])));
+            buf.truncate(have + i + 1);
+            return Ok((Some(identity::first_line_fp(&buf)), buf));
         }
         have += n;
         if n == 0 || have >= MAX_LINE {
-            // No newline yet; or an absurd first line: fingerprint what exists
-            // once it is that long, so the file is not stuck forever.
-            return Ok((have >= MAX_LINE).then(|| identity::first_line_fp(&buf[..have])));
+            buf.truncate(have);
+            let fp = (have >= MAX_LINE).then(|| identity::first_line_fp(&buf));
+            return Ok((fp, buf));
         }
         buf.resize(have + 4096, 0);
     }
+}
+
+/// The complete records after `o.offset`, if any.
+fn read_batch(o: &mut Open, framing: Framing) -> Result<Option<Batch>, TailError> {
+    let len = o.reader.size().unwrap_or(0);
+    if len <= o.offset {
+        return Ok(None);
+    }
+    if o.fp.is_none() {
+        let (fp, head) = read_head(&o.reader).map_err(io_err(&o.path))?;
+        if fp.is_none() && !o.draining {
+            return Ok(None); // first line not complete yet
+        }
+        o.fp = Some(fp.unwrap_or_else(|| identity::first_line_fp(&head)));
+        o.head = Arc::new(head);
+    }
+    let fp = o.fp.unwrap_or_default();
+    let want = ((len - o.offset) as usize).min(READ_CHUNK.max(MAX_LINE + 1));
+    let mut buf = vec![0u8; want];
+    let n = o
+        .reader
+        .read_at(&mut buf, o.offset)
+        .map_err(io_err(&o.path))?;
+    buf.truncate(n);
+    let eof = o.draining && o.offset + n as u64 >= len;
+    let s = split_records(
+        &buf,
+        o.offset,
+        o.line_no,
+        MAX_BATCH_LINES,
+        MAX_LINE,
+        framing,
+        eof,
+    );
+    if s.lines.is_empty() {
+        return Ok(None);
+    }
+    let end_offset = o.offset + s.used as u64;
+    Ok(Some(Batch {
+        file_fp: fp,
+        devino: o.devino,
+        head: o.head.clone(),
+        lines: s.lines,
+        end_offset,
+        end_line_no: s.line_no,
+        checkpoint: Position {
+            file_fp: fp,
+            devino: Some(o.devino),
+            offset: end_offset,
+            line_no: s.line_no,
+        },
+        from_previous: false,
+    }))
 }
 
 /// Watches the directory (a file watch would follow the old inode after a rename).
@@ -378,10 +574,11 @@ fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receive
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
             let ours = ev.paths.is_empty()
-                || ev
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
+                || ev.paths.iter().any(|p| {
+                    p.file_name().zip(name.as_ref()).is_some_and(|(n, ours)| {
+                        n.as_encoded_bytes().starts_with(ours.as_encoded_bytes())
+                    })
+                });
             if ours {
                 let _ = tx.send(());
             }

@@ -5,5 +5,6 @@
 mod chaos;
 mod daemon;
 mod harness;
+mod rotation;
 mod skeleton;
 mod support;

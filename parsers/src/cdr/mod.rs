@@ -175,6 +175,11 @@ impl CdrParser {
         &self.layout
     }
 
+    /// The source this parser reads (name, PBX, time zone, charset).
+    pub fn context(&self) -> &SourceContext {
+        &self.builder.ctx
+    }
+
     /// The column names of the header row in effect (`HeaderRow` layouts),
     /// decoded, for diagnostics.
     pub fn header(&self) -> Option<&[String]> {

@@ -1,0 +1,118 @@
+//! Random access to the bytes of a followed file: the live file through
+//! `pread` at explicit offsets, or a rotated `.gz` archive decompressed into
+//! memory (offsets are those of the uncompressed text, so event ids are the
+//! same whether a file is read before or after logrotate compressed it).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Largest `.gz` archive that is decompressed for recovery or import.
+pub const MAX_GZ_BYTES: u64 = 8 << 30;
+
+/// The bytes behind an open file.
+#[derive(Debug)]
+pub enum Reader {
+    File(File),
+    Memory(Arc<Vec<u8>>),
+}
+
+/// `true` when the name says gzip.
+pub fn is_gz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+impl Reader {
+    /// Opens `path`; `.gz` files are decompressed whole.
+    pub fn open(path: &Path) -> std::io::Result<Reader> {
+        let f = File::open(path)?;
+        if is_gz(path) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
+                .take(MAX_GZ_BYTES)
+                .read_to_end(&mut out)?;
+            Ok(Reader::Memory(Arc::new(out)))
+        } else {
+            Ok(Reader::File(f))
+        }
+    }
+
+    /// Current length in bytes.
+    pub fn size(&self) -> std::io::Result<u64> {
+        match self {
+            Reader::File(f) => f.metadata().map(|m| m.len()),
+            Reader::Memory(b) => Ok(b.len() as u64),
+        }
+    }
+
+    /// Reads as much of `buf` as exists at `off`.
+    pub fn read_at(&self, buf: &mut [u8], mut off: u64) -> std::io::Result<usize> {
+        match self {
+            Reader::Memory(b) => {
+                let start = (off as usize).min(b.len());
+                let n = buf.len().min(b.len() - start);
+                buf[..n].copy_from_slice(&b[start..start + n]);
+                Ok(n)
+            }
+            Reader::File(f) => {
+                let mut got = 0;
+                while got < buf.len() {
+                    match f.read_at(&mut buf[got..], off) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            got += n;
+                            off += n as u64;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(got)
+            }
+        }
+    }
+
+    /// Fingerprint of the first complete line, or `None` while it is
+    /// incomplete (an absurdly long first line is fingerprinted once it is
+    /// `max_len` long, so the file is not stuck forever).
+    pub fn first_line_fp(&self, max_len: usize) -> std::io::Result<Option<u64>> {
+        let mut buf = vec![0u8; 4096];
+        let mut have = 0usize;
+        loop {
+            let n = self.read_at(&mut buf[have..], have as u64)?;
+            if let Some(i) = super::split::memchr_nl(&buf[have..have + n]) {
+                return Ok(Some(super::identity::first_line_fp(&buf[..have + i + 1])));
+            }
+            have += n;
+            if n == 0 || have >= max_len {
+                return Ok((have >= max_len).then(|| super::identity::first_line_fp(&buf[..have])));
+            }
+            buf.resize(have + 4096, 0);
+        }
+    }
+}
+
+/// The first line's fingerprint of the file at `path` (gz or not), reading
+/// only its beginning.
+pub fn peek_fp(path: &Path, max_len: usize) -> std::io::Result<Option<u64>> {
+    if !is_gz(path) {
+        return Reader::open(path)?.first_line_fp(max_len);
+    }
+    let f = File::open(path)?;
+    let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = dec.read(&mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = super::split::memchr_nl(&buf) {
+            return Ok(Some(super::identity::first_line_fp(&buf[..=i])));
+        }
+        if n == 0 || buf.len() >= max_len {
+            return Ok((buf.len() >= max_len).then(|| super::identity::first_line_fp(&buf)));
+        }
+    }
+}
