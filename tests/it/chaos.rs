@@ -481,6 +481,7 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
 
     // ---- DuckDB vs Kafka ----
     let (kafka_ids, kafka_err) = kafka_event_ids(&broker, stored.len());
+    let _ = std::fs::write(dir.join("kafka_event_ids.txt"), kafka_ids.join("\n"));
     let kafka_set: HashSet<&str> = kafka_ids.iter().map(String::as_str).collect();
     let kafka_missing: Vec<&str> = stored
         .iter()
@@ -607,6 +608,76 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
                 if l.split { ", split" } else { "" }
             );
         }
+    }
+    // Per file that lost lines: how it was born, how it ended, what was lost.
+    let t0 = truth.lines.first().map(|l| l.wall).unwrap_or_default();
+    let mut per_file: BTreeMap<(String, u64), Vec<&TruthLine>> = BTreeMap::new();
+    for l in &lost {
+        per_file
+            .entry((l.stream.clone(), l.gen))
+            .or_default()
+            .push(l);
+    }
+    for ((stream, gen), ls) in &per_file {
+        let total = truth
+            .lines
+            .iter()
+            .filter(|l| &l.stream == stream && l.gen == *gen)
+            .count();
+        let ended = truth
+            .ops
+            .iter()
+            .find(|o| &o.stream == stream && o.gen == *gen)
+            .map(|o| {
+                format!(
+                    "ended by {} at +{:.2} s ({}, now {})",
+                    o.mode,
+                    o.wall - t0,
+                    if c.lives.alive_at(o.wall) {
+                        "daemon running"
+                    } else {
+                        "daemon down"
+                    },
+                    o.detail["archive"].as_str().unwrap_or("gone")
+                )
+            })
+            .unwrap_or_else(|| "still the current file".to_owned());
+        let _ = writeln!(
+            report,
+            "  {stream} file #{gen} fp {}: lost {} of {total} lines (offsets {}..={}, written +{:.2}..+{:.2} s), created by {}, {ended}",
+            ls[0].fp,
+            ls.len(),
+            ls.iter().map(|l| l.off).min().unwrap_or(0),
+            ls.iter().map(|l| l.off).max().unwrap_or(0),
+            ls.iter().map(|l| l.wall).fold(f64::MAX, f64::min) - t0,
+            ls.iter().map(|l| l.wall).fold(0.0, f64::max) - t0,
+            truth.created_by.get(&(stream.clone(), *gen)).map(String::as_str).unwrap_or("?"),
+        );
+    }
+    // What the daemon warned about, over all its runs.
+    let mut warnings: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir)
+        .expect("read the working directory")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("daemon-") || name.starts_with("once-")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            for level in [" WARN ", " ERROR "] {
+                if let Some(i) = line.find(level) {
+                    let msg = &line[i + 1..];
+                    let msg = msg.split(" path=").next().unwrap_or(msg);
+                    let msg = msg.split(" file=").next().unwrap_or(msg);
+                    *warnings.entry(msg.trim().to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    for (msg, n) in &warnings {
+        let _ = writeln!(report, "  daemon log, {n}x: {msg}");
     }
     for (l, other) in misplaced.iter().take(3) {
         let _ = writeln!(report, "    misplaced {} stored as {other}", expected_id(l));

@@ -356,7 +356,7 @@ class Call:
         line = "%d|%s|%s|%s|%s|%s\n" % (now, self.id, self.queue, agent, verb, data)
         return line, {"call": self.id, "verb": verb, "epoch": now}
 
-    def cdr_line(self):
+    def cdr_line(self, w):
         now = int(time.time())
         fmt = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         clid = '"%s" <%s>' % (self.name, self.caller) if self.name else self.caller
@@ -380,7 +380,9 @@ class Call:
             q("ANSWERED" if answered else "NO ANSWER"),
             q("DOCUMENTATION"),
             q(self.id),
-            q(""),
+            # A userfield set by the dialplan can hold a raw newline (cdr_csv
+            # escapes nothing): one record over two lines.
+            q("callback\nrequested" if w.rng.random() < 0.02 else ""),
         ]
         return ",".join(cols) + "\n", {"call": self.id, "verb": "CDR", "epoch": now}
 
@@ -428,7 +430,7 @@ class Writer:
             cdr = self.streams[1]
             if not (cdr.missing and cdr.recreate_at is not None and time.time() < cdr.recreate_at):
                 for c in self.pending_cdr:
-                    line, meta = c.cdr_line()
+                    line, meta = c.cdr_line(self)
                     cdr.write_line(line, meta)
                 self.pending_cdr = []
 

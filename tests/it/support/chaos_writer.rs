@@ -191,6 +191,8 @@ pub struct TruthOp {
 pub struct Truth {
     pub lines: Vec<TruthLine>,
     pub ops: Vec<TruthOp>,
+    /// (stream, generation) → what created that file.
+    pub created_by: HashMap<(String, u64), String>,
 }
 
 impl Truth {
@@ -222,6 +224,9 @@ impl Truth {
                     wall: v["wall"].as_f64().unwrap_or_default(),
                     detail: v["detail"].clone(),
                 }),
+                Some("gen") => {
+                    t.created_by.insert((s("stream"), n("gen")), s("by"));
+                }
                 _ => {}
             }
         }
