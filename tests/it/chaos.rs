@@ -298,7 +298,7 @@ fn kafka_event_ids(broker: &Broker, expect: usize) -> (Vec<String>, String) {
     cmd.arg(tools::support_script("kafka_consume.py"))
         .args(["--bootstrap", &broker.bootstrap(), "--topic", TOPIC])
         .args(["--expect", &expect.to_string()])
-        .args(["--timeout", "90", "--linger", "3"]);
+        .args(["--timeout", "30", "--linger", "3"]);
     let out = tools::run(&mut cmd, Duration::from_secs(150));
     let ids = out
         .stdout
