@@ -66,7 +66,7 @@ def fmt(values):
     if not values:
         return "n=0"
     ms = [x * 1000.0 for x in values]
-    return "p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  n=%d" % (pct(ms, 50), pct(ms, 99), max(ms), len(ms))
+    return "p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  min %5.1f ms  n=%d" % (pct(ms, 50), pct(ms, 99), max(ms), min(ms), len(ms))
 
 
 class Consumer(threading.Thread):
@@ -161,8 +161,11 @@ def write_lines(path, count, rate, w, calls, appended, next_callno):
         line, meta = call.next_line(w)
         if not call.steps:
             calls.remove(call)
-        os.write(fd, line.encode())
+        data = line.encode()
+        # The line is appended during this write: take the time just before
+        # it (taking it after could be late by a scheduling delay).
         appended[(meta["call"], meta["verb"])] = time.time()
+        os.write(fd, data)
         if rate:
             delay = t0 + (i + 1) / rate - time.monotonic()
             if delay > 0:
