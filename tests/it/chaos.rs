@@ -372,6 +372,7 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
             rate,
             rotate_mean_s: 1.5,
             cdr,
+            modes: None,
         },
     );
 
@@ -731,4 +732,78 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
     if !kept.is_empty() {
         println!("chaos: {kept}");
     }
+}
+
+/// The publisher alone: two sources (queue_log and CDR) appended at the same
+/// time while one daemon runs, no kill, no rotation; after a clean stop
+/// every event in DuckDB must be on the topic. Separates "lost between
+/// DuckDB and Kafka" from the tailer's rotation handling above.
+#[test]
+fn chaos_two_live_sources_every_stored_event_reaches_kafka() {
+    let seed = env_u64("CALLTRAIL_CHAOS_SEED").unwrap_or(7);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 3);
+    let tmp = tempfile::Builder::new()
+        .prefix("calltrail-chaos2-")
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    assert!(
+        run_accepts_cdr(&dir, &broker),
+        "this build's `run` does not accept an asterisk_cdr_csv source"
+    );
+    let cfg = write_config(&dir, &broker, true);
+    let daemon = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let writer = ChaosWriter::start(
+        &dir.join("logs"),
+        &dir.join("truth.jsonl"),
+        &WriterOptions {
+            seed,
+            rate: 80,
+            rotate_mean_s: 1.0,
+            cdr: true,
+            modes: Some(String::new()),
+        },
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let written = writer.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let status = daemon.terminate(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status:?}");
+    // Whatever the stop's drain left unpublished goes out now.
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let stored = stored_events(&cfg);
+    let (kafka_ids, kafka_err) = kafka_event_ids(&broker, stored.len());
+    let kafka_set: HashSet<&str> = kafka_ids.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = stored
+        .iter()
+        .map(|s| s.event_id.as_str())
+        .filter(|id| !kafka_set.contains(id))
+        .collect();
+    let report = format!(
+        "seed {seed}: {written} lines written, {} events in DuckDB, {} messages on Kafka ({} distinct), \
+         {} stored events missing on Kafka (e.g. {:?}); consumer: {}",
+        stored.len(),
+        kafka_ids.len(),
+        kafka_set.len(),
+        missing.len(),
+        &missing[..missing.len().min(3)],
+        kafka_err.trim()
+    );
+    println!("chaos (publisher): {report}");
+    if !missing.is_empty() {
+        let _ = tmp.keep();
+    }
+    assert_eq!(stored.len() as u64, written, "{report}");
+    assert!(
+        missing.is_empty(),
+        "{report}\nworking directory kept: {}",
+        dir.display()
+    );
 }

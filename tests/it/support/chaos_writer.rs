@@ -24,6 +24,9 @@ pub struct WriterOptions {
     pub rotate_mean_s: f64,
     /// Also write Master.csv (cdr_csv) records.
     pub cdr: bool,
+    /// Rotation modes to pick from (comma-separated; empty: never rotate);
+    /// `None`: all of them.
+    pub modes: Option<String>,
 }
 
 /// The running writer; killed on drop.
@@ -49,6 +52,13 @@ impl ChaosWriter {
             .args(["--rate", &opts.rate.to_string()])
             .args(["--rotate-mean-s", &opts.rotate_mean_s.to_string()])
             .args(if opts.cdr { &["--cdr"][..] } else { &[][..] })
+            .args(
+                opts.modes
+                    .as_ref()
+                    .map(|m| ["--modes", m.as_str()])
+                    .iter()
+                    .flatten(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("writer stderr file"))
