@@ -139,7 +139,9 @@ class Stream:
         else:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if self.size == 0:
-            self.fp = "%016x" % fnv1a64(data)
+            # The identity is the first *line*, newline included (a CDR
+            # record with a raw newline spans two lines).
+            self.fp = "%016x" % fnv1a64(data[: data.index(b"\n") + 1])
         self._emit(fd, data, self.gen, self.fp, self.size, meta, late=False)
         self.size += len(data)
         if not self.keep_open:
