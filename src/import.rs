@@ -67,6 +67,9 @@ fn kind_from_name(path: &Path) -> Option<SourceKind> {
     if stem.ends_with(".csv") || stem.ends_with("csv") {
         return Some(SourceKind::AsteriskCdrCsv);
     }
+    if stem.ends_with(".dbf") {
+        return Some(SourceKind::WintariffDbf);
+    }
     None
 }
 
@@ -90,7 +93,6 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
         let line_sources: Vec<&SourceConfig> = cfg
             .sources
             .iter()
-            .filter(|s| framing_of(s.kind).is_some())
             .filter(|s| args.pbx.as_ref().is_none_or(|p| &s.pbx == p))
             .collect();
         let kind = match args.kind.or_else(|| kind_from_name(path)) {
@@ -121,13 +123,6 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
             }
         }
     };
-    if framing_of(src.kind).is_none() {
-        anyhow::bail!(
-            "{}: {} files cannot be imported in this version",
-            path.display(),
-            src.kind
-        );
-    }
     if let Some(tz) = &args.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
             anyhow::anyhow!("--timezone {tz:?}: not an IANA time zone (e.g. Europe/Moscow)")
@@ -160,10 +155,29 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     });
     let total: u64 = jobs.iter().map(|j| j.2).sum();
     let bar = progress_bar(args.progress, total);
-    let store = Store::open(&cfg.store.path)?;
+    let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
     let mut report = ImportReport::default();
     let mut ingest: Option<Ingest> = None;
     for (src, path, disk_len) in jobs {
+        if framing_of(src.kind).is_none() {
+            // Snapshot sources (DBF, Oktell): the whole table is one read.
+            bar.set_message(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            let stats = crate::snapshot::import_file(cfg, &src, &store, &path)
+                .with_context(|| format!("importing {}", path.display()))?;
+            bar.inc(disk_len);
+            report.bytes += disk_len;
+            report.totals.add(&stats);
+            report.files.push(FileReport {
+                path,
+                source: src.name.clone(),
+                stats,
+            });
+            continue;
+        }
         if ingest.as_ref().is_none_or(|i| i.source() != src.name) {
             ingest = Some(Ingest::new(cfg, &src, store.handle()?, false)?);
         }

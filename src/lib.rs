@@ -16,5 +16,7 @@ pub mod publish;
 pub mod query;
 pub mod rules;
 pub mod run;
+pub mod snapshot;
+pub mod state;
 pub mod store;
 pub mod tail;

@@ -128,7 +128,7 @@ fn spawn_tailer(
 
 /// Runs the daemon.
 pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
-    let store = Store::open(&cfg.store.path)?;
+    let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
     let mailer = mailer(cfg)?;
     let mail_via = mailer.describe();
     let kafka = kafka_sink(cfg)?;
@@ -161,21 +161,12 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
 
     let mut tailers = Vec::new();
     for src in &cfg.sources {
-        if crate::ingest::framing_of(src.kind).is_none() {
-            anyhow::bail!(
-                "source {}: {} sources cannot be run in this version",
-                src.name,
-                src.kind
-            );
-        }
-        let h = spawn_tailer(
-            cfg,
-            src,
-            &store,
-            stop.clone(),
-            once,
-            [kafka_wake.clone(), action_wake.clone()],
-        )?;
+        let wakers = [kafka_wake.clone(), action_wake.clone()];
+        let h = if crate::snapshot::handles(src.kind) {
+            crate::snapshot::spawn(cfg, src, &store, stop.clone(), once, wakers)?
+        } else {
+            spawn_tailer(cfg, src, &store, stop.clone(), once, wakers)?
+        };
         tailers.push((src.name.clone(), h));
     }
 

@@ -22,6 +22,13 @@ pub struct Config {
     pub email: EmailSection,
     #[serde(default)]
     pub rules: RulesSection,
+    /// Derived state: thresholds, intervals, service-level formula.
+    #[serde(default)]
+    pub state: crate::state::StateConfig,
+    /// Options of snapshot sources (`wintariff_dbf`, `oktell_csv`), keyed by
+    /// source name: `[snapshot.<name>]`.
+    #[serde(default)]
+    pub snapshot: BTreeMap<String, SnapshotOptions>,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,
@@ -150,6 +157,55 @@ fn default_charset() -> String {
 }
 fn default_poll_ms() -> u64 {
     500
+}
+
+/// How a snapshot source (`wintariff_dbf`, `oktell_csv`) is read; every
+/// key optional. See `src/snapshot/mod.rs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotOptions {
+    /// WinTariff: seconds a row without CALLTYPE waits before it is emitted
+    /// anyway (an update follows if CALLTYPE is filled later).
+    #[serde(default = "default_snapshot_grace_s")]
+    pub grace_s: u64,
+    /// WinTariff: the fields that identify a row together with its record
+    /// index; the writer must never change them once the row exists.
+    /// Default: the mapping's `date`, `time` and `extension` fields.
+    pub key_fields: Option<Vec<String>>,
+    /// WinTariff: where the table's charset comes from: `auto` (the header's
+    /// LDID, else a guess from the data, else `charset`), `ldid` (LDID, else
+    /// `charset`) or `fixed` (always `charset`).
+    #[serde(default = "default_charset_from")]
+    pub charset_from: String,
+    /// WinTariff: field names (`[snapshot.<name>.wintariff]`).
+    #[serde(default)]
+    pub wintariff: calltrail_parsers::dbf::WinTariffMapping,
+    /// Seconds after which the file is read again even though its size and
+    /// times look unchanged (coarse network-share timestamps).
+    #[serde(default = "default_rescan_s")]
+    pub rescan_s: u64,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            grace_s: default_snapshot_grace_s(),
+            key_fields: None,
+            charset_from: default_charset_from(),
+            wintariff: Default::default(),
+            rescan_s: default_rescan_s(),
+        }
+    }
+}
+
+fn default_snapshot_grace_s() -> u64 {
+    300
+}
+fn default_charset_from() -> String {
+    "auto".into()
+}
+fn default_rescan_s() -> u64 {
+    60
 }
 
 fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SourceKind, D::Error> {
@@ -290,6 +346,13 @@ fn default_max_age() -> u64 {
 }
 
 impl Config {
+    /// The derived-state settings, with the number rules they depend on.
+    pub fn state_config(&self) -> crate::state::StateConfig {
+        let mut s = self.state.clone();
+        s.max_internal_len = self.numbers.max_internal_len;
+        s
+    }
+
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {

@@ -2,7 +2,7 @@
 //! every problem found (not just the first) with where/expected/found.
 
 use super::Config;
-use calltrail_parsers::{Charset, NumberNormalizer};
+use calltrail_parsers::{Charset, NumberNormalizer, SourceKind};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
@@ -208,6 +208,80 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
                 s.rotation_grace_s.to_string(),
             );
         }
+    }
+    for (name, o) in &cfg.snapshot {
+        let at = |k: &str| format!("snapshot.{name}.{k}");
+        match cfg.sources.iter().find(|s| &s.name == name) {
+            Some(s) if matches!(s.kind, SourceKind::WintariffDbf | SourceKind::OktellCsv) => {}
+            Some(s) => p(
+                format!("snapshot.{name}"),
+                "options for a wintariff_dbf or oktell_csv source",
+                format!("a source of kind {}", s.kind),
+            ),
+            None => p(
+                format!("snapshot.{name}"),
+                "the name of a configured [[sources]] entry",
+                format!("{name:?}, which no source has"),
+            ),
+        }
+        if o.grace_s > 7 * 24 * 3600 {
+            p(at("grace_s"), "0 to 604800 seconds", o.grace_s.to_string());
+        }
+        if o.rescan_s == 0 || o.rescan_s > 24 * 3600 {
+            p(at("rescan_s"), "1 to 86400 seconds", o.rescan_s.to_string());
+        }
+        if !["auto", "ldid", "fixed"].contains(&o.charset_from.as_str()) {
+            p(
+                at("charset_from"),
+                "auto, ldid or fixed",
+                format!("{:?}", o.charset_from),
+            );
+        }
+        if o.key_fields
+            .as_ref()
+            .is_some_and(|k| k.iter().any(|f| f.trim().is_empty()))
+        {
+            p(at("key_fields"), "DBF field names", "an empty name".into());
+        }
+    }
+    let st = &cfg.state;
+    if st.interval_minutes == 0 || 1440 % st.interval_minutes != 0 {
+        p(
+            "state.interval_minutes".into(),
+            "a whole number of minutes that divides a day (5, 10, 15, 30, 60, …)",
+            st.interval_minutes.to_string(),
+        );
+    }
+    if st.short_abandon_s < 0 || st.sla_threshold_s < 0 {
+        p(
+            "state.short_abandon_s / state.sla_threshold_s".into(),
+            "seconds, 0 or more",
+            format!("{} / {}", st.short_abandon_s, st.sla_threshold_s),
+        );
+    }
+    if st.missed_expiry_hours == 0 {
+        p(
+            "state.missed_expiry_hours".into(),
+            "1 or more hours",
+            "0".into(),
+        );
+    }
+    let b = &st.breach;
+    if !(0.0..=1.0).contains(&b.service_level_min)
+        || !(0.0..=1.0).contains(&b.service_level_hysteresis)
+    {
+        p(
+            "state.breach.service_level_min / service_level_hysteresis".into(),
+            "fractions between 0 and 1 (0.8 = 80 %)",
+            format!("{} / {}", b.service_level_min, b.service_level_hysteresis),
+        );
+    }
+    if b.window_minutes < st.interval_minutes {
+        p(
+            "state.breach.window_minutes".into(),
+            "at least state.interval_minutes",
+            b.window_minutes.to_string(),
+        );
     }
     if let Some(k) = &cfg.kafka {
         if k.brokers.trim().is_empty() {

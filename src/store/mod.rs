@@ -9,13 +9,17 @@
 
 mod events;
 mod schema;
+mod snapshot;
 
+pub use snapshot::{RowState, SNAPSHOT_DDL};
+
+use crate::state::{StateConfig, Touched};
 use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +114,11 @@ pub struct CommitStats {
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    state: Arc<StateConfig>,
+    /// Shared by every handle: commits are serialized, so event `seq`s
+    /// become visible in increasing order and a reader that follows `seq`
+    /// (the Kafka publisher) never skips one committed late.
+    commit_lock: Arc<Mutex<()>>,
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
@@ -129,10 +138,25 @@ impl Store {
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
+        conn.execute_batch(crate::state::schema::DDL)
+            .map_err(db("creating the state tables"))?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            state: Arc::new(StateConfig::default()),
+            commit_lock: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Uses `cfg` for the derived state (thresholds, intervals, formulas).
+    pub fn with_state(mut self, cfg: StateConfig) -> Store {
+        self.state = Arc::new(cfg);
+        self
+    }
+
+    /// The derived-state settings in use.
+    pub fn state_config(&self) -> &StateConfig {
+        &self.state
     }
 
     /// Opens an existing store without writing to it.
@@ -159,7 +183,14 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: self.path.clone(),
+            state: self.state.clone(),
+            commit_lock: self.commit_lock.clone(),
         })
+    }
+
+    /// Held for the whole of a writing transaction (see `commit_lock`).
+    pub(crate) fn commit_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -199,6 +230,7 @@ impl Store {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
+        let _serial = self.commit_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
@@ -253,6 +285,8 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
+        crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
+            .map_err(db("updating the derived state"))?;
         if let Some(cp) = checkpoint {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -421,6 +455,12 @@ impl Store {
         )
         .map_err(db("rescheduling an action"))?;
         Ok(())
+    }
+
+    /// Settles time-dependent state (expired missed-call episodes).
+    pub fn sweep(&self) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        crate::state::sweep(&conn, &self.state, Utc::now()).map_err(db("sweeping the state"))
     }
 
     /// Runs `f` with the connection (for queries and summaries).

@@ -7,4 +7,5 @@ mod daemon;
 mod harness;
 mod rotation;
 mod skeleton;
+mod snapshot;
 mod support;
