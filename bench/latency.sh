@@ -3,8 +3,10 @@
 # a queue_log -> event in DuckDB, and -> message consumable from Kafka, with
 # the real daemon, a real tansu broker and an independent kafka-python
 # consumer. Prints p50/p99/max per phase and a baseline measured in the same
-# run (kafka-python produce -> consume on the same broker). See
-# bench/latency.py for what exactly is measured.
+# run: kafka-python produce -> consume on the same broker, and DuckDB's own
+# cost per inserted row (bench/duckdb_insert_baseline.py, with the pinned
+# DuckDB of bench/parse.sh's venv). See bench/latency.py for what exactly is
+# measured.
 #
 #   bash bench/latency.sh [--rate 200] [--seconds 60] [--burst 2000]
 #                         [--baseline-seconds 20] [--poll-ms 500] [--keep]
@@ -25,4 +27,13 @@ if [[ ! -x $python || ! -x $tansu ]]; then
 fi
 echo "latency: building calltrail (dev profile) into $CARGO_TARGET_DIR"
 cargo build --quiet --bin calltrail
-exec "$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" "$@"
+# DuckDB baseline: the same pinned DuckDB as bench/parse.sh, in its venv.
+DUCKDB_VERSION=2.0.0
+venv=$tools/bench-venv
+if ! "$venv/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+    echo "latency: installing duckdb==$DUCKDB_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+fi
+"$venv/bin/python" bench/duckdb_insert_baseline.py
+"$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" "$@"
