@@ -14,6 +14,7 @@ Prints one line per measurement, prefixed "duckdb-baseline:".
 """
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ import duckdb
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=500)
+    ap.add_argument("--json", help="also write the one-row commit figures here (for latency.py)")
     args = ap.parse_args()
     n = args.rows
     d = tempfile.mkdtemp(prefix="calltrail-duckbase-")
@@ -47,6 +49,9 @@ def main():
             lat.append(time.perf_counter() - t)
         cpu1 = (time.process_time() - c0) / n
         lat.sort()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"p50_s": lat[n // 2], "p99_s": lat[min(n - 1, int(n * 0.99))], "version": duckdb.__version__}, f)
         print("duckdb-baseline: DuckDB %s, one-row INSERT+COMMIT: p50 %.1f ms  p99 %.1f ms  (%.2f ms CPU/row, n=%d)"
               % (duckdb.__version__, lat[n // 2] * 1e3, lat[min(n - 1, int(n * 0.99))] * 1e3, cpu1 * 1e3, n))
 

@@ -35,5 +35,8 @@ if ! "$venv/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
 fi
-"$venv/bin/python" bench/duckdb_insert_baseline.py
-"$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" "$@"
+base_json=$(mktemp)
+trap 'rm -f "$base_json"' EXIT
+"$venv/bin/python" bench/duckdb_insert_baseline.py --json "$base_json"
+"$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" \
+    --duckdb-baseline "$base_json" "$@"
