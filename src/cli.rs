@@ -56,7 +56,8 @@ pub enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// Run one read-only SQL statement against the store.
+    /// Run one read-only SQL statement against the store: on the file, or
+    /// through the daemon's HTTP API ([http] listen) while `run` holds it.
     Query {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]

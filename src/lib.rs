@@ -10,10 +10,12 @@
 pub mod actions;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod publish;
 pub mod query;
+pub mod readonly;
 pub mod rules;
 pub mod run;
 pub mod snapshot;

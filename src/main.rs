@@ -54,7 +54,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(cfg) => {
                 println!(
-                    "{}: OK ({} source{}, store {}, kafka {}, email {})",
+                    "{}: OK ({} source{}, store {}, kafka {}, email {}, http {})",
                     cli.config.display(),
                     cfg.sources.len(),
                     if cfg.sources.len() == 1 { "" } else { "s" },
@@ -67,6 +67,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         format!("outbox {}", cfg.email.outbox.display()),
                         |s| format!("smtp {}:{}", s.host, s.port)
                     ),
+                    if cfg.http.enabled {
+                        cfg.http.listen.as_str()
+                    } else {
+                        "off"
+                    },
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -145,7 +150,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query { format, sql } => {
             let cfg = load(&cli)?;
-            let rs = query::run_query(&cfg.store.path, sql)?;
+            let rs = query::run(&cfg, sql)?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             query::print(&rs, *format, &mut lock)?;

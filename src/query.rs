@@ -1,11 +1,13 @@
-//! `calltrail query`: one read-only SQL statement against the store, printed
+//! `calltrail query`: one read-only SQL statement against the store (the file
+//! itself, or the running daemon's HTTP API while it holds the file), printed
 //! as a table, CSV or a JSON array of objects.
 
-use crate::store::Store;
+use crate::config::Config;
+use crate::http::client::{self, ClientError};
+use crate::readonly;
 use anyhow::Context;
 use duckdb::types::{TimeUnit, Value};
 use std::io::Write;
-use std::path::Path;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,36 +23,49 @@ pub struct ResultSet {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
-/// Runs `sql` read-only on the store at `path`.
-pub fn run_query(path: &Path, sql: &str) -> anyhow::Result<ResultSet> {
+/// Runs `sql` with the rules of [`crate::readonly`]: on the store file
+/// itself when it can be opened, else (the file is locked by another
+/// process, such as a running `calltrail run`) through the daemon's HTTP API
+/// at `[http] listen`. Both ways give the same result and the same errors.
+pub fn run(cfg: &Config, sql: &str) -> anyhow::Result<ResultSet> {
+    let path = &cfg.store.path;
     if !path.exists() {
         anyhow::bail!(
             "no store at {}: run `calltrail run` or `calltrail import` first (store.path in the config)",
             path.display()
         );
     }
-    let conn = Store::open_read_only(path).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("lock") {
-            anyhow::anyhow!(
-                "{msg}\nThe store is held by a running `calltrail run` (DuckDB lets one process open a database file for writing, and no one else may open it meanwhile)."
-            )
-        } else {
-            anyhow::anyhow!(msg)
-        }
-    })?;
-    let mut stmt = conn.prepare(sql).context("preparing the statement")?;
-    let mut rows = stmt.query([]).context("running the statement")?;
-    let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().context("reading a row")? {
-        let mut vals = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            vals.push(to_json(row.get::<_, Value>(i).context("reading a value")?));
-        }
-        out.push(vals);
+    let limits = cfg.query.limits();
+    let locked = match readonly::open_local(path) {
+        Ok(conn) => return Ok(readonly::execute(&conn, sql, limits)?),
+        Err(e) if e.to_string().contains("lock") => e.to_string(),
+        Err(e) => anyhow::bail!("cannot open the store {}: {e}", path.display()),
+    };
+    let held = format!(
+        "the store {} is held by another process (DuckDB: {locked})",
+        path.display()
+    );
+    if !cfg.http.enabled {
+        anyhow::bail!(
+            "{held}, and [http] enabled = false in {}, so there is no daemon to ask. Stop the process holding the store, or enable [http] in the daemon's config",
+            cfg.file.display()
+        );
     }
-    Ok(ResultSet { columns, rows: out })
+    let addr = cfg
+        .http
+        .addr()
+        .with_context(|| format!("[http] listen = {:?}", cfg.http.listen))?;
+    let timeout = limits.timeout + std::time::Duration::from_secs(30);
+    tracing::debug!(%addr, "store locked; asking the daemon");
+    match client::query(addr, path, sql, timeout) {
+        Ok(rs) => Ok(rs),
+        Err(ClientError::Query(msg)) => Err(anyhow::anyhow!(msg)),
+        Err(e) => anyhow::bail!(
+            "cannot read the store: {held}; and asking a running daemon failed: {e}.\nIf `calltrail run` holds the store, check its log and that [http] listen ({}) in {} matches its config; `calltrail run --once` and `calltrail import` answer no queries: wait for them to finish",
+            cfg.http.listen,
+            cfg.file.display()
+        ),
+    }
 }
 
 fn micros(unit: TimeUnit, v: i64) -> i64 {

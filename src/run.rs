@@ -129,6 +129,17 @@ fn spawn_tailer(
 /// Runs the daemon.
 pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
+    // The local HTTP API (`calltrail query` while we hold the store). Not
+    // with --once: a batch run answers no queries and must not need a port.
+    let http = if cfg.http.enabled && !once {
+        Some(
+            crate::http::start(&cfg.http.listen, &store, cfg.query.limits())
+                .await
+                .context("starting the HTTP API ([http] in the config)")?,
+        )
+    } else {
+        None
+    };
     let mailer = mailer(cfg)?;
     let mail_via = mailer.describe();
     let kafka = kafka_sink(cfg)?;
@@ -174,6 +185,9 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
         wait_for_signal().await?;
         tracing::info!("stopping: finishing the current batches");
         stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(server) = http {
+        server.stop(Duration::from_secs(5)).await;
     }
     let mut report = RunReport {
         mail_via,

@@ -2,9 +2,11 @@
 //! checks `check-config` runs so that every mistake is explained (where,
 //! what was expected, what was found) before the daemon starts.
 
+mod http;
 mod model;
 mod validate;
 
+pub use http::*;
 pub use model::*;
 pub use validate::{environment_problems, ConfigError, Problem};
 

@@ -29,6 +29,10 @@ pub struct Config {
     /// source name: `[snapshot.<name>]`.
     #[serde(default)]
     pub snapshot: BTreeMap<String, SnapshotOptions>,
+    #[serde(default)]
+    pub http: super::HttpSection,
+    #[serde(default)]
+    pub query: super::QuerySection,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,

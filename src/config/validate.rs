@@ -370,6 +370,8 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
+    out.extend(cfg.http.problems());
+    out.extend(cfg.query.problems());
     out
 }
 

@@ -52,7 +52,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `calltrail run`. A config without an `[http]` section gets one
+    /// on a free port, so that daemons of parallel tests do not all want the
+    /// default port.
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        let text = std::fs::read_to_string(config).expect("read config");
+        if !text.lines().any(|l| l.trim() == "[http]") {
+            let port = crate::support::tools::free_port();
+            append(
+                config,
+                format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n").as_bytes(),
+            );
+        }
         let file = std::fs::File::create(log).expect("log file");
         let child = Command::new(bin())
             .arg("--config")

@@ -5,6 +5,7 @@
 mod chaos;
 mod daemon;
 mod harness;
+mod query_live;
 mod rotation;
 mod skeleton;
 mod snapshot;

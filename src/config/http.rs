@@ -1,0 +1,125 @@
+//! The `[http]` section (the daemon's local HTTP API) and the `[query]`
+//! section (limits of one `calltrail query` statement), with their checks.
+
+use super::Problem;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// `[http]`: the local HTTP API `calltrail run` serves (`calltrail query`
+/// uses it while the daemon holds the store).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Serve the API (`calltrail query` then cannot read the store while
+    /// the daemon runs when this is false).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `IP:port` to listen on. It answers SQL over the whole store without
+    /// authentication: keep it on a loopback address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            enabled: true,
+            listen: default_listen(),
+        }
+    }
+}
+
+/// The default `[http] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8479";
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl HttpSection {
+    /// The parsed `listen` address (validated at load time).
+    pub fn addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.listen.trim().parse()
+    }
+
+    pub(super) fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        match self.addr() {
+            Err(e) => out.push(Problem {
+                location: "http.listen".into(),
+                expected:
+                    "an IP address and port such as 127.0.0.1:8479 or [::1]:8479 (no host names)"
+                        .into(),
+                found: format!("{:?} ({e})", self.listen),
+            }),
+            Ok(a) if a.port() == 0 => out.push(Problem {
+                location: "http.listen".into(),
+                expected: "a fixed port (`calltrail query` must know where to connect)".into(),
+                found: format!("{:?}", self.listen),
+            }),
+            Ok(_) => {}
+        }
+        out
+    }
+}
+
+/// `[query]`: limits of one statement run by `calltrail query`, applied the
+/// same way when `query` reads the file itself and when the daemon answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    /// A result with more rows than this is an error (never truncated).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// A statement running longer than this is interrupted.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        QuerySection {
+            max_rows: default_max_rows(),
+            timeout_s: default_timeout_s(),
+        }
+    }
+}
+
+fn default_max_rows() -> usize {
+    100_000
+}
+fn default_timeout_s() -> u64 {
+    60
+}
+
+impl QuerySection {
+    /// The limits as [`crate::readonly::Limits`].
+    pub fn limits(&self) -> crate::readonly::Limits {
+        crate::readonly::Limits {
+            max_rows: self.max_rows,
+            timeout: std::time::Duration::from_secs(self.timeout_s),
+        }
+    }
+
+    pub(super) fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if !(1..=10_000_000).contains(&self.max_rows) {
+            out.push(Problem {
+                location: "query.max_rows".into(),
+                expected: "1 to 10000000 rows".into(),
+                found: self.max_rows.to_string(),
+            });
+        }
+        if !(1..=3600).contains(&self.timeout_s) {
+            out.push(Problem {
+                location: "query.timeout_s".into(),
+                expected: "1 to 3600 seconds".into(),
+                found: self.timeout_s.to_string(),
+            });
+        }
+        out
+    }
+}

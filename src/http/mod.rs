@@ -1,0 +1,111 @@
+//! The daemon's local HTTP API (axum), served by `calltrail run` on
+//! `[http] listen`:
+//!
+//! - `GET /healthz` — `ok calltrail <version>` ([`health`]);
+//! - `POST /api/query` — one read-only SQL statement, answered as JSON
+//!   ([`query`]).
+//!
+//! [`router`] wires the endpoints (one file each) to the shared state;
+//! [`client`] is the small blocking client `calltrail query` uses while the
+//! daemon holds the store. Later endpoints (dialplan lookups, the wallboard)
+//! go next to these.
+
+pub mod client;
+pub mod health;
+pub mod query;
+pub mod router;
+
+use crate::readonly::{self, Limits};
+use crate::store::{Store, StoreError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("[http] listen = {listen:?} is not an IP address and port ({source})")]
+    Address {
+        listen: String,
+        source: std::net::AddrParseError,
+    },
+    #[error("cannot listen on {addr}: {source}. Is another calltrail (or another program) using that port? Set [http] listen to a free address, or [http] enabled = false")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("preparing the store for queries: {0}")]
+    Store(#[from] StoreError),
+    #[error("turning off DuckDB's file access for queries: {0}")]
+    LockDown(duckdb::Error),
+}
+
+/// A running server; [`Server::stop`] shuts it down.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<router::AppState>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `listen` and serves the API on the current tokio runtime. Queries
+/// run on connections cloned from `store`. This turns off DuckDB's file and
+/// network access for the whole database (see [`readonly::lock_down`]).
+pub async fn start(listen: &str, store: &Store, limits: Limits) -> Result<Server, HttpError> {
+    let addr: SocketAddr = listen.trim().parse().map_err(|source| HttpError::Address {
+        listen: listen.to_string(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let store = store.handle()?;
+    store
+        .with_conn(readonly::lock_down)
+        .map_err(HttpError::LockDown)?;
+    let state = Arc::new(router::AppState::new(store, limits));
+    let app = router::router(state.clone());
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "HTTP API listening (GET /healthz, POST /api/query)");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the HTTP API answers SQL over the whole store without authentication, on a non-loopback address");
+    }
+    Ok(Server {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+impl Server {
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, interrupts running queries and waits up
+    /// to `grace` for open requests to finish.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.shutdown.send(());
+        self.state.interrupt_all();
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(Ok(()))) => tracing::info!("HTTP API stopped"),
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP API failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP API task panicked"),
+            Err(_) => tracing::warn!("HTTP requests still open at the stop deadline; dropped"),
+        }
+    }
+}
