@@ -223,7 +223,8 @@ def main():
                 '[[sources]]\nname = "pbx1-queue"\nkind = "asterisk_queue_log"\npath = "logs/queue_log"\n'
                 'pbx = "pbx1"\ntimezone = "Europe/Moscow"\npoll_interval_ms = %d\n'
                 '[email]\noutbox = "outbox"\n'
-                '[kafka]\nbrokers = "%s"\ntopic = "%s"\n' % (args.poll_ms, bootstrap, topic)
+                '[http]\nlisten = "127.0.0.1:%d"\n'
+                '[kafka]\nbrokers = "%s"\ntopic = "%s"\n' % (args.poll_ms, free_port(), bootstrap, topic)
             )
         daemon_log = open(os.path.join(work, "daemon.log"), "w")
         daemon = subprocess.Popen(
