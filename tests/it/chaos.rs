@@ -807,3 +807,78 @@ fn chaos_two_live_sources_every_stored_event_reaches_kafka() {
         dir.display()
     );
 }
+
+/// A deterministic reproduction of what the chaos test finds most: the file
+/// last read is destroyed after it was read to its end (deleted, or
+/// truncated in place), a new file is written, and that one is rotated
+/// while the daemon is down. Its lines sit in `queue_log.1`, yet a restart
+/// must read them before the file now at the path.
+#[test]
+fn chaos_repro_rotated_while_down_after_the_read_file_was_destroyed() {
+    let mut failures = Vec::new();
+    for destroy in ["delete", "truncate"] {
+        let tmp = tempfile::Builder::new()
+            .prefix("calltrail-chaos3-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = tmp.path();
+        let cfg = dir.join("calltrail.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+                 [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
+                 path = \"logs/queue_log\"\npbx = \"pbx1\"\n",
+                tools::free_port()
+            ),
+        )
+        .expect("write config");
+        std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
+        let log = dir.join("logs/queue_log");
+        let lines = |call: u32| {
+            format!(
+                "1717397259|1717397243.{call}|sales|NONE|ENTERQUEUE||89031396745|1\n\
+                 1717397300|1717397243.{call}|sales|NONE|ABANDON|1|1|41\n"
+            )
+        };
+        let run_once = || {
+            let out = calltrail(&cfg, &["run", "--once"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // A: read to its end, checkpointed.
+        std::fs::write(&log, lines(1)).expect("write A");
+        run_once();
+        // A destroyed; B written at the path; B rotated (logrotate create);
+        // C written at the path. All while the daemon is down.
+        match destroy {
+            "delete" => std::fs::remove_file(&log).expect("delete A"),
+            _ => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&log)
+                    .expect("truncate A");
+            }
+        }
+        crate::daemon::append(&log, lines(2).as_bytes());
+        std::fs::rename(&log, dir.join("logs/queue_log.1")).expect("rotate B");
+        std::fs::write(&log, lines(3)).expect("write C");
+        run_once();
+        let calls: Vec<String> =
+            query_json(&cfg, "SELECT DISTINCT call_id FROM events ORDER BY call_id")
+                .iter()
+                .filter_map(|r| r["call_id"].as_str().map(str::to_owned))
+                .collect();
+        if calls != ["1717397243.1", "1717397243.2", "1717397243.3"] {
+            failures.push(format!(
+                "A {destroy}d after it was read, B rotated to queue_log.1 while down, C at the \
+                 path: stored calls {calls:?}, B's (1717397243.2) must be among them"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
