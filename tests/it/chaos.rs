@@ -882,3 +882,109 @@ fn chaos_repro_rotated_while_down_after_the_read_file_was_destroyed() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A reproduction of the other loss the chaos test finds: after a restart
+/// the daemon plans the rotated files to finish and then the file at the
+/// path; when that file is itself rotated while the daemon is still
+/// finishing the older ones, it is never read (the daemon opens the path
+/// afterwards and gets the next file).
+#[test]
+fn chaos_repro_live_file_rotated_while_the_daemon_finishes_older_ones() {
+    let tmp = tempfile::Builder::new()
+        .prefix("calltrail-chaos4-")
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path();
+    let cfg = dir.join("calltrail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
+             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
+            tools::free_port()
+        ),
+    )
+    .expect("write config");
+    std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
+    let log = dir.join("logs/queue_log");
+    let call = |file: &str, n: u32| {
+        format!("1717397259|{file}.{n}|sales|NONE|ENTERQUEUE||89031396745|1\n")
+    };
+    // A: read, checkpointed; then (daemon down) a backlog appended to A, A
+    // rotated, B written at the path.
+    std::fs::write(&log, call("1717300001", 0)).expect("write A");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backlog: String = (1..=1500).map(|n| call("1717300001", n)).collect();
+    crate::daemon::append(&log, backlog.as_bytes());
+    std::fs::rename(&log, dir.join("logs/queue_log.1")).expect("rotate A");
+    std::fs::write(&log, call("1717300002", 0) + &call("1717300002", 1)).expect("write B");
+
+    // The daemon finishes A first; meanwhile B is rotated (dateext) and C
+    // appears at the path.
+    let daemon_log = dir.join("daemon.log");
+    let daemon = Daemon::start(&cfg, &daemon_log);
+    let reading_a = crate::support::wait_until(Duration::from_secs(60), || {
+        std::fs::read_to_string(&daemon_log)
+            .unwrap_or_default()
+            .contains("reading a rotated file")
+    });
+    assert!(
+        reading_a,
+        "the daemon never started on queue_log.1:\n{}",
+        daemon.log()
+    );
+    std::fs::rename(&log, dir.join("logs/queue_log-20261122")).expect("rotate B");
+    std::fs::write(&log, call("1717300003", 0)).expect("write C");
+    let a_done_before_b_rotated = daemon.log().contains("finished a rotated file");
+    let stored_c = || {
+        std::fs::read_to_string(&daemon_log)
+            .unwrap_or_default()
+            .contains("following file")
+    };
+    assert!(
+        crate::support::wait_until(Duration::from_secs(120), stored_c),
+        "the daemon never got to the file at the path:\n{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let status = daemon.terminate(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status:?}");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let per_file: Vec<(String, i64)> = query_json(
+        &cfg,
+        "SELECT split_part(call_id, '.', 1) AS file, count(*) AS n FROM events GROUP BY ALL ORDER BY file",
+    )
+    .iter()
+    .map(|r| {
+        (
+            r["file"].as_str().unwrap_or_default().to_owned(),
+            r["n"].as_i64().unwrap_or_default(),
+        )
+    })
+    .collect();
+    assert!(
+        !a_done_before_b_rotated,
+        "the daemon finished queue_log.1 before B was rotated: no race exercised"
+    );
+    assert_eq!(
+        per_file,
+        [
+            ("1717300001".to_owned(), 1501),
+            ("1717300002".to_owned(), 2),
+            ("1717300003".to_owned(), 1)
+        ],
+        "A (1501 lines, finished from queue_log.1), B (2, rotated to queue_log-20261122 while \
+         the daemon was finishing A), C (1, at the path): every line once"
+    );
+}
