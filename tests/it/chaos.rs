@@ -988,3 +988,130 @@ fn chaos_repro_live_file_rotated_while_the_daemon_finishes_older_ones() {
          the daemon was finishing A), C (1, at the path): every line once"
     );
 }
+
+/// The same race with numbered archives: while the daemon finishes the
+/// oldest rotated file, logrotate shifts `.1` to `.2` (and the live file to
+/// `.1`); the file it planned to read next as `queue_log.1` now has another
+/// name. It must still be read (found by identity), not skipped.
+#[test]
+fn chaos_repro_rotated_file_renamed_while_the_daemon_finishes_older_ones() {
+    let tmp = tempfile::Builder::new()
+        .prefix("calltrail-chaos5-")
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path();
+    let cfg = dir.join("calltrail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
+             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
+            tools::free_port()
+        ),
+    )
+    .expect("write config");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let log = logs.join("queue_log");
+    let call = |file: &str, n: u32| {
+        format!("1717397259|{file}.{n}|sales|NONE|ENTERQUEUE||89031396745|1\n")
+    };
+    // A read and checkpointed; then, down: a backlog on A, A -> .1, B at
+    // the path, B -> .1 (A -> .2), C at the path.
+    std::fs::write(&log, call("1717300001", 0)).expect("write A");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backlog: String = (1..=1500).map(|n| call("1717300001", n)).collect();
+    crate::daemon::append(&log, backlog.as_bytes());
+    let rotate = || {
+        for n in (1..=8).rev() {
+            let from = logs.join(format!("queue_log.{n}"));
+            if from.exists() {
+                std::fs::rename(&from, logs.join(format!("queue_log.{}", n + 1))).expect("shift");
+            }
+        }
+        std::fs::rename(&log, logs.join("queue_log.1")).expect("rotate");
+    };
+    rotate();
+    std::fs::write(&log, call("1717300002", 0) + &call("1717300002", 1)).expect("write B");
+    rotate();
+    std::fs::write(&log, call("1717300003", 0)).expect("write C");
+
+    // While the daemon finishes A (queue_log.2), one more rotation: A -> .3,
+    // B -> .2, C -> .1, D at the path.
+    let daemon_log = dir.join("daemon.log");
+    let daemon = Daemon::start(&cfg, &daemon_log);
+    let reading_a = crate::support::wait_until(Duration::from_secs(60), || {
+        std::fs::read_to_string(&daemon_log)
+            .unwrap_or_default()
+            .contains("reading a rotated file")
+    });
+    assert!(
+        reading_a,
+        "the daemon never started on queue_log.2:\n{}",
+        daemon.log()
+    );
+    rotate();
+    std::fs::write(&log, call("1717300004", 0)).expect("write D");
+    let a_done_before_the_shift = daemon.log().contains("finished a rotated file");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(120), || {
+            std::fs::read_to_string(&daemon_log)
+                .unwrap_or_default()
+                .contains("following file")
+        }),
+        "the daemon never got to the file at the path:\n{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let status = daemon.terminate(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status:?}");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let per_file: Vec<(String, i64)> = query_json(
+        &cfg,
+        "SELECT split_part(call_id, '.', 1) AS file, count(*) AS n FROM events GROUP BY ALL ORDER BY file",
+    )
+    .iter()
+    .map(|r| {
+        (
+            r["file"].as_str().unwrap_or_default().to_owned(),
+            r["n"].as_i64().unwrap_or_default(),
+        )
+    })
+    .collect();
+    let warned = daemon_log_warnings(&daemon_log);
+    assert!(
+        !a_done_before_the_shift,
+        "the daemon finished queue_log.2 before the shift: no race exercised"
+    );
+    assert_eq!(
+        per_file,
+        [
+            ("1717300001".to_owned(), 1501),
+            ("1717300002".to_owned(), 2),
+            ("1717300003".to_owned(), 1),
+            ("1717300004".to_owned(), 1)
+        ],
+        "A (finished from queue_log.2, then .3), B (.1, then .2), C (the path, then .1), D \
+         (the path): every line once; daemon warnings: {warned:?}"
+    );
+}
+
+/// The WARN lines of a daemon log, without their timestamps.
+fn daemon_log_warnings(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.find(" WARN ").map(|i| l[i + 6..].to_owned()))
+        .collect()
+}
