@@ -1115,3 +1115,116 @@ fn daemon_log_warnings(path: &Path) -> Vec<String> {
         .filter_map(|l| l.find(" WARN ").map(|i| l[i + 6..].to_owned()))
         .collect()
 }
+
+/// copytruncate while the daemon is behind: the file it reads is copied to
+/// `queue_log.1` and truncated, and grows again past the daemon's offset
+/// before the daemon looks at its size. The old lines are in the copy, the
+/// new ones in the file: each must be stored once, under its own file's
+/// identity, and nothing read from the middle of a line.
+#[test]
+fn chaos_repro_copytruncate_while_the_daemon_is_behind() {
+    let tmp = tempfile::Builder::new()
+        .prefix("calltrail-chaos6-")
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path();
+    let cfg = dir.join("calltrail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
+             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
+            tools::free_port()
+        ),
+    )
+    .expect("write config");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let log = logs.join("queue_log");
+    // Different lengths per file, so a read at an old offset lands mid-line.
+    let call = |file: &str, n: u32| {
+        format!("1717397259|{file}.{n}|sales|NONE|ENTERQUEUE||8903139{n:04}|1\n")
+    };
+    std::fs::write(&log, call("1717300001", 0)).expect("write A");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backlog: String = (1..=1500).map(|n| call("1717300001", n)).collect();
+    crate::daemon::append(&log, backlog.as_bytes());
+
+    let daemon_log = dir.join("daemon.log");
+    let daemon = Daemon::start(&cfg, &daemon_log);
+    assert!(
+        crate::support::wait_until(Duration::from_secs(60), || {
+            std::fs::read_to_string(&daemon_log)
+                .unwrap_or_default()
+                .contains("following file")
+        }),
+        "the daemon never opened the file:\n{}",
+        daemon.log()
+    );
+    // logrotate copytruncate, then the PBX writes more than the old size.
+    std::fs::copy(&log, logs.join("queue_log.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .expect("truncate");
+    let newer: String = (1..=2500).map(|n| call("1717300002", n)).collect();
+    crate::daemon::append(&log, newer.as_bytes());
+    let behind = !daemon.log().contains("batch committed");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        crate::support::wait_until(Duration::from_secs(180), || {
+            let out = std::fs::read_to_string(&daemon_log).unwrap_or_default();
+            out.matches("batch committed").count() >= 2
+        }),
+        "the daemon did not commit:\n{}",
+        daemon.log()
+    );
+    let status = daemon.terminate(Duration::from_secs(120));
+    assert!(status.success(), "exit status {status:?}");
+    let out = calltrail(&cfg, &["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = query_json(
+        &cfg,
+        "SELECT split_part(call_id, '.', 1) AS file, count(*) AS n, count(DISTINCT call_id) AS calls \
+         FROM events GROUP BY ALL ORDER BY file",
+    );
+    let rejects = query_json(&cfg, "SELECT count(*) AS n FROM rejects");
+    let summary: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap_or_default().to_owned(),
+                r["n"].as_i64().unwrap_or_default(),
+                r["calls"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        behind,
+        "the daemon committed its backlog before the copytruncate: no race exercised"
+    );
+    assert_eq!(
+        (summary, rejects[0]["n"].as_i64().unwrap_or(-1)),
+        (
+            vec![
+                ("1717300001".to_owned(), 1501, 1501),
+                ("1717300002".to_owned(), 2500, 2500)
+            ],
+            0
+        ),
+        "(file, events, distinct calls), rejects: A's 1501 lines from the copy, the 2500 new \
+         ones from the truncated file, each once; daemon warnings: {:?}",
+        daemon_log_warnings(&daemon_log)
+    );
+}
