@@ -85,7 +85,7 @@ pub fn framing_of(kind: SourceKind) -> Option<Framing> {
     match kind {
         SourceKind::AsteriskQueueLog => Some(Framing::Lines),
         SourceKind::AsteriskCdrCsv | SourceKind::AsteriskCdrCustom => Some(Framing::Csv),
-        SourceKind::WintariffDbf | SourceKind::OktellCsv => None,
+        SourceKind::WintariffDbf | SourceKind::OktellCsv | SourceKind::Derived => None,
     }
 }
 

@@ -170,6 +170,8 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
         mode_rx.clone(),
     ));
 
+    let sweeper = tokio::spawn(sweep_state(store.handle()?, mode_rx.clone()));
+
     let mut tailers = Vec::new();
     for src in &cfg.sources {
         let wakers = [kafka_wake.clone(), action_wake.clone()];
@@ -214,6 +216,7 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
             tracing::warn!("Kafka did not catch up before the drain deadline; the rest is published on the next start");
         }
     }
+    sweeper.abort();
     match tokio::time::timeout(drain, worker).await {
         Ok(Ok(stats)) => report.actions = stats,
         Ok(Err(e)) => tracing::error!(error = %e, "the action worker failed"),
@@ -222,6 +225,31 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
         ),
     }
     Ok(report)
+}
+
+/// Settles the time-dependent state (missed-call episodes expiring) once a
+/// minute, until the run drains.
+async fn sweep_state(store: Store, mut mode: watch::Receiver<Mode>) {
+    let store = Arc::new(store);
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.sweep()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "missed-call episodes expired"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the state"),
+                    Err(e) => tracing::warn!(error = %e, "the state sweep panicked"),
+                }
+            }
+            r = mode.changed() => {
+                if r.is_err() || *mode.borrow() == Mode::Drain {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -22,6 +22,9 @@ pub enum SourceKind {
     AsteriskCdrCustom,
     WintariffDbf,
     OktellCsv,
+    /// State changes calltrail derives (missed-call episodes, breaches, …);
+    /// not a configurable source, so not in [`SourceKind::ALL`].
+    Derived,
 }
 
 impl SourceKind {
@@ -42,6 +45,7 @@ impl SourceKind {
             SourceKind::AsteriskCdrCustom => "asterisk_cdr_custom",
             SourceKind::WintariffDbf => "wintariff_dbf",
             SourceKind::OktellCsv => "oktell_csv",
+            SourceKind::Derived => "derived",
         }
     }
 
@@ -165,6 +169,18 @@ pub enum EventKind {
     CallRecord,
     /// Anything else: kept with its raw verb and fields, never dropped.
     Other,
+    /// Derived: a missed-call episode opened for `caller`.
+    MissedOpened,
+    /// Derived: an episode closed (`info` = called_back, returned, expired).
+    MissedClosed,
+    /// Derived: a queue entered an SLA breach (`info` = kind and value).
+    SlaBreachStarted,
+    /// Derived: a breach ended.
+    SlaBreachEnded,
+    /// Derived: a caller's first inbound call.
+    FirstCall,
+    /// Derived: the agent of a caller's latest answered conversation changed.
+    LastAgentChanged,
 }
 
 impl EventKind {
@@ -200,6 +216,12 @@ impl EventKind {
             EventKind::OutCall => "out_call",
             EventKind::CallRecord => "call_record",
             EventKind::Other => "other",
+            EventKind::MissedOpened => "missed_opened",
+            EventKind::MissedClosed => "missed_closed",
+            EventKind::SlaBreachStarted => "sla_breach_started",
+            EventKind::SlaBreachEnded => "sla_breach_ended",
+            EventKind::FirstCall => "first_call",
+            EventKind::LastAgentChanged => "last_agent_changed",
         }
     }
 

@@ -20,8 +20,13 @@ pub fn fact_of(e: &Event) -> Option<(String, &'static str, &'static str, Option<
     })
 }
 
-/// Upsert keeping the latest fact by `(ts, event_id)`.
-pub const UPSERT_FACT: &str = "INSERT INTO agent_facts VALUES (?, ?, ?, ?, ?, ?, ?)
+/// Upsert of the staged facts (`_facts`), keeping the latest per key by
+/// `(ts, event_id)`.
+pub const UPSERT_FACTS: &str = "INSERT INTO agent_facts
+    SELECT agent, scope, fact, value, reason, ts, event_id FROM (
+        SELECT *, row_number() OVER (PARTITION BY agent, scope, fact ORDER BY ts DESC, event_id DESC) AS rn
+        FROM _facts)
+    WHERE rn = 1
     ON CONFLICT (agent, scope, fact) DO UPDATE SET
         value = excluded.value, reason = excluded.reason, ts = excluded.ts, event_id = excluded.event_id
     WHERE excluded.ts > agent_facts.ts

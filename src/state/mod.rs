@@ -6,6 +6,7 @@
 
 mod agents;
 mod calls;
+mod derived;
 mod party;
 mod refresh;
 pub mod schema;

@@ -16,6 +16,9 @@ pub struct PartyCall {
     pub answered_at: Option<i64>,
     /// Agent of the latest answered stint.
     pub agent: Option<String>,
+    /// When the latest answered stint was answered (the conversation with
+    /// `agent`; later than `answered_at` after a transfer).
+    pub agent_at: Option<i64>,
     pub missed: bool,
     /// Queue of the last stint.
     pub queue: Option<String>,
@@ -40,6 +43,7 @@ pub fn calls_of(rows: &[CallRow]) -> Vec<PartyCall> {
                 entered_at: entered,
                 answered_at: None,
                 agent: None,
+                agent_at: None,
                 missed: r.missed,
                 queue: None,
             });
@@ -48,8 +52,9 @@ pub fn calls_of(rows: &[CallRow]) -> Vec<PartyCall> {
         c.entered_at = c.entered_at.min(entered);
         if let Some(a) = r.answered_at {
             c.answered_at = Some(c.answered_at.map_or(a, |x| x.min(a)));
-            if r.agent.is_some() {
+            if r.agent.is_some() && c.agent_at.is_none_or(|t| a >= t) {
                 c.agent = r.agent.clone();
+                c.agent_at = Some(a);
             }
         }
         c.queue = r.queue.clone();
@@ -91,7 +96,7 @@ pub fn last_agent(calls: &[PartyCall]) -> Option<(String, i64, String)> {
     calls
         .iter()
         .filter(|c| c.direction != "internal")
-        .filter_map(|c| Some((c.answered_at?, c.agent.clone()?, c.call_id.clone())))
+        .filter_map(|c| Some((c.agent_at?, c.agent.clone()?, c.call_id.clone())))
         .max_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)))
         .map(|(at, agent, call)| (agent, at, call))
 }
@@ -191,6 +196,7 @@ mod tests {
             entered_at: at_h * H,
             answered_at: answered.then_some(at_h * H + 10),
             agent: answered.then(|| "201".to_string()),
+            agent_at: answered.then_some(at_h * H + 10),
             missed,
             queue: Some("sales".into()),
         }

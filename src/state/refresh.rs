@@ -5,7 +5,7 @@
 use super::calls::{build, CallRow, Ev};
 use super::party::{caller_row, calls_of, episodes, last_agent};
 use super::sla::{self, Breach, IntervalCounts, Wait};
-use super::{agents, StateConfig};
+use super::{agents, derived, StateConfig};
 use calltrail_parsers::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
@@ -93,18 +93,21 @@ pub fn refresh(
     touched: &Touched,
     cfg: &StateConfig,
     now: DateTime<Utc>,
-) -> duckdb::Result<()> {
+) -> duckdb::Result<Vec<Event>> {
+    let mut out = Vec::new();
     if touched.is_empty() {
-        return Ok(());
+        return Ok(out);
     }
     let now = now.timestamp_micros();
     let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
+    let t0 = std::time::Instant::now();
     conn.execute_batch(TEMP)?;
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_calls VALUES (?, ?)")?;
+        let mut ins = temp_appender(conn, "_aff_calls")?;
         for (pbx, call) in &touched.calls {
-            ins.execute(params![pbx, call])?;
+            ins.append_row(params![pbx, call])?;
         }
+        ins.flush()?;
     }
     let mut parties: BTreeSet<String> = BTreeSet::new();
     let mut intervals: BTreeSet<(String, i64)> = BTreeSet::new();
@@ -170,9 +173,7 @@ pub fn refresh(
         [],
     )?;
     {
-        let mut ins = conn.prepare_cached(
-            "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
+        let mut ins = conn.appender("calls")?;
         for evs in by_call.values_mut() {
             for r in build(evs, cfg) {
                 if let Some(p) = &r.party {
@@ -189,19 +190,29 @@ pub fn refresh(
                 insert_call(&mut ins, &r, now)?;
             }
         }
+        ins.flush()?;
     }
-    refresh_parties(conn, &parties, cfg, now)?;
-    refresh_sla(conn, &intervals, cfg, now)?;
+    let t1 = t0.elapsed();
+    refresh_parties(conn, &parties, cfg, now, &mut out)?;
+    let t2 = t0.elapsed();
+    refresh_sla(conn, &intervals, cfg, now, &mut out)?;
+    let t3 = t0.elapsed();
     refresh_agents(conn, touched, &agents_touched)?;
-    Ok(())
+    tracing::debug!(
+        calls = touched.calls.len(),
+        parties = parties.len(),
+        intervals = intervals.len(),
+        calls_ms = t1.as_millis() as u64,
+        parties_ms = (t2 - t1).as_millis() as u64,
+        sla_ms = (t3 - t2).as_millis() as u64,
+        agents_ms = (t0.elapsed() - t3).as_millis() as u64,
+        "state refreshed"
+    );
+    Ok(out)
 }
 
-fn insert_call(
-    ins: &mut duckdb::CachedStatement<'_>,
-    r: &CallRow,
-    now: i64,
-) -> duckdb::Result<usize> {
-    ins.execute(params![
+fn insert_call(ins: &mut duckdb::Appender<'_>, r: &CallRow, now: i64) -> duckdb::Result<()> {
+    ins.append_row(params![
         r.pbx,
         r.call_id,
         r.stint,
@@ -228,15 +239,17 @@ fn refresh_parties(
     parties: &BTreeSet<String>,
     cfg: &StateConfig,
     now: i64,
+    out: &mut Vec<Event>,
 ) -> duckdb::Result<()> {
     if parties.is_empty() {
         return Ok(());
     }
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_party VALUES (?)")?;
+        let mut ins = temp_appender(conn, "_aff_party")?;
         for p in parties {
-            ins.execute(params![p])?;
+            ins.append_row(params![p])?;
         }
+        ins.flush()?;
     }
     let mut by_party: BTreeMap<String, Vec<CallRow>> = BTreeMap::new();
     {
@@ -262,20 +275,50 @@ fn refresh_parties(
             });
         }
     }
+    // The state before, to publish what changed.
+    let mut known_callers: BTreeSet<String> = BTreeSet::new();
+    let mut old_last: HashMap<String, (String, String)> = HashMap::new();
+    let mut old_eps: HashMap<(String, i64), String> = HashMap::new();
+    {
+        let mut q = conn.prepare_cached(
+            "SELECT c.caller FROM callers c JOIN _aff_party p ON c.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            known_callers.insert(r.get(0)?);
+        }
+        let mut q = conn.prepare_cached(
+            "SELECT l.caller, l.agent, l.call_id FROM last_agent l JOIN _aff_party p ON l.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            old_last.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+        }
+        let mut q = conn.prepare_cached(
+            "SELECT m.caller, epoch_us(m.opened_at), m.status FROM missed_calls m
+             JOIN _aff_party p ON m.caller = p.caller",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            old_eps.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+        }
+    }
     for table in ["callers", "last_agent", "missed_calls"] {
         conn.execute(
             &format!("DELETE FROM {table} USING _aff_party p WHERE {table}.caller = p.caller"),
             [],
         )?;
     }
-    let mut ins_caller = conn.prepare_cached("INSERT INTO callers VALUES (?, ?, ?, ?, ?, ?)")?;
-    let mut ins_last = conn.prepare_cached("INSERT INTO last_agent VALUES (?, ?, ?, ?)")?;
-    let mut ins_missed =
-        conn.prepare_cached("INSERT INTO missed_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    let mut ins_caller = conn.appender("callers")?;
+    let mut ins_last = conn.appender("last_agent")?;
+    let mut ins_missed = conn.appender("missed_calls")?;
     for (party, rows) in &by_party {
         let calls = calls_of(rows);
         if let Some(c) = caller_row(&calls) {
-            ins_caller.execute(params![
+            if !known_callers.contains(party) {
+                out.push(derived::first_call(party, c.first_seen_at));
+            }
+            ins_caller.append_row(params![
                 party,
                 ts(c.first_seen_at),
                 opt_ts(c.first_answered_at),
@@ -285,10 +328,34 @@ fn refresh_parties(
             ])?;
         }
         if let Some((agent, at, call)) = last_agent(&calls) {
-            ins_last.execute(params![party, agent, ts(at), call])?;
+            if old_last.get(party) != Some(&(agent.clone(), call.clone())) {
+                out.push(derived::last_agent_changed(party, &agent, at, &call));
+            }
+            ins_last.append_row(params![party, agent, ts(at), call])?;
         }
         for ep in episodes(&calls, cfg, now) {
-            ins_missed.execute(params![
+            let before = old_eps.get(&(party.clone(), ep.opened_at));
+            if before.is_none() {
+                out.push(derived::missed_opened(
+                    party,
+                    ep.queue.as_deref(),
+                    ep.opened_at,
+                    &ep.opened_by,
+                ));
+            }
+            if let (false, Some(at)) = (ep.status == "open", ep.resolved_at) {
+                if before.is_none_or(|s| s == "open") {
+                    out.push(derived::missed_closed(
+                        party,
+                        ep.queue.as_deref(),
+                        ep.opened_at,
+                        ep.status,
+                        at,
+                        ep.resolved_by.as_deref(),
+                    ));
+                }
+            }
+            ins_missed.append_row(params![
                 party,
                 ep.queue,
                 ts(ep.opened_at),
@@ -302,7 +369,15 @@ fn refresh_parties(
             ])?;
         }
     }
+    ins_caller.flush()?;
+    ins_last.flush()?;
+    ins_missed.flush()?;
     Ok(())
+}
+
+/// An appender to one of this connection's TEMP tables.
+fn temp_appender<'c>(conn: &'c Connection, table: &str) -> duckdb::Result<duckdb::Appender<'c>> {
+    conn.appender_to_catalog_and_db(table, "temp", "main")
 }
 
 fn refresh_sla(
@@ -310,15 +385,17 @@ fn refresh_sla(
     intervals: &BTreeSet<(String, i64)>,
     cfg: &StateConfig,
     now: i64,
+    out: &mut Vec<Event>,
 ) -> duckdb::Result<()> {
     if intervals.is_empty() {
         return Ok(());
     }
     {
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_int VALUES (?, ?)")?;
+        let mut ins = temp_appender(conn, "_aff_int")?;
         for (q, t) in intervals {
-            ins.execute(params![q, ts(*t)])?;
+            ins.append_row(params![q, ts(*t)])?;
         }
+        ins.flush()?;
     }
     conn.execute(
         "DELETE FROM sla_intervals USING _aff_int a
@@ -336,10 +413,12 @@ fn refresh_sla(
     for (queue, first) in earliest {
         let mut from = first;
         // A stored breach still going on at `from` is recomputed whole.
+        // (Breaches that started more than BREACH_HORIZON before are left
+        // as they are: a line that late does not reshape them.)
         let straddling: Option<i64> = conn.query_row(
             "SELECT epoch_us(min(started_at)) FROM sla_breaches
-             WHERE queue = ? AND (ended_at IS NULL OR ended_at >= ?)",
-            params![queue, ts(from)],
+             WHERE queue = ? AND (ended_at IS NULL OR ended_at >= ?) AND started_at >= ?",
+            params![queue, ts(from), ts(from - BREACH_HORIZON_US)],
             |r| r.get(0),
         )?;
         if let Some(s) = straddling {
@@ -350,14 +429,52 @@ fn refresh_sla(
         let mut breaches: Vec<Breach> = sla::service_level_breaches(&ivs, cfg, now);
         breaches.extend(sla::max_wait_breaches(&waits, cfg, now));
         breaches.extend(sla::waiting_breaches(&waits, cfg));
+        let mut before: HashMap<(String, i64), Option<i64>> = HashMap::new();
+        {
+            let mut q = conn.prepare_cached(
+                "SELECT kind, epoch_us(started_at), epoch_us(ended_at) FROM sla_breaches
+                 WHERE queue = ? AND started_at >= ?",
+            )?;
+            let mut rows = q.query(params![queue, ts(from)])?;
+            while let Some(r) = rows.next()? {
+                before.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+            }
+        }
         conn.execute(
             "DELETE FROM sla_breaches WHERE queue = ? AND started_at >= ?",
             params![queue, ts(from)],
         )?;
-        let mut ins =
-            conn.prepare_cached("INSERT OR IGNORE INTO sla_breaches VALUES (?, ?, ?, ?, ?, ?)")?;
-        for b in breaches.iter().filter(|b| b.started_at >= from) {
-            ins.execute(params![
+        breaches.retain(|b| b.started_at >= from);
+        breaches.sort_by(|a, b| (a.kind, a.started_at).cmp(&(b.kind, b.started_at)));
+        breaches.dedup_by(|a, b| a.kind == b.kind && a.started_at == b.started_at);
+        for b in &breaches {
+            let was = before.get(&(b.kind.to_string(), b.started_at));
+            if was.is_none() {
+                out.push(derived::breach(
+                    queue,
+                    b.kind,
+                    b.started_at,
+                    b.started_at,
+                    b.value,
+                    false,
+                ));
+            }
+            if let Some(end) = b.ended_at {
+                if was.is_none_or(|e| e.is_none()) {
+                    out.push(derived::breach(
+                        queue,
+                        b.kind,
+                        b.started_at,
+                        end,
+                        b.value,
+                        true,
+                    ));
+                }
+            }
+        }
+        let mut app = conn.appender("sla_breaches")?;
+        for b in &breaches {
+            app.append_row(params![
                 queue,
                 b.kind,
                 ts(b.started_at),
@@ -366,6 +483,7 @@ fn refresh_sla(
                 b.threshold
             ])?;
         }
+        app.flush()?;
     }
     Ok(())
 }
@@ -393,6 +511,9 @@ fn load_intervals(
     })?;
     rows.collect()
 }
+
+/// How far back a late line may reshape a breach still going on.
+const BREACH_HORIZON_US: i64 = 2 * 24 * 3600 * 1_000_000;
 
 /// Callers still waiting longer than this are taken as lost lines, not as
 /// a queue in breach forever.
@@ -429,9 +550,13 @@ fn refresh_agents(
         return Ok(());
     }
     {
-        let mut up = conn.prepare_cached(agents::UPSERT_FACT)?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS _facts AS SELECT * FROM agent_facts LIMIT 0;
+             DELETE FROM _facts;",
+        )?;
+        let mut app = temp_appender(conn, "_facts")?;
         for f in &touched.facts {
-            up.execute(params![
+            app.append_row(params![
                 f.agent,
                 f.scope,
                 f.fact,
@@ -441,10 +566,13 @@ fn refresh_agents(
                 f.event_id
             ])?;
         }
-        let mut ins = conn.prepare_cached("INSERT INTO _aff_agents VALUES (?)")?;
+        app.flush()?;
+        conn.execute(agents::UPSERT_FACTS, [])?;
+        let mut ins = temp_appender(conn, "_aff_agents")?;
         for a in agents_touched {
-            ins.execute(params![a])?;
+            ins.append_row(params![a])?;
         }
+        ins.flush()?;
     }
     conn.execute(
         "DELETE FROM agent_status USING _aff_agents a WHERE agent_status.agent = a.agent",
@@ -454,15 +582,43 @@ fn refresh_agents(
     Ok(())
 }
 
-/// The periodic part: open episodes whose time ran out become `expired`.
-pub fn sweep(conn: &Connection, cfg: &StateConfig, now: DateTime<Utc>) -> duckdb::Result<usize> {
+/// The periodic part: open episodes whose time ran out become `expired`;
+/// returns their `missed_closed` events (for the caller to store in the
+/// same transaction).
+pub fn sweep(
+    conn: &Connection,
+    cfg: &StateConfig,
+    now: DateTime<Utc>,
+) -> duckdb::Result<Vec<Event>> {
+    let h = cfg.missed_expiry_hours;
+    let now_v = ts(now.timestamp_micros());
+    let mut out = Vec::new();
+    {
+        let mut q = conn.prepare(&format!(
+            "SELECT caller, queue, epoch_us(opened_at), epoch_us(last_missed_at + INTERVAL {h} HOUR)
+             FROM missed_calls WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?"
+        ))?;
+        let mut rows = q.query(params![now_v])?;
+        while let Some(r) = rows.next()? {
+            let (caller, queue, opened, at): (String, Option<String>, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            out.push(derived::missed_closed(
+                &caller,
+                queue.as_deref(),
+                opened,
+                "expired",
+                at,
+                None,
+            ));
+        }
+    }
     conn.execute(
         &format!(
             "UPDATE missed_calls SET status = 'expired',
                  resolved_at = last_missed_at + INTERVAL {h} HOUR
-             WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?",
-            h = cfg.missed_expiry_hours
+             WHERE status = 'open' AND last_missed_at + INTERVAL {h} HOUR < ?"
         ),
-        params![ts(now.timestamp_micros())],
-    )
+        params![now_v],
+    )?;
+    Ok(out)
 }

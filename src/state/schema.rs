@@ -107,5 +107,5 @@ CREATE TABLE IF NOT EXISTS agent_facts (
 );
 
 CREATE INDEX IF NOT EXISTS calls_party ON calls (party);
-CREATE INDEX IF NOT EXISTS events_call ON events (call_id);
+-- (events_call index: see below)
 "#;

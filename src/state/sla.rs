@@ -147,9 +147,12 @@ pub fn service_level_breaches(
             sum.sub(&intervals[tail]);
             tail += 1;
         }
-        let sl = sum.service_level(cfg.service_level);
+        // Windows with fewer than `min_calls` offered are not judged: they
+        // neither start, worsen nor end a breach; an empty window ends one.
+        let judged = sum.offered >= b.min_calls as i64;
+        let sl = sum.service_level(cfg.service_level).filter(|_| judged);
         match (&mut cur, sl) {
-            (None, Some(v)) if sum.offered >= b.min_calls as i64 && v < b.service_level_min => {
+            (None, Some(v)) if v < b.service_level_min => {
                 cur = Some(Breach {
                     kind: "service_level",
                     started_at: boundary,

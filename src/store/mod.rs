@@ -232,21 +232,11 @@ impl Store {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        events::stage(&conn, events, now)?;
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
-        {
-            let mut ins = tx
-                .prepare_cached(events::INSERT)
-                .map_err(db("preparing the event insert"))?;
-            for e in events {
-                let n = events::insert(&mut ins, e, now).map_err(db("inserting an event"))?;
-                if n == 1 {
-                    stats.inserted += 1;
-                } else {
-                    stats.duplicates += 1;
-                }
-            }
-        }
+        stats.inserted = events::insert_staged(&tx)?;
+        stats.duplicates = events.len().saturating_sub(stats.inserted);
         if !rejects.is_empty() {
             let mut ins = tx
                 .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -285,8 +275,12 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
-        crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
+        let derived = crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
             .map_err(db("updating the derived state"))?;
+        if !derived.is_empty() {
+            events::stage(&tx, &derived, now)?;
+            events::insert_staged(&tx)?;
+        }
         if let Some(cp) = checkpoint {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -459,8 +453,18 @@ impl Store {
 
     /// Settles time-dependent state (expired missed-call episodes).
     pub fn sweep(&self) -> Result<usize, StoreError> {
-        let conn = self.lock();
-        crate::state::sweep(&conn, &self.state, Utc::now()).map_err(db("sweeping the state"))
+        let now = Utc::now();
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let closed =
+            crate::state::sweep(&tx, &self.state, now).map_err(db("sweeping the state"))?;
+        if !closed.is_empty() {
+            events::stage(&tx, &closed, now)?;
+            events::insert_staged(&tx)?;
+        }
+        tx.commit().map_err(db("committing the sweep"))?;
+        Ok(closed.len())
     }
 
     /// Runs `f` with the connection (for queries and summaries).

@@ -112,19 +112,8 @@ impl Store {
         let mut conn = self.lock();
         conn.execute_batch(STAGE_DDL)
             .map_err(db("preparing the staging tables"))?;
+        super::events::stage(&conn, events, now)?;
         {
-            let mut app = conn
-                .appender_with_columns_to_catalog_and_db(
-                    "snapshot_events_stage",
-                    "temp",
-                    "main",
-                    &STAGE_EVENT_COLUMNS,
-                )
-                .map_err(db("opening the event stage"))?;
-            for (ord, e) in events.iter().enumerate() {
-                append_event(&mut app, ord, e, now).map_err(db("staging an event"))?;
-            }
-            app.flush().map_err(db("staging events"))?;
             let mut app = conn
                 .appender_to_catalog_and_db("snapshot_rows_stage", "temp", "main")
                 .map_err(db("opening the state stage"))?;
@@ -149,16 +138,7 @@ impl Store {
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
         if !events.is_empty() {
-            let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
-            stats.inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT OR IGNORE INTO events ({cols})
-                         SELECT {cols} FROM temp.snapshot_events_stage ORDER BY ord"
-                    ),
-                    [],
-                )
-                .map_err(db("inserting events"))?;
+            stats.inserted = super::events::insert_staged(&tx)?;
             stats.duplicates = events.len().saturating_sub(stats.inserted);
         }
         if !rejects.is_empty() {
@@ -187,116 +167,30 @@ impl Store {
             )
             .map_err(db("writing snapshot row states"))?;
         }
-        crate::state::refresh(
+        let derived = crate::state::refresh(
             &tx,
             &crate::state::Touched::from_events(events),
             self.state_config(),
             now,
         )
         .map_err(db("updating the derived state"))?;
+        if !derived.is_empty() {
+            super::events::stage(&tx, &derived, now)?;
+            super::events::insert_staged(&tx)?;
+        }
         tx.commit().map_err(db("committing the snapshot"))?;
-        conn.execute_batch(
-            "DELETE FROM temp.snapshot_events_stage; DELETE FROM temp.snapshot_rows_stage;",
-        )
-        .map_err(db("clearing the staging tables"))?;
+        conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")
+            .map_err(db("clearing the staging tables"))?;
         Ok(stats)
     }
 }
 
 /// Per-connection staging tables (TEMP: never written to the file).
 const STAGE_DDL: &str = "
-CREATE TEMP TABLE IF NOT EXISTS snapshot_events_stage AS
-    SELECT 0::BIGINT AS ord, * EXCLUDE (seq) FROM events LIMIT 0;
 CREATE TEMP TABLE IF NOT EXISTS snapshot_rows_stage AS
     SELECT * FROM snapshot_rows LIMIT 0;
-DELETE FROM temp.snapshot_events_stage;
 DELETE FROM temp.snapshot_rows_stage;
 ";
-
-/// The staged event columns: `ord`, then the `events` columns in the order
-/// of [`append_event`] (the same list as `events::INSERT`).
-const STAGE_EVENT_COLUMNS: [&str; 32] = [
-    "ord",
-    "event_id",
-    "source_kind",
-    "source",
-    "pbx",
-    "ts",
-    "kind",
-    "verb",
-    "call_id",
-    "linked_id",
-    "peer_call_id",
-    "queue",
-    "agent",
-    "agent_raw",
-    "caller",
-    "caller_raw",
-    "caller_name",
-    "callee",
-    "callee_raw",
-    "direction",
-    "disposition",
-    "wait_s",
-    "talk_s",
-    "ring_ms",
-    "duration_s",
-    "position",
-    "orig_position",
-    "answered_at",
-    "ended_at",
-    "info",
-    "data",
-    "ingested_at",
-];
-
-/// One event as a staged row (mirrors `events::insert`).
-fn append_event(
-    app: &mut duckdb::Appender<'_>,
-    ord: usize,
-    e: &Event,
-    now: DateTime<Utc>,
-) -> duckdb::Result<()> {
-    let data = if e.data.is_empty() {
-        None
-    } else {
-        serde_json::to_string(&e.data).ok()
-    };
-    app.append_row(params![
-        ord as i64,
-        e.event_id,
-        e.source_kind.as_str(),
-        e.source.as_ref(),
-        e.pbx.as_ref(),
-        ts(e.ts),
-        e.kind.as_str(),
-        e.verb.as_ref(),
-        e.call_id,
-        e.linked_id,
-        e.peer_call_id,
-        e.queue.as_deref(),
-        e.agent.as_deref(),
-        e.agent_raw.as_deref(),
-        e.caller,
-        e.caller_raw,
-        e.caller_name,
-        e.callee,
-        e.callee_raw,
-        e.direction.map(|d| d.as_str()),
-        e.disposition.map(|d| d.as_str()),
-        e.wait_s,
-        e.talk_s,
-        e.ring_ms.map(|v| v as i64),
-        e.duration_s,
-        e.position,
-        e.orig_position,
-        e.answered_at.map(ts),
-        e.ended_at.map(ts),
-        e.info,
-        data,
-        ts(now),
-    ])
-}
 
 #[cfg(test)]
 mod tests {
