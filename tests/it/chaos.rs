@@ -278,7 +278,7 @@ struct Stored {
 impl Stored {
     /// Read from a line the writer wrote (not derived by the daemon, such as
     /// the `state` events).
-    fn from_a_line(&self) -> bool {
+    fn is_from_a_line(&self) -> bool {
         self.source == QUEUE_SOURCE || self.source == CDR_SOURCE
     }
 }
@@ -458,7 +458,7 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
     );
     let mut by_id: HashMap<&str, Vec<&Stored>> = HashMap::new();
     let mut by_key: HashMap<&str, Vec<&Stored>> = HashMap::new();
-    let from_lines: Vec<&Stored> = stored.iter().filter(|s| s.from_a_line()).collect();
+    let from_lines: Vec<&Stored> = stored.iter().filter(|s| s.is_from_a_line()).collect();
     let derived = stored.len() - from_lines.len();
     for s in from_lines.iter().copied() {
         by_id.entry(&s.event_id).or_default().push(s);
@@ -813,7 +813,7 @@ fn chaos_two_live_sources_every_stored_event_reaches_kafka() {
     if !missing.is_empty() {
         let _ = tmp.keep();
     }
-    let from_lines = stored.iter().filter(|s| s.from_a_line()).count();
+    let from_lines = stored.iter().filter(|s| s.is_from_a_line()).count();
     assert_eq!(from_lines as u64, written, "{report}");
     assert!(
         missing.is_empty(),
