@@ -15,6 +15,9 @@ use tokio::sync::{watch, Notify};
 
 /// The sink name under which the publisher keeps its checkpoint.
 pub const SINK: &str = "kafka";
+/// The checkpoint of derived state changes (`state_events`) on Kafka.
+pub const STATE_SINK: &str = "kafka-state";
+const STREAMS: [(&str, &str); 2] = [("events", SINK), ("state_events", STATE_SINK)];
 const BATCH: usize = 5_000;
 
 /// Whether background workers keep running or finish what is due and stop.
@@ -35,12 +38,20 @@ pub async fn run(
     let mut backoff = Duration::from_millis(200);
     loop {
         let s = store.clone();
+        // Input events first, then derived state changes; each stream has
+        // its own checkpoint.
         let batch = tokio::task::spawn_blocking(move || {
-            let after = s.sink_checkpoint(SINK)?;
-            s.events_after(after, BATCH)
+            for (table, sink) in STREAMS {
+                let after = s.sink_checkpoint(sink)?;
+                let b = s.events_after_in(table, after, BATCH)?;
+                if !b.is_empty() {
+                    return Ok((sink, b));
+                }
+            }
+            Ok::<_, crate::store::StoreError>((SINK, Vec::new()))
         })
         .await;
-        let batch = match batch {
+        let (sink_name, batch) = match batch {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read events to publish");
@@ -91,7 +102,9 @@ pub async fn run(
             Ok(()) => {
                 let last = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
                 let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.set_sink_checkpoint(SINK, last)).await {
+                match tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink_name, last))
+                    .await
+                {
                     Ok(Ok(())) => {
                         tracing::debug!(
                             count = batch.len(),

@@ -7,12 +7,13 @@ use duckdb::Connection;
 use duckdb::{params, Row};
 use serde::de::DeserializeOwned;
 
+/// `{table}` is `events` or `state_events`.
 pub(super) const SELECT_AFTER: &str = "SELECT seq,
     event_id, source_kind, source, pbx, epoch_us(ts), kind, verb, call_id, linked_id, peer_call_id,
     queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw, direction,
     disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position, epoch_us(answered_at),
     epoch_us(ended_at), info, data
-    FROM events WHERE seq > ? ORDER BY seq LIMIT ?";
+    FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?";
 
 /// Decodes a snake_case enum name the same way serde does for the JSON form.
 fn enum_from<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
@@ -131,11 +132,16 @@ pub(super) fn stage(
 /// Moves the staged events into `events` (keeping their order, skipping
 /// ids already stored); returns how many were new.
 pub(super) fn insert_staged(conn: &Connection) -> Result<usize, StoreError> {
+    insert_staged_into(conn, "events")
+}
+
+/// Moves the staged events into `table` (`events` or `state_events`).
+pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize, StoreError> {
     let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
     let n = conn
         .execute(
             &format!(
-                "INSERT OR IGNORE INTO events ({cols})
+                "INSERT OR IGNORE INTO {table} ({cols})
                  SELECT {cols} FROM temp.events_stage ORDER BY ord"
             ),
             [],

@@ -279,7 +279,7 @@ impl Store {
             .map_err(db("updating the derived state"))?;
         if !derived.is_empty() {
             events::stage(&tx, &derived, now)?;
-            events::insert_staged(&tx)?;
+            events::insert_staged_into(&tx, "state_events")?;
         }
         if let Some(cp) = checkpoint {
             tx.execute(
@@ -302,9 +302,25 @@ impl Store {
 
     /// Events with `seq > after`, oldest first.
     pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>, StoreError> {
+        self.events_after_in("events", after, limit)
+    }
+
+    /// Rows of `table` (`events` or `state_events`) with `seq > after`.
+    pub fn events_after_in(
+        &self,
+        table: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
+        let table = if table == "state_events" {
+            "state_events"
+        } else {
+            "events"
+        };
+        let sql = events::SELECT_AFTER.replace("{table}", table);
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached(events::SELECT_AFTER)
+            .prepare_cached(&sql)
             .map_err(db("preparing the event scan"))?;
         let rows = stmt
             .query_map(params![after, limit as i64], events::read_row)
@@ -461,7 +477,7 @@ impl Store {
             crate::state::sweep(&tx, &self.state, now).map_err(db("sweeping the state"))?;
         if !closed.is_empty() {
             events::stage(&tx, &closed, now)?;
-            events::insert_staged(&tx)?;
+            events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the sweep"))?;
         Ok(closed.len())

@@ -40,6 +40,43 @@ CREATE TABLE IF NOT EXISTS events (
     ingested_at   TIMESTAMP NOT NULL
 );
 
+-- Derived state changes (docs/events.md), published like events.
+CREATE SEQUENCE IF NOT EXISTS state_events_seq START 1;
+CREATE TABLE IF NOT EXISTS state_events (
+    seq           BIGINT NOT NULL DEFAULT nextval('state_events_seq'),
+    event_id      VARCHAR PRIMARY KEY,
+    source_kind   VARCHAR NOT NULL,
+    source        VARCHAR NOT NULL,
+    pbx           VARCHAR NOT NULL,
+    ts            TIMESTAMP NOT NULL,
+    kind          VARCHAR NOT NULL,
+    verb          VARCHAR NOT NULL,
+    call_id       VARCHAR,
+    linked_id     VARCHAR,
+    peer_call_id  VARCHAR,
+    queue         VARCHAR,
+    agent         VARCHAR,
+    agent_raw     VARCHAR,
+    caller        VARCHAR,
+    caller_raw    VARCHAR,
+    caller_name   VARCHAR,
+    callee        VARCHAR,
+    callee_raw    VARCHAR,
+    direction     VARCHAR,
+    disposition   VARCHAR,
+    wait_s        INTEGER,
+    talk_s        INTEGER,
+    ring_ms       BIGINT,
+    duration_s    INTEGER,
+    position      INTEGER,
+    orig_position INTEGER,
+    answered_at   TIMESTAMP,
+    ended_at      TIMESTAMP,
+    info          VARCHAR,
+    data          VARCHAR,
+    ingested_at   TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS rejects (
     reject_id   VARCHAR PRIMARY KEY,
     source      VARCHAR NOT NULL,

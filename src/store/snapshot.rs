@@ -176,7 +176,7 @@ impl Store {
         .map_err(db("updating the derived state"))?;
         if !derived.is_empty() {
             super::events::stage(&tx, &derived, now)?;
-            super::events::insert_staged(&tx)?;
+            super::events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the snapshot"))?;
         conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")

@@ -102,12 +102,43 @@ fn live_queue_log_flows_to_duckdb_kafka_and_smtp() {
     );
 
     // An independent client (kafka-python) reads what the daemon produced.
-    let msgs = broker.consume(TOPIC, 6, Duration::from_secs(30));
-    assert_eq!(msgs.len(), 6, "{msgs:?}");
-    let events: Vec<serde_json::Value> = msgs
+    // 6 events from the lines, 5 derived state changes: first call of each
+    // caller, the answered caller's last agent, the abandon's missed-call
+    // episode opening and (the lines are from 2024) expiring.
+    let all = broker.consume(TOPIC, 11, Duration::from_secs(30));
+    assert_eq!(all.len(), 11, "{all:?}");
+    let parsed: Vec<serde_json::Value> = all
         .iter()
         .map(|m| serde_json::from_str(&m.value).expect("JSON payload"))
         .collect();
+    let mut derived: Vec<String> = parsed
+        .iter()
+        .filter(|e| e["source_kind"] == "derived")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["caller"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    derived.sort();
+    assert_eq!(
+        derived,
+        vec![
+            "first_call +79031396745",
+            "first_call +79161234567",
+            "last_agent_changed +79031396745",
+            "missed_closed +79161234567",
+            "missed_opened +79161234567",
+        ]
+    );
+    let (msgs, events): (Vec<_>, Vec<_>) = all
+        .iter()
+        .zip(parsed)
+        .filter(|(_, e)| e["source_kind"] != "derived")
+        .unzip();
+    assert_eq!(msgs.len(), 6, "{msgs:?}");
     for (m, e) in msgs.iter().zip(&events) {
         assert_eq!(m.key.as_deref(), e["call_id"].as_str(), "key = call id");
         assert!(m
@@ -167,10 +198,12 @@ fn live_queue_log_flows_to_duckdb_kafka_and_smtp() {
         mails[1].header("Subject").as_deref(),
         Some("Missed call from +79031112233 in sales")
     );
-    let msgs = broker.consume_settled(TOPIC, 8, Duration::from_secs(30), Duration::from_secs(2));
+    // 2 more lines, 3 more state changes (first call, episode opened and,
+    // the lines being old, expired).
+    let msgs = broker.consume_settled(TOPIC, 16, Duration::from_secs(30), Duration::from_secs(2));
     assert_eq!(
         msgs.len(),
-        8,
+        16,
         "no duplicates on the topic after a restart: {msgs:?}"
     );
     let status = daemon.terminate(Duration::from_secs(20));

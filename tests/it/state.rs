@@ -51,7 +51,7 @@ fn derived(cfg: &Path) -> Vec<String> {
     query_json(
         cfg,
         "SELECT kind || ' ' || coalesce(caller, queue, '') || ' ' || coalesce(info, '') AS d
-         FROM events WHERE source_kind = 'derived' ORDER BY ts, event_id",
+         FROM state_events ORDER BY ts, event_id",
     )
     .iter()
     .map(|r| r["d"].as_str().unwrap_or("").trim().to_string())
