@@ -23,7 +23,7 @@
 //!
 //! `cargo test --test it chaos -- --nocapture` shows the figures.
 
-use crate::daemon::{bin, calltrail, query_json, Daemon};
+use crate::daemon::{bin, calltrail, query_i64, query_json, Daemon};
 use crate::support::broker::Broker;
 use crate::support::chaos_writer::{ChaosWriter, Truth, TruthLine, WriterOptions, WriterState};
 use crate::support::tools;
@@ -283,22 +283,32 @@ impl Stored {
     }
 }
 
+/// Every event the store holds: those read from the sources (`events`) and,
+/// in builds that keep them apart, the daemon's derived state changes
+/// (`state_events`, published to Kafka as well).
 fn stored_events(cfg: &Path) -> Vec<Stored> {
-    query_json(
+    let cols = "event_id, source, call_id, verb, epoch(ts)::BIGINT AS epoch";
+    let has_state_events = query_i64(
         cfg,
-        "SELECT event_id, source, call_id, verb, epoch(ts)::BIGINT AS epoch FROM events",
-    )
-    .into_iter()
-    .map(|r| {
-        let source = r["source"].as_str().unwrap_or_default();
-        let verb = r["verb"].as_str().unwrap_or_default();
-        Stored {
-            event_id: r["event_id"].as_str().unwrap_or_default().to_owned(),
-            source: source.to_owned(),
-            key: content_key(source, r["call_id"].as_str(), verb, r["epoch"].as_i64()),
-        }
-    })
-    .collect()
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'state_events'",
+    ) > 0;
+    let sql = if has_state_events {
+        format!("SELECT {cols} FROM events UNION ALL SELECT {cols} FROM state_events")
+    } else {
+        format!("SELECT {cols} FROM events")
+    };
+    query_json(cfg, &sql)
+        .into_iter()
+        .map(|r| {
+            let source = r["source"].as_str().unwrap_or_default();
+            let verb = r["verb"].as_str().unwrap_or_default();
+            Stored {
+                event_id: r["event_id"].as_str().unwrap_or_default().to_owned(),
+                source: source.to_owned(),
+                key: content_key(source, r["call_id"].as_str(), verb, r["epoch"].as_i64()),
+            }
+        })
+        .collect()
 }
 
 /// Every message on the topic (event_id header of each). Never panics on a
