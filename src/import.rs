@@ -7,7 +7,7 @@
 //! source checkpoint.
 
 use crate::config::{Config, SourceConfig};
-use crate::ingest::{framing_of, Ingest, IngestStats};
+use crate::ingest::{framing_of, parser_for, BatchParser, IngestStats};
 use crate::store::Store;
 use crate::tail::{memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE};
 use anyhow::Context;
@@ -44,6 +44,10 @@ pub struct FileReport {
 pub struct ImportReport {
     pub files: Vec<FileReport>,
     pub totals: IngestStats,
+    /// Derived state changes recorded (`state_events`).
+    pub derived: u64,
+    /// Of `elapsed`, the time spent deriving the state at the end.
+    pub state_elapsed: Duration,
     /// Uncompressed bytes read.
     pub bytes: u64,
     pub elapsed: Duration,
@@ -53,6 +57,13 @@ impl ImportReport {
     /// Lines per second over the whole import.
     pub fn rate(&self) -> f64 {
         self.totals.lines as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Lines per second of reading, parsing and storing the events (the
+    /// state derivation at the end excluded).
+    pub fn event_rate(&self) -> f64 {
+        let t = self.elapsed.saturating_sub(self.state_elapsed);
+        self.totals.lines as f64 / t.as_secs_f64().max(1e-9)
     }
 }
 
@@ -157,42 +168,30 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let bar = progress_bar(args.progress, total);
     let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
     let mut report = ImportReport::default();
-    let mut ingest: Option<Ingest> = None;
+    let mut parser: Option<BatchParser> = None;
     for (src, path, disk_len) in jobs {
-        if framing_of(src.kind).is_none() {
-            // Snapshot sources (DBF, Oktell): the whole table is one read.
-            bar.set_message(
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-            let stats = crate::snapshot::import_file(cfg, &src, &store, &path)
-                .with_context(|| format!("importing {}", path.display()))?;
-            bar.inc(disk_len);
-            report.bytes += disk_len;
-            report.totals.add(&stats);
-            report.files.push(FileReport {
-                path,
-                source: src.name.clone(),
-                stats,
-            });
-            continue;
-        }
-        if ingest.as_ref().is_none_or(|i| i.source() != src.name) {
-            ingest = Some(Ingest::new(cfg, &src, store.handle()?, false)?);
-        }
-        let Some(ing) = ingest.as_mut() else { continue };
         bar.set_message(
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
-        let before = ing.stats;
-        let bytes = import_file(ing, &path, disk_len, &bar)
-            .with_context(|| format!("importing {}", path.display()))?;
-        let mut stats = ing.stats;
-        stats.sub(&before);
-        report.bytes += bytes;
+        let stats = if framing_of(src.kind).is_none() {
+            // Snapshot sources (DBF, Oktell): the whole table is one read.
+            let stats = crate::snapshot::import_file(cfg, &src, &store, &path)
+                .with_context(|| format!("importing {}", path.display()))?;
+            bar.inc(disk_len);
+            report.bytes += disk_len;
+            stats
+        } else {
+            if parser.as_ref().is_none_or(|p| p.source() != src.name) {
+                parser = Some(BatchParser::new(&src.name, parser_for(cfg, &src)?));
+            }
+            let Some(p) = parser.as_mut() else { continue };
+            let (stats, bytes) = import_file(p, &store, &path, disk_len, &bar)
+                .with_context(|| format!("importing {}", path.display()))?;
+            report.bytes += bytes;
+            stats
+        };
         report.totals.add(&stats);
         report.files.push(FileReport {
             path,
@@ -200,6 +199,11 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
             stats,
         });
     }
+    // The derived state of everything stored and not derived yet.
+    bar.set_message("deriving state");
+    let state_started = Instant::now();
+    report.derived = store.derive_all()? as u64;
+    report.state_elapsed = state_started.elapsed();
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     Ok(report)
@@ -219,13 +223,18 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     bar
 }
 
-/// Reads one file through `ingest`; returns the uncompressed bytes read.
+/// Lines per batch of an import (one transaction each).
+const IMPORT_BATCH: usize = 100_000;
+
+/// Reads one file: a thread splits and parses while this one stores.
+/// Returns the file's totals and the uncompressed bytes read.
 fn import_file(
-    ingest: &mut Ingest,
+    parser: &mut BatchParser,
+    store: &Store,
     path: &Path,
     disk_len: u64,
     bar: &ProgressBar,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(IngestStats, u64)> {
     let meta = std::fs::metadata(path)?;
     let devino = DevIno {
         dev: meta.dev(),
@@ -238,30 +247,57 @@ fn import_file(
     let first_end = memchr_nl(&bytes).map_or(bytes.len(), |i| i + 1);
     let head = Arc::new(bytes[..first_end.min(MAX_LINE)].to_vec());
     let fp = crate::tail::fnv1a(&bytes[..first_end]);
-    let framing = ingest.framing();
-    let (mut pos, mut line_no) = (0usize, 0u64);
-    let mut shown = 0u64;
-    while pos < bytes.len() {
-        let s = split_records(
-            &bytes[pos..],
-            pos as u64,
-            line_no,
-            20_000,
-            MAX_LINE,
-            framing,
-            true,
-        );
-        if s.used == 0 {
-            break;
+    let framing = parser.framing();
+    let source = parser.source().to_string();
+    let total = bytes.len();
+    let mut stats = IngestStats::default();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let data = bytes.clone();
+        let producer = scope.spawn(move || {
+            let (mut pos, mut line_no) = (0usize, 0u64);
+            while pos < data.len() {
+                let s = split_records(
+                    &data[pos..],
+                    pos as u64,
+                    line_no,
+                    IMPORT_BATCH,
+                    MAX_LINE,
+                    framing,
+                    true,
+                );
+                if s.used == 0 {
+                    break;
+                }
+                pos += s.used;
+                line_no = s.line_no;
+                let n = s.lines.len() as u64;
+                let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
+                let parsed = parser.parse(&batch);
+                if tx.send((parsed, n, pos)).is_err() {
+                    break; // the store side failed
+                }
+            }
+        });
+        let mut shown = 0u64;
+        for (parsed, n, pos) in rx {
+            let c = store.commit_import_batch(&source, &parsed.events, &parsed.rejects)?;
+            stats.add(&IngestStats {
+                lines: n,
+                blank: parsed.blank,
+                events: c.inserted as u64,
+                duplicates: c.duplicates as u64,
+                rejects: parsed.rejects.len() as u64,
+                actions: 0,
+            });
+            // Progress in on-disk bytes (compressed for .gz).
+            let done = (pos as u128 * disk_len as u128 / total.max(1) as u128) as u64;
+            bar.inc(done.saturating_sub(shown));
+            shown = done;
         }
-        pos += s.used;
-        line_no = s.line_no;
-        let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
-        ingest.process(&batch, false)?;
-        // Progress in on-disk bytes (compressed for .gz).
-        let done = (pos as u128 * disk_len as u128 / bytes.len().max(1) as u128) as u64;
-        bar.inc(done - shown);
-        shown = done;
-    }
-    Ok(bytes.len() as u64)
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the parser thread panicked"))
+    })?;
+    Ok((stats, total as u64))
 }

@@ -9,10 +9,7 @@ use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, St
 use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
 use calltrail_parsers::cdr::{CdrLayout, CdrParser};
-use calltrail_parsers::{
-    AgentResolver, Charset, Event, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
-    SourceKind, Str,
-};
+use calltrail_parsers::{Event, QueueLogParser, SourceKind};
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -89,12 +86,84 @@ pub fn framing_of(kind: SourceKind) -> Option<Framing> {
     }
 }
 
-/// Parses and stores the lines of one source.
-pub struct Ingest {
+/// What a batch parsed into.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub events: Vec<Event>,
+    pub rejects: Vec<RejectRow>,
+    pub blank: u64,
+}
+
+/// Turns batches of one source into events with their ids, and rejects
+/// with their positions. No store access, so it can run on its own thread.
+pub struct BatchParser {
     source: String,
     parser: LineParser,
     /// The file whose header row the CDR parser has seen.
     primed_fp: Option<u64>,
+}
+
+impl BatchParser {
+    pub fn new(source: &str, parser: LineParser) -> BatchParser {
+        BatchParser {
+            source: source.to_string(),
+            parser,
+            primed_fp: None,
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.parser.framing()
+    }
+
+    /// Parses every record of `batch`.
+    pub fn parse(&mut self, batch: &Batch) -> Parsed {
+        let fp = fp_hex(batch.file_fp);
+        // A CDR export's header row names the columns: when reading starts
+        // in the middle of a file, let the parser see it first.
+        if self.primed_fp != Some(batch.file_fp) {
+            self.primed_fp = Some(batch.file_fp);
+            let starts_mid_file = batch.lines.first().is_some_and(|l| l.offset > 0);
+            if matches!(self.parser, LineParser::Cdr(_)) && starts_mid_file {
+                let _ = self.parser.parse(&batch.head);
+            }
+        }
+        let mut out = Parsed {
+            events: Vec::with_capacity(batch.lines.len()),
+            ..Parsed::default()
+        };
+        for line in &batch.lines {
+            match self.parser.parse(&line.bytes) {
+                Ok(Some(mut ev)) => {
+                    ev.event_id = format!("{}:{}:{}", self.source, fp, line.offset);
+                    out.events.push(ev);
+                }
+                Ok(None) => out.blank += 1,
+                Err(e) => {
+                    tracing::warn!(source = %self.source, line = line.line_no, offset = line.offset, reason = %e, "record rejected");
+                    out.rejects.push(RejectRow {
+                        reject_id: format!("{}:{}:{}", self.source, fp, line.offset),
+                        file_fp: fp.clone(),
+                        byte_offset: line.offset,
+                        line_no: line.line_no,
+                        raw: line.bytes.clone(),
+                        reason: e,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Parses and stores the lines of one source.
+pub struct Ingest {
+    source: String,
+    parser: BatchParser,
     rules: Option<Rules>,
     store: Store,
     /// Caller of recent calls (from ENTERQUEUE), for events that name only
@@ -108,23 +177,7 @@ const MAX_REMEMBERED_CALLS: usize = 50_000;
 
 /// Builds the parser context for a source from the config.
 pub fn parser_for(cfg: &Config, src: &SourceConfig) -> anyhow::Result<LineParser> {
-    let tz: Tz = src
-        .timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", src.timezone))?;
-    let ctx = SourceContext {
-        source: Str::from(src.name.as_str()),
-        pbx: Str::from(src.pbx.as_str()),
-        timezone: tz,
-        fallback_charset: Charset::from_name(&src.charset)
-            .with_context(|| format!("unknown charset {:?}", src.charset))?,
-    };
-    let numbers = NumberNormalizer::new(NumberConfig {
-        default_region: cfg.numbers.default_region.clone(),
-        max_internal_len: cfg.numbers.max_internal_len,
-        match_last_digits: cfg.numbers.match_last_digits,
-    })?;
-    let agents = AgentResolver::new(cfg.agents.aliases.clone());
+    let (ctx, numbers, agents) = crate::snapshot::context_for(cfg, src)?;
     Ok(match src.kind {
         SourceKind::AsteriskQueueLog => {
             LineParser::QueueLog(Box::new(QueueLogParser::new(ctx, numbers, agents)))
@@ -164,8 +217,7 @@ impl Ingest {
         let tz = parser.timezone();
         Ok(Ingest {
             source: src.name.clone(),
-            parser,
-            primed_fp: None,
+            parser: BatchParser::new(&src.name, parser),
             rules: with_rules.then(|| Rules::new(cfg, tz)),
             store,
             callers: HashMap::new(),
@@ -217,50 +269,24 @@ impl Ingest {
 
     /// How this source's records are delimited.
     pub fn framing(&self) -> Framing {
-        self.parser.framing()
+        self.parser.parser.framing()
     }
 
     /// Parses a batch and commits it; `checkpoint` says whether the source's
     /// read position moves with it (tailing) or not (import).
     pub fn process(&mut self, batch: &Batch, checkpoint: bool) -> Result<IngestStats, StoreError> {
-        let fp = fp_hex(batch.file_fp);
         let now = Utc::now();
-        // A CDR export's header row names the columns: when reading starts
-        // in the middle of a file, let the parser see it first.
-        if self.primed_fp != Some(batch.file_fp) {
-            self.primed_fp = Some(batch.file_fp);
-            let starts_mid_file = batch.lines.first().is_some_and(|l| l.offset > 0);
-            if matches!(self.parser, LineParser::Cdr(_)) && starts_mid_file {
-                let _ = self.parser.parse(&batch.head);
-            }
-        }
-        let mut events = Vec::with_capacity(batch.lines.len());
-        let mut rejects = Vec::new();
+        let Parsed {
+            events,
+            rejects,
+            blank,
+        } = self.parser.parse(batch);
         let mut actions: Vec<NewAction> = Vec::new();
-        let mut blank = 0u64;
-        for line in &batch.lines {
-            match self.parser.parse(&line.bytes) {
-                Ok(Some(mut ev)) => {
-                    ev.event_id = format!("{}:{}:{}", self.source, fp, line.offset);
-                    if self.rules.is_some() {
-                        let caller = self.caller_for(&ev, &events)?;
-                        if let Some(rules) = &self.rules {
-                            actions.extend(rules.actions_for(&ev, caller.as_ref(), now));
-                        }
-                    }
-                    events.push(ev);
-                }
-                Ok(None) => blank += 1,
-                Err(e) => {
-                    tracing::warn!(source = %self.source, line = line.line_no, offset = line.offset, reason = %e, "record rejected");
-                    rejects.push(RejectRow {
-                        reject_id: format!("{}:{}:{}", self.source, fp, line.offset),
-                        file_fp: fp.clone(),
-                        byte_offset: line.offset,
-                        line_no: line.line_no,
-                        raw: line.bytes.clone(),
-                        reason: e,
-                    });
+        if self.rules.is_some() {
+            for (i, ev) in events.iter().enumerate() {
+                let caller = self.caller_for(ev, &events[..i])?;
+                if let Some(rules) = &self.rules {
+                    actions.extend(rules.actions_for(ev, caller.as_ref(), now));
                 }
             }
         }
@@ -271,9 +297,13 @@ impl Ingest {
             byte_offset: batch.checkpoint.offset,
             line_no: batch.checkpoint.line_no,
         });
-        let c: CommitStats =
-            self.store
-                .commit_batch(&self.source, &events, &rejects, &actions, cp.as_ref())?;
+        let c: CommitStats = self.store.commit_batch(
+            self.parser.source(),
+            &events,
+            &rejects,
+            &actions,
+            cp.as_ref(),
+        )?;
         let s = IngestStats {
             lines: batch.lines.len() as u64,
             blank,

@@ -140,6 +140,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.rate(),
                 r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9)
             );
+            println!(
+                "  events stored at {:.0} lines/s; state derived in {:.2?} ({} state changes recorded)",
+                r.event_rate(),
+                r.state_elapsed,
+                r.derived
+            );
             if s.rejects > 0 {
                 println!(
                     "rejected lines are kept with their position and reason: calltrail --config {} query \"SELECT source, line_no, reason FROM rejects ORDER BY rejected_at DESC LIMIT 20\"",

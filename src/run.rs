@@ -77,7 +77,7 @@ fn spawn_tailer(
     store: &Store,
     stop: Arc<AtomicBool>,
     once: bool,
-    wakers: [Arc<Notify>; 2],
+    wakers: [Arc<Notify>; 3],
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
     let mut ingest = Ingest::new(cfg, src, store.handle()?, true)?;
     let start = store.checkpoint(&src.name)?.and_then(|cp| {
@@ -171,10 +171,19 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     ));
 
     let sweeper = tokio::spawn(sweep_state(store.handle()?, mode_rx.clone()));
+    // The derived state follows the stored events by `seq`, off the ingest
+    // path (a line is in DuckDB as soon as its batch commits).
+    let state_wake = Arc::new(Notify::new());
+    let (state_mode_tx, state_mode_rx) = watch::channel(Mode::Run);
+    let deriver = tokio::spawn(derive_state(
+        store.handle()?,
+        state_wake.clone(),
+        state_mode_rx,
+    ));
 
     let mut tailers = Vec::new();
     for src in &cfg.sources {
-        let wakers = [kafka_wake.clone(), action_wake.clone()];
+        let wakers = [kafka_wake.clone(), action_wake.clone(), state_wake.clone()];
         let h = if crate::snapshot::handles(src.kind) {
             crate::snapshot::spawn(cfg, src, &store, stop.clone(), once, wakers)?
         } else {
@@ -205,6 +214,17 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
         report.sources.push((name, stats));
     }
     // Publish and act on what was committed, then stop.
+    // Derive the state of everything committed (its state changes are
+    // published too), then publish and act on it all, then stop.
+    let _ = state_mode_tx.send(Mode::Drain);
+    match deriver.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the state deriver failed; it catches up on the next start")
+        }
+        Err(e) => tracing::error!(error = %e, "the state deriver panicked"),
+    }
+    kafka_wake.notify_one();
     let _ = mode_tx.send(Mode::Drain);
     let drain = if once {
         Duration::from_secs(60)
@@ -225,6 +245,47 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
         ),
     }
     Ok(report)
+}
+
+/// Keeps the derived tables up to date with the stored events: derives
+/// what is new whenever woken (and at least every second), until drained.
+async fn derive_state(
+    store: Store,
+    wake: Arc<Notify>,
+    mut mode: watch::Receiver<Mode>,
+) -> anyhow::Result<()> {
+    let store = Arc::new(store);
+    loop {
+        loop {
+            let s = store.clone();
+            let r = tokio::task::spawn_blocking(move || s.derive_state(20_000))
+                .await
+                .context("the state deriver task failed")?;
+            let (n, recorded) = match r {
+                Ok(v) => v,
+                Err(e) if *mode.borrow() == Mode::Drain => {
+                    return Err(e).context("deriving the state");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot derive the state; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            tracing::debug!(events = n, state_changes = recorded, "state derived");
+        }
+        if *mode.borrow() == Mode::Drain {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = mode.changed() => {}
+        }
+    }
 }
 
 /// Settles the time-dependent state (missed-call episodes expiring) once a

@@ -1,10 +1,16 @@
 //! Parse throughput (criterion), in lines per second:
 //!
-//! * `queue_log/import`: a fresh `QueueLogParser` over the whole 1 M-line
-//!   queue_log per iteration (cold caches: every distinct caller goes
-//!   through libphonenumber once), i.e. importing a file;
-//! * `queue_log/steady`: one parser reused across iterations (warm caches),
-//!   i.e. tailing a live log;
+//! * `queue_log/ref_steady` (the headline figure): the zero-copy typed
+//!   parse (`parse_line_ref` → `EventRef`: kind, UTC time, interned queue
+//!   and agent, E.164 caller, data fields) with one parser reused across
+//!   iterations (warm caches);
+//! * `queue_log/ref_import`: the same with a fresh parser per iteration
+//!   (cold caches: every distinct caller goes through libphonenumber once);
+//! * `queue_log/import`: owned `Event`s (`parse_line`), a fresh
+//!   `QueueLogParser` over the whole 1 M-line queue_log per iteration, i.e.
+//!   importing a file;
+//! * `queue_log/steady`: owned `Event`s, one parser reused across
+//!   iterations (warm caches), i.e. tailing a live log;
 //! * `cdr_csv/import`: a fresh `CdrParser` (layout `Auto`) over 200 k
 //!   generated cdr_csv records.
 //!
@@ -75,6 +81,18 @@ fn parse_all(p: &mut QueueLogParser, lines: &[&[u8]]) -> usize {
     events
 }
 
+/// [`parse_all`] through the zero-copy view.
+fn parse_all_ref(p: &mut QueueLogParser, lines: &[&[u8]]) -> usize {
+    let mut events = 0;
+    for l in lines {
+        if let Ok(Some(ev)) = p.parse_line_ref(black_box(l)) {
+            events += 1;
+            black_box(&ev);
+        }
+    }
+    events
+}
+
 fn queue_log(c: &mut Criterion) {
     let data = queue_log_input();
     let lines = lines(&data);
@@ -92,6 +110,21 @@ fn queue_log(c: &mut Criterion) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(15));
+    let mut warm = queue_log_parser();
+    parse_all_ref(&mut warm, &lines);
+    g.bench_function("ref_steady", |b| {
+        b.iter(|| parse_all_ref(&mut warm, &lines))
+    });
+    g.bench_function("ref_import", |b| {
+        b.iter_batched(
+            queue_log_parser,
+            |mut p| {
+                black_box(parse_all_ref(&mut p, &lines));
+                p
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.bench_function("import", |b| {
         b.iter_batched(
             queue_log_parser,

@@ -15,7 +15,20 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Default, Clone)]
 pub struct AgentResolver {
     aliases: FxHashMap<String, Str>,
-    interned: FxHashMap<Box<str>, Option<Str>>,
+    /// Raw text → index into `resolved` (an index, so that a hit can
+    /// return borrows of `resolved`).
+    interned: FxHashMap<Box<str>, u32>,
+    resolved: Vec<Resolved>,
+    /// Index of the resolution returned last (one compare instead of a
+    /// hash lookup when consecutive lines name the same agent).
+    last: usize,
+}
+
+/// One cached resolution: the raw text (shared) and the agent id.
+#[derive(Debug, Clone)]
+struct Resolved {
+    raw: Str,
+    id: Option<Str>,
 }
 
 impl AgentResolver {
@@ -27,20 +40,46 @@ impl AgentResolver {
                 .map(|(k, v)| (k.trim().to_string(), Str::from(v.trim())))
                 .collect(),
             interned: FxHashMap::default(),
+            resolved: Vec::new(),
+            last: 0,
         }
     }
 
     /// The agent id for `raw`, or `None` for sentinels.
     pub fn resolve(&mut self, raw: &str) -> Option<Str> {
-        if let Some(hit) = self.interned.get(raw) {
-            return hit.clone();
+        self.resolve_ref(raw).1.cloned()
+    }
+
+    /// Borrows of the shared copy of `raw` and of its agent id (`None` for
+    /// sentinels): one hash lookup on a hit, no allocation, no reference
+    /// count traffic.
+    pub fn resolve_ref(&mut self, raw: &str) -> (&Str, Option<&Str>) {
+        let last = self.last;
+        if last < self.resolved.len() && *self.resolved[last].raw == *raw {
+            let r = &self.resolved[last];
+            return (&r.raw, r.id.as_ref());
         }
-        let out = self.compute(raw);
-        if self.interned.len() > 100_000 {
+        if let Some(&i) = self.interned.get(raw) {
+            if (i as usize) < self.resolved.len() {
+                self.last = i as usize;
+                let r = &self.resolved[i as usize];
+                return (&r.raw, r.id.as_ref());
+            }
+        }
+        let id = self.compute(raw);
+        if self.resolved.len() > 100_000 {
             self.interned.clear();
+            self.resolved.clear();
         }
-        self.interned.insert(raw.into(), out.clone());
-        out
+        let i = self.resolved.len();
+        self.last = i;
+        self.resolved.push(Resolved {
+            raw: Str::from(raw),
+            id,
+        });
+        self.interned.insert(raw.into(), i as u32);
+        let r = &self.resolved[i];
+        (&r.raw, r.id.as_ref())
     }
 
     fn compute(&self, raw: &str) -> Option<Str> {
@@ -126,6 +165,12 @@ mod tests {
         assert_eq!(r.resolve("PJSIP/7051").as_deref(), Some("anna"));
         assert_eq!(r.resolve("NONE"), None);
         assert_eq!(r.resolve(""), None);
+        assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
+        // Repeats and near-repeats (the one-entry memo) resolve the same.
+        assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
+        assert_eq!(r.resolve("PJSIP/20").as_deref(), Some("20"));
+        assert_eq!(r.resolve_ref("NONE").1, None);
+        assert_eq!(&**r.resolve_ref("NONE").0, "NONE");
         assert_eq!(r.resolve("PJSIP/201").as_deref(), Some("201"));
     }
 }

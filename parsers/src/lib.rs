@@ -7,20 +7,24 @@
 //! caller's business; errors carry the reason, the caller adds where.
 
 pub mod agent;
+pub mod bars;
 pub mod cdr;
 pub mod dbf;
 pub mod event;
+pub mod event_ref;
 pub mod hash;
 pub mod intern;
 pub mod oktell;
 pub mod phone;
 pub mod queue_log;
 pub mod queue_log_db;
+pub mod queue_log_verbs;
 pub mod text;
 pub mod time;
 
 pub use agent::AgentResolver;
 pub use event::{Direction, Disposition, Event, EventKind, SourceKind, Str};
+pub use event_ref::{DataFields, EventRef};
 pub use phone::{NumberConfig, NumberNormalizer};
 pub use queue_log::{QueueLogError, QueueLogParser};
 pub use text::Charset;

@@ -15,6 +15,7 @@
 //! 6. With `match_last_digits = N`, the key is instead the last N digits of
 //!    whatever rule 3/4 produced, for PBXes whose trunks mangle prefixes.
 
+use crate::event::Str;
 use phonenumber::{country, Mode};
 use rustc_hash::FxHashMap;
 
@@ -50,7 +51,10 @@ pub struct UnknownRegion(pub String);
 pub struct NumberNormalizer {
     region: country::Id,
     cfg: NumberConfig,
-    cache: FxHashMap<Box<str>, Option<String>>,
+    /// Raw text → index into `results` (an index, so that a hit can return a
+    /// borrow of `results`).
+    cache: FxHashMap<Box<str>, u32>,
+    results: Vec<Option<Str>>,
 }
 
 const CACHE_LIMIT: usize = 200_000;
@@ -80,6 +84,7 @@ impl NumberNormalizer {
             region,
             cfg,
             cache: FxHashMap::default(),
+            results: Vec::new(),
         })
     }
 
@@ -95,15 +100,26 @@ impl NumberNormalizer {
 
     /// The normalized key for `raw`, or `None` when it carries no number.
     pub fn normalize(&mut self, raw: &str) -> Option<String> {
-        if let Some(hit) = self.cache.get(raw) {
-            return hit.clone();
+        self.normalize_ref(raw).map(|s| s.to_string())
+    }
+
+    /// [`normalize`](Self::normalize) without copying: a borrow of the
+    /// cached, shared result (one hash lookup on a hit, no allocation).
+    pub fn normalize_ref(&mut self, raw: &str) -> Option<&Str> {
+        if let Some(&i) = self.cache.get(raw) {
+            if (i as usize) < self.results.len() {
+                return self.results[i as usize].as_ref();
+            }
         }
-        let out = self.compute(raw);
-        if self.cache.len() >= CACHE_LIMIT {
+        let out = self.compute(raw).map(Str::from);
+        if self.results.len() >= CACHE_LIMIT {
             self.cache.clear();
+            self.results.clear();
         }
-        self.cache.insert(raw.into(), out.clone());
-        out
+        let i = self.results.len();
+        self.results.push(out);
+        self.cache.insert(raw.into(), i as u32);
+        self.results[i].as_ref()
     }
 
     fn compute(&self, raw: &str) -> Option<String> {

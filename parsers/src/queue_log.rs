@@ -1,7 +1,8 @@
 //! Asterisk `queue_log` lines → normalized events.
 //!
 //! Layout (FORMATS.md §a): `<time>|<callid>|<queue>|<agent>|<event>|<data…>`.
-//! The first five fields are parsed strictly (with nom); the data fields are
+//! The line is split in one word-at-a-time pass ([`crate::bars`]); the first
+//! five fields are then checked strictly; the data fields are
 //! interpreted per verb keyed on how many there are, since their number
 //! differs between Asterisk versions (1.4 → 23) and `|` is never escaped.
 //!
@@ -14,17 +15,18 @@
 //! [`EventKind::Other`] with their raw fields.
 
 use crate::agent::AgentResolver;
+use crate::bars::Bars;
 use crate::event::{Direction, Event, EventKind, SourceKind};
+use crate::event_ref::{DataFields, EventRef};
 use crate::intern::Interner;
 use crate::phone::NumberNormalizer;
-use crate::text::decode_lenient;
-use crate::time::{local_to_utc, parse_epoch, parse_naive};
+pub use crate::queue_log_verbs::kind_of;
+use crate::queue_log_verbs::VerbCache;
+use crate::time::{local_to_utc, parse_epoch, parse_naive, EpochClock};
 use crate::SourceContext;
 use chrono::{DateTime, Utc};
-use nom::bytes::complete::{tag, take_till};
-use nom::Offset;
-use nom::{IResult, Parser};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// Longest line accepted (Asterisk's own buffer is 8 KiB plus the prefix).
 pub const MAX_LINE_LEN: usize = 64 * 1024;
@@ -59,47 +61,74 @@ struct Header<'a> {
     data: &'a str,
 }
 
-/// A field followed by `|` (a plain byte scan: `|` is ASCII, so the split
-/// points are always character boundaries of the decoded line).
-fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    let (i, (f, _)) = (take_till(|b| b == b'|'), tag(&b"|"[..])).parse(i)?;
-    Ok((i, f))
-}
-
-/// The event name: up to the next `|`, or the end of a data-less line.
-fn last_field(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_till(|b| b == b'|').parse(i)
-}
-
-fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
-    let bytes = line.as_bytes();
-    let parsed: IResult<&[u8], _> = (field, field, field, field, last_field).parse(bytes);
-    let (rest_b, (time, callid, queue, agent, event)) =
-        parsed.map_err(|_| QueueLogError::TooFewFields {
-            found: line.split('|').count(),
-        })?;
-    // Back from byte slices to the same spans of the decoded line.
-    let span = |sub: &[u8]| {
-        let start = bytes.offset(sub);
-        line.get(start..start + sub.len()).unwrap_or("")
-    };
-    let (time, callid, queue, agent, event) = (
-        span(time),
-        span(callid),
-        span(queue),
-        span(agent),
-        span(event),
-    );
-    let rest = span(rest_b);
-    let data = rest.strip_prefix('|').unwrap_or(rest);
+/// Splits a line at the separators found by [`Bars::scan`] on its bytes:
+/// the five fixed fields (trimmed) and the data after them (as written).
+#[inline]
+fn split_line<'a>(text: &'a str, bars: &Bars) -> Result<Header<'a>, QueueLogError> {
+    let count = bars.count();
+    if count < 4 {
+        return Err(QueueLogError::TooFewFields { found: count + 1 });
+    }
+    let p = bars.positions();
+    // Offset of separator i, or the end of the line past the last one.
+    let at = |i: usize| p.get(i).map_or(text.len(), |&x| x as usize);
+    let cut = |from: usize, to: usize| text.get(from..to).unwrap_or("");
     Ok(Header {
-        time: time.trim_ascii(),
-        callid: callid.trim_ascii(),
-        queue: queue.trim_ascii(),
-        agent: agent.trim_ascii(),
-        event: event.trim_ascii(),
-        data,
+        time: cut(0, at(0)).trim_ascii(),
+        callid: cut(at(0) + 1, at(1)).trim_ascii(),
+        queue: cut(at(1) + 1, at(2)).trim_ascii(),
+        agent: cut(at(2) + 1, at(3)).trim_ascii(),
+        event: cut(at(3) + 1, at(4)).trim_ascii(),
+        data: if count > 4 {
+            text.get(at(4) + 1..).unwrap_or("")
+        } else {
+            ""
+        },
     })
+}
+
+/// The data fields of a line (data1, data2, …), cut from the text only
+/// when the verb reads them.
+#[derive(Clone, Copy)]
+enum Fields<'s, 'a> {
+    /// Field `i` runs from after the separator at `seps[i]` to the next
+    /// one (or the end of `text`).
+    Cut { text: &'a str, seps: &'s [u32] },
+    /// Already split: slices of `data` (DB-export columns, or a line with
+    /// more separators than [`Bars`] keeps).
+    Split {
+        data: &'a str,
+        fields: &'s [&'a str],
+    },
+}
+
+impl<'a> Fields<'_, 'a> {
+    fn len(&self) -> usize {
+        match self {
+            Fields::Cut { seps, .. } => seps.len(),
+            Fields::Split { fields, .. } => fields.len(),
+        }
+    }
+
+    /// Fields `i..=j` as written (`|`-joined); `i <= j < len`.
+    #[inline(always)]
+    fn span(&self, i: usize, j: usize) -> &'a str {
+        match *self {
+            Fields::Cut { text, seps } => {
+                let from = seps.get(i).map_or(text.len(), |&x| x as usize + 1);
+                let to = seps.get(j + 1).map_or(text.len(), |&x| x as usize);
+                text.get(from..to).unwrap_or("")
+            }
+            Fields::Split { data, fields } => match (fields.get(i), fields.get(j)) {
+                (Some(first), Some(last)) => covering(data, first, last),
+                _ => "",
+            },
+        }
+    }
+
+    fn get(&self, i: usize) -> &'a str {
+        self.span(i, i)
+    }
 }
 
 /// Parses queue_log lines for one source. Keeps small caches (interned
@@ -108,18 +137,34 @@ fn header(line: &str) -> Result<Header<'_>, QueueLogError> {
 #[derive(Debug)]
 pub struct QueueLogParser {
     ctx: SourceContext,
+    caches: Caches,
+    /// The decoded text of the last non-UTF-8 line (borrowed by its [`EventRef`]).
+    decoded: String,
+}
+
+/// The parser's caches, one field per value of a line so that one line can
+/// hold borrows of all of them at once.
+#[derive(Debug)]
+struct Caches {
     numbers: NumberNormalizer,
     agents: AgentResolver,
-    interned: Interner,
+    verbs: VerbCache,
+    queues: Interner,
+    clock: EpochClock,
 }
 
 impl QueueLogParser {
     pub fn new(ctx: SourceContext, numbers: NumberNormalizer, agents: AgentResolver) -> Self {
         QueueLogParser {
             ctx,
-            numbers,
-            agents,
-            interned: Interner::default(),
+            caches: Caches {
+                numbers,
+                agents,
+                verbs: VerbCache::default(),
+                queues: Interner::default(),
+                clock: EpochClock::default(),
+            },
+            decoded: String::new(),
         }
     }
 
@@ -131,24 +176,26 @@ impl QueueLogParser {
 
     /// Normalizes a phone number with this parser's rules and cache.
     pub fn normalize_number(&mut self, raw: &str) -> Option<String> {
-        self.numbers.normalize(raw)
-    }
-
-    fn time(&self, s: &str) -> Result<DateTime<Utc>, QueueLogError> {
-        if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
-            return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
-        }
-        let naive = parse_naive(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() })?;
-        local_to_utc(naive, self.ctx.timezone).ok_or_else(|| QueueLogError::NonexistentLocalTime {
-            found: s.into(),
-            tz: self.ctx.timezone.name().into(),
-        })
+        self.caches.numbers.normalize(raw)
     }
 
     /// Parses one line (with or without its `\n` / `\r\n`). Blank lines give
     /// `Ok(None)`; the returned event has an empty `event_id`, which the
     /// caller sets from the line's position.
     pub fn parse_line(&mut self, raw: &[u8]) -> Result<Option<Event>, QueueLogError> {
+        Ok(self.parse_line_ref(raw)?.map(EventRef::into_event))
+    }
+
+    /// [`parse_line`](Self::parse_line) without copying: the same typed,
+    /// normalized event as a view of `raw` and of this parser's caches. On
+    /// a warm parser and valid UTF-8 it allocates nothing (a non-UTF-8 line
+    /// is decoded into a buffer the view borrows). The view borrows the
+    /// parser, so it must be consumed before the next line is parsed.
+    #[inline]
+    pub fn parse_line_ref<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+    ) -> Result<Option<EventRef<'a>>, QueueLogError> {
         if raw.len() > MAX_LINE_LEN {
             return Err(QueueLogError::TooLong {
                 len: raw.len(),
@@ -160,10 +207,49 @@ impl QueueLogParser {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let text = decode_lenient(raw, self.ctx.fallback_charset);
-        // A file saved by a Windows editor may start with a byte-order mark.
-        let h = header(text.strip_prefix('\u{feff}').unwrap_or(&text))?;
-        self.build(&h).map(Some)
+        let scanned = Bars::scan(raw);
+        let rescanned: Bars;
+        let (text, bars): (&'a str, &Bars) = if scanned.ascii() {
+            // SAFETY: the scan saw every byte below 0x80 (`Bars::ascii`,
+            // tested on every byte value at every word offset), and ASCII
+            // is valid UTF-8; skipping the second validation pass is worth
+            // about a tenth of the parse.
+            (unsafe { std::str::from_utf8_unchecked(raw) }, &scanned)
+        } else {
+            let text: &'a str = match std::str::from_utf8(raw) {
+                Ok(s) => s,
+                Err(_) => {
+                    let decoded = &mut self.decoded;
+                    decoded.clear();
+                    decoded.push_str(&self.ctx.fallback_charset.decode(raw));
+                    decoded
+                }
+            };
+            // A file saved by a Windows editor may start with a byte-order mark.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            rescanned = Bars::scan(text.as_bytes());
+            (text, &rescanned)
+        };
+        let h = split_line(text, bars)?;
+        let slow: SmallVec<[&str; 8]>;
+        let fields = if h.data.is_empty() {
+            Fields::Split {
+                data: "",
+                fields: &[],
+            }
+        } else if bars.complete() {
+            Fields::Cut {
+                text,
+                seps: bars.positions().get(4..).unwrap_or(&[]),
+            }
+        } else {
+            slow = split_bar(h.data);
+            Fields::Split {
+                data: h.data,
+                fields: &slow,
+            }
+        };
+        build(&self.ctx, &mut self.caches, h, fields).map(Some)
     }
 
     /// Builds an event from already-split DB-export columns
@@ -178,179 +264,257 @@ impl QueueLogParser {
         event: &str,
         data: &str,
     ) -> Result<Event, QueueLogError> {
-        self.build(&Header {
+        let h = Header {
             time: time.trim_ascii(),
             callid: callid.trim_ascii(),
             queue: queue.trim_ascii(),
             agent: agent.trim_ascii(),
             event: event.trim_ascii(),
             data,
-        })
-    }
-
-    fn build(&mut self, h: &Header<'_>) -> Result<Event, QueueLogError> {
-        if h.event.is_empty() {
-            return Err(QueueLogError::EmptyEvent);
-        }
-        if !h
-            .event
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(QueueLogError::BadEvent {
-                found: h.event.chars().take(64).collect(),
-            });
-        }
-        let ts = self.time(h.time)?;
-        let verb_upper;
-        let verb_str = if h.event.bytes().any(|b| b.is_ascii_lowercase()) {
-            verb_upper = h.event.to_ascii_uppercase();
-            verb_upper.as_str()
-        } else {
-            h.event
         };
-        let kind = kind_of(verb_str);
-        let verb = self.interned.get(verb_str);
-        let mut ev = Event::new(
-            SourceKind::AsteriskQueueLog,
-            self.ctx.source.clone(),
-            self.ctx.pbx.clone(),
-            ts,
-            kind,
-            verb,
-        );
-        if !is_sentinel_callid(h.callid) {
-            ev.call_id = Some(h.callid.to_string());
-        }
-        if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
-            ev.queue = Some(self.interned.get(h.queue));
-        }
-        if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
-            ev.agent_raw = Some(self.interned.get(h.agent));
-            ev.agent = self.agents.resolve(h.agent);
-        }
-        let d: SmallVec<[&str; 8]> = if h.data.is_empty() {
+        let d = if data.is_empty() {
             SmallVec::new()
         } else {
-            split_bar(h.data)
+            split_bar(data)
         };
-        self.interpret(&mut ev, &d);
-        ev.data = d.iter().map(|s| s.to_string()).collect();
-        Ok(ev)
+        let fields = Fields::Split { data, fields: &d };
+        build(&self.ctx, &mut self.caches, h, fields).map(EventRef::into_event)
     }
+}
 
-    fn interpret(&mut self, ev: &mut Event, d: &[&str]) {
-        // Trailing empty fields (a stray trailing '|') carry nothing.
-        let mut n = d.len();
-        while n > 0 && d[n - 1].trim_ascii().is_empty() {
-            n -= 1;
+fn time(
+    ctx: &SourceContext,
+    clock: &mut EpochClock,
+    s: &str,
+) -> Result<DateTime<Utc>, QueueLogError> {
+    // Fast path: whole epoch seconds, the queue_log norm (as `parse_epoch`'s).
+    if let Some(secs) = whole_seconds(s.as_bytes()) {
+        return clock
+            .utc(secs)
+            .ok_or_else(|| QueueLogError::BadTime { found: s.into() });
+    }
+    if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !s.contains('-') {
+        return parse_epoch(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() });
+    }
+    let naive = parse_naive(s).ok_or_else(|| QueueLogError::BadTime { found: s.into() })?;
+    local_to_utc(naive, ctx.timezone).ok_or_else(|| QueueLogError::NonexistentLocalTime {
+        found: s.into(),
+        tz: ctx.timezone.name().into(),
+    })
+}
+
+/// 1 to 12 ASCII digits as a number, else `None`; the first eight digits
+/// in one step ([`eight_digits`]).
+#[inline]
+fn whole_seconds(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 12 {
+        return None;
+    }
+    let (mut v, rest) = match (b.get(..8), b.get(8..)) {
+        (Some(head), Some(rest)) => (eight_digits(head)?, rest),
+        _ => (0, b),
+    };
+    for &c in rest {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
         }
-        let d = &d[..n];
-        let get = |i: usize| d.get(i).map(|s| s.trim_ascii()).filter(|s| !s.is_empty());
-        let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
-        let rest = |i: usize| {
-            let s = d.get(i..).map(|r| r.join("|")).unwrap_or_default();
-            let s = s.trim();
-            (!s.is_empty()).then(|| s.to_string())
-        };
-        match ev.kind {
-            EventKind::Did => {
-                if let Some(did) = get(0) {
-                    ev.callee_raw = Some(did.to_string());
-                    ev.callee = self.numbers.normalize(did);
-                    ev.info = Some(did.to_string());
-                }
-                ev.direction = Some(Direction::Inbound);
+        v = v * 10 + u64::from(digit);
+    }
+    i64::try_from(v).ok()
+}
+
+/// Eight ASCII digits (`b` is exactly eight bytes) as a number, else `None`:
+/// a check that every byte is `'0'..='9'`, then the usual multiply-and-shift
+/// reduction of a little-endian word (pairs, then quads, then all eight).
+#[inline]
+fn eight_digits(b: &[u8]) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(b.get(..8)?);
+    let w = u64::from_le_bytes(word);
+    const NIBBLE_HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const NIBBLE_LO: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    // High nibble 3 everywhere, and low nibble + 6 never reaching 16.
+    let digits = w & NIBBLE_HI == 0x3030_3030_3030_3030
+        && (w & NIBBLE_LO).wrapping_add(0x0606_0606_0606_0606) & NIBBLE_HI == 0;
+    if !digits {
+        return None;
+    }
+    let v = w & NIBBLE_LO;
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    Some(
+        (v & MASK)
+            .wrapping_mul(MUL1)
+            .wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))
+            >> 32,
+    )
+}
+
+#[inline]
+fn build<'a>(
+    ctx: &'a SourceContext,
+    caches: &'a mut Caches,
+    h: Header<'a>,
+    d: Fields<'_, 'a>,
+) -> Result<EventRef<'a>, QueueLogError> {
+    let Caches {
+        numbers,
+        agents,
+        verbs,
+        queues,
+        clock,
+    } = caches;
+    let verb = verbs.get(h.event)?;
+    let ts = time(ctx, clock, h.time)?;
+    let mut ev = EventRef::new(
+        SourceKind::AsteriskQueueLog,
+        &ctx.source,
+        &ctx.pbx,
+        ts,
+        verb.kind,
+        &verb.name,
+    );
+    if !is_sentinel_callid(h.callid) {
+        ev.call_id = Some(h.callid);
+    }
+    if !h.queue.is_empty() && !h.queue.eq_ignore_ascii_case("NONE") {
+        ev.queue = Some(queues.get_ref(h.queue));
+    }
+    if !h.agent.is_empty() && !h.agent.eq_ignore_ascii_case("NONE") {
+        let (raw, id) = agents.resolve_ref(h.agent);
+        ev.agent_raw = Some(raw);
+        ev.agent = id;
+    }
+    interpret(&mut ev, d, numbers);
+    ev.data = DataFields::new(h.data);
+    Ok(ev)
+}
+
+/// The text from the start of `first` to the end of `last`, both slices of
+/// `whole` (the data fields between them, `|`-joined as written).
+fn covering<'a>(whole: &'a str, first: &str, last: &str) -> &'a str {
+    let base = whole.as_ptr() as usize;
+    let start = (first.as_ptr() as usize).wrapping_sub(base);
+    let end = (last.as_ptr() as usize)
+        .wrapping_sub(base)
+        .saturating_add(last.len());
+    whole.get(start..end).unwrap_or("")
+}
+
+/// Fills the kind-specific fields from the data fields `d`.
+fn interpret<'a>(ev: &mut EventRef<'a>, d: Fields<'_, 'a>, numbers: &'a mut NumberNormalizer) {
+    // Trailing empty fields (a stray trailing '|') carry nothing.
+    let mut n = d.len();
+    while n > 0 && d.get(n - 1).trim_ascii().is_empty() {
+        n -= 1;
+    }
+    let get = |i: usize| Some(d.get(i).trim_ascii()).filter(|s| i < n && !s.is_empty());
+    let num = |i: usize| get(i).and_then(|s| s.parse::<u32>().ok());
+    // Fields i.. joined (as written), trimmed; `None` when blank.
+    let rest = |i: usize| -> Option<&'a str> {
+        let s = d.span(i, n.checked_sub(1)?).trim();
+        (i < n && !s.is_empty()).then_some(s)
+    };
+    match ev.kind {
+        EventKind::Did => {
+            if let Some(did) = get(0) {
+                ev.callee_raw = Some(did);
+                ev.callee = numbers.normalize_ref(did);
+                ev.info = Some(Cow::Borrowed(did));
             }
-            EventKind::EnterQueue => {
-                ev.info = get(0).map(str::to_string);
-                if let Some(cid) = get(1) {
-                    ev.caller_raw = Some(cid.to_string());
-                    ev.caller = self.numbers.normalize(cid);
-                }
-                ev.orig_position = num(2);
-                // The name is last; before 2025 a '|' in it was not escaped.
-                ev.caller_name = rest(3);
-                ev.direction = Some(Direction::Inbound);
-            }
-            EventKind::RingNoAnswer | EventKind::RingCanceled => {
-                ev.ring_ms = get(0).and_then(|s| s.parse().ok());
-            }
-            EventKind::Answered => {
-                ev.wait_s = num(0);
-                ev.peer_call_id = get(1).map(str::to_string);
-                ev.ring_ms = num(2).map(|s| u64::from(s) * 1000);
-            }
-            EventKind::CompletedByCaller | EventKind::CompletedByAgent => {
-                ev.wait_s = num(0);
-                ev.talk_s = num(1);
-                ev.orig_position = num(2);
-            }
-            EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
-                // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
-                if d.len() >= 4 {
-                    let k = d.len();
-                    ev.wait_s = num(k - 3);
-                    ev.talk_s = num(k - 2);
-                    ev.orig_position = num(k - 1);
-                    // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
-                    let kind = d[..k - 3].join("|");
-                    let blank = kind
-                        .trim_matches(|c: char| c == '|' || c.is_whitespace())
-                        .is_empty();
-                    ev.info = (!blank).then_some(kind);
-                } else {
-                    ev.info = rest(0);
-                }
-            }
-            EventKind::Transferred => {
-                // exten|context|holdtime|calltime[|origposition]
-                ev.info = match (get(0), get(1)) {
-                    (Some(e), Some(c)) => Some(format!("{e}@{c}")),
-                    (Some(e), None) => Some(e.to_string()),
-                    _ => None,
-                };
-                ev.wait_s = num(2);
-                ev.talk_s = num(3);
-                ev.orig_position = num(4);
-            }
-            EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty => {
-                ev.position = num(0);
-                ev.orig_position = num(1);
-                ev.wait_s = num(2);
-            }
-            EventKind::ExitWithKey => {
-                ev.info = get(0).map(str::to_string);
-                ev.position = num(1);
-                ev.orig_position = num(2);
-                ev.wait_s = num(3);
-            }
-            EventKind::Withdrawn => {
-                ev.position = num(0);
-                ev.orig_position = num(1);
-                ev.wait_s = num(2);
-                ev.info = rest(3);
-            }
-            EventKind::AgentLogoff => {
-                ev.info = get(0).map(str::to_string);
-                ev.duration_s = num(1);
-            }
-            EventKind::OutCall => {
-                ev.info = get(0).map(str::to_string);
-                ev.talk_s = num(1);
-            }
-            EventKind::MemberAdded
-            | EventKind::Paused
-            | EventKind::Unpaused
-            | EventKind::PausedAll
-            | EventKind::UnpausedAll
-            | EventKind::Penalty
-            | EventKind::RingInUse
-            | EventKind::AgentLogin => {
-                ev.info = rest(0);
-            }
-            _ => {}
+            ev.direction = Some(Direction::Inbound);
         }
+        EventKind::EnterQueue => {
+            ev.info = get(0).map(Cow::Borrowed);
+            if let Some(cid) = get(1) {
+                ev.caller_raw = Some(cid);
+                ev.caller = numbers.normalize_ref(cid);
+            }
+            ev.orig_position = num(2);
+            // The name is last; before 2025 a '|' in it was not escaped.
+            ev.caller_name = rest(3);
+            ev.direction = Some(Direction::Inbound);
+        }
+        EventKind::RingNoAnswer | EventKind::RingCanceled => {
+            ev.ring_ms = get(0).and_then(|s| s.parse().ok());
+        }
+        EventKind::Answered => {
+            ev.wait_s = num(0);
+            ev.peer_call_id = get(1);
+            ev.ring_ms = num(2).map(|s| u64::from(s) * 1000);
+        }
+        EventKind::CompletedByCaller | EventKind::CompletedByAgent => {
+            ev.wait_s = num(0);
+            ev.talk_s = num(1);
+            ev.orig_position = num(2);
+        }
+        EventKind::Transferred if ev.verb.as_ref() == "ATTENDEDTRANSFER" => {
+            // BRIDGE|uid|h|c|o, APP|app|h|c|o, LINK|c1|c2|h|c|o: numbers are last.
+            if n >= 4 {
+                let k = n;
+                ev.wait_s = num(k - 3);
+                ev.talk_s = num(k - 2);
+                ev.orig_position = num(k - 1);
+                // A DB export can lose the kind and target (`||h|c|o`): then no info, not "|".
+                let kind = d.span(0, k - 4);
+                let blank = kind
+                    .trim_matches(|c: char| c == '|' || c.is_whitespace())
+                    .is_empty();
+                ev.info = (!blank).then_some(Cow::Borrowed(kind));
+            } else {
+                ev.info = rest(0).map(Cow::Borrowed);
+            }
+        }
+        EventKind::Transferred => {
+            // exten|context|holdtime|calltime[|origposition]
+            ev.info = match (get(0), get(1)) {
+                (Some(e), Some(c)) => Some(Cow::Owned(format!("{e}@{c}"))),
+                (Some(e), None) => Some(Cow::Borrowed(e)),
+                _ => None,
+            };
+            ev.wait_s = num(2);
+            ev.talk_s = num(3);
+            ev.orig_position = num(4);
+        }
+        EventKind::Abandoned | EventKind::Timeout | EventKind::ExitEmpty => {
+            ev.position = num(0);
+            ev.orig_position = num(1);
+            ev.wait_s = num(2);
+        }
+        EventKind::ExitWithKey => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.position = num(1);
+            ev.orig_position = num(2);
+            ev.wait_s = num(3);
+        }
+        EventKind::Withdrawn => {
+            ev.position = num(0);
+            ev.orig_position = num(1);
+            ev.wait_s = num(2);
+            ev.info = rest(3).map(Cow::Borrowed);
+        }
+        EventKind::AgentLogoff => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.duration_s = num(1);
+        }
+        EventKind::OutCall => {
+            ev.info = get(0).map(Cow::Borrowed);
+            ev.talk_s = num(1);
+        }
+        EventKind::MemberAdded
+        | EventKind::Paused
+        | EventKind::Unpaused
+        | EventKind::PausedAll
+        | EventKind::UnpausedAll
+        | EventKind::Penalty
+        | EventKind::RingInUse
+        | EventKind::AgentLogin => {
+            ev.info = rest(0).map(Cow::Borrowed);
+        }
+        _ => {}
     }
 }
 
@@ -375,45 +539,52 @@ fn is_sentinel_callid(s: &str) -> bool {
             .any(|w| s.eq_ignore_ascii_case(w))
 }
 
-/// Maps a queue_log verb (upper-case) to its kind.
-pub fn kind_of(verb: &str) -> EventKind {
-    match verb {
-        "QUEUESTART" => EventKind::QueueStart,
-        "CONFIGRELOAD" => EventKind::ConfigReload,
-        "DID" => EventKind::Did,
-        "ENTERQUEUE" => EventKind::EnterQueue,
-        "RINGNOANSWER" => EventKind::RingNoAnswer,
-        "RINGCANCELED" => EventKind::RingCanceled,
-        "CONNECT" => EventKind::Answered,
-        "COMPLETECALLER" => EventKind::CompletedByCaller,
-        "COMPLETEAGENT" => EventKind::CompletedByAgent,
-        "TRANSFER" | "BLINDTRANSFER" | "ATTENDEDTRANSFER" => EventKind::Transferred,
-        "ABANDON" => EventKind::Abandoned,
-        "EXITWITHTIMEOUT" => EventKind::Timeout,
-        "EXITEMPTY" => EventKind::ExitEmpty,
-        "EXITWITHKEY" => EventKind::ExitWithKey,
-        "WITHDRAW" => EventKind::Withdrawn,
-        "AGENTDUMP" => EventKind::AgentDump,
-        "SYSCOMPAT" => EventKind::SysCompat,
-        "AGENTLOGIN" | "AGENTCALLBACKLOGIN" => EventKind::AgentLogin,
-        "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" => EventKind::AgentLogoff,
-        "ADDMEMBER" => EventKind::MemberAdded,
-        "REMOVEMEMBER" => EventKind::MemberRemoved,
-        "PAUSE" => EventKind::Paused,
-        "UNPAUSE" => EventKind::Unpaused,
-        "PAUSEALL" => EventKind::PausedAll,
-        "UNPAUSEALL" => EventKind::UnpausedAll,
-        "PENALTY" => EventKind::Penalty,
-        "RINGINUSE" => EventKind::RingInUse,
-        "OUTCALL" => EventKind::OutCall,
-        _ => EventKind::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::phone::NumberConfig;
+
+    #[test]
+    fn whole_seconds_matches_a_plain_parse() {
+        let plain = |b: &[u8]| -> Option<i64> {
+            let s = std::str::from_utf8(b).ok()?;
+            (!s.is_empty() && s.len() <= 12 && s.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for n in [
+            0u64,
+            7,
+            42,
+            12345678,
+            99999999,
+            100000000,
+            1546015415,
+            999999999999,
+        ] {
+            cases.push(n.to_string().into_bytes());
+            cases.push(format!("{n:012}").into_bytes());
+        }
+        for len in 1..=13usize {
+            for at in 0..len {
+                for v in 0..=255u8 {
+                    let mut b = b"1234567890123"[..len].to_vec();
+                    b[at] = v;
+                    cases.push(b);
+                }
+            }
+        }
+        for b in cases {
+            assert_eq!(
+                whole_seconds(&b),
+                plain(&b),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert_eq!(whole_seconds(b""), None);
+    }
 
     fn parser() -> QueueLogParser {
         QueueLogParser::new(

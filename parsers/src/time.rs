@@ -60,6 +60,35 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Whole epoch seconds to UTC, remembering the last day's date: queue_log
+/// lines come in time order, so nearly every line falls on the same day as
+/// the one before and only the time of day is left to compute.
+#[derive(Debug, Clone, Default)]
+pub struct EpochClock {
+    last: Option<(i64, NaiveDate)>,
+}
+
+impl EpochClock {
+    /// The same instant as `DateTime::from_timestamp(secs, 0)`.
+    #[inline]
+    pub fn utc(&mut self, secs: i64) -> Option<DateTime<Utc>> {
+        let day = secs.div_euclid(86_400);
+        let date = match self.last {
+            Some((d, date)) if d == day => date,
+            _ => {
+                // 719_163: days from 0001-01-01 (CE day 1) to 1970-01-01.
+                let ce = i32::try_from(day.checked_add(719_163)?).ok()?;
+                let date = NaiveDate::from_num_days_from_ce_opt(ce)?;
+                self.last = Some((day, date));
+                date
+            }
+        };
+        let of_day = u32::try_from(secs.rem_euclid(86_400)).ok()?;
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(of_day, 0)?;
+        Some(NaiveDateTime::new(date, time).and_utc())
+    }
+}
+
 /// Parses integer (or fractional) epoch seconds.
 pub fn parse_epoch(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim_ascii();
@@ -114,6 +143,26 @@ mod tests {
         // fall-back fold takes the earlier instant (EDT)
         let f = local_to_utc(parse_naive("2024-11-03 01:30:00").unwrap(), ny).unwrap();
         assert_eq!(f.to_rfc3339(), "2024-11-03T05:30:00+00:00");
+    }
+
+    #[test]
+    fn clock_matches_from_timestamp() {
+        let mut clock = EpochClock::default();
+        let mut secs: Vec<i64> = vec![0, 1, 86_399, 86_400, 86_401, -1, -86_400, -86_401];
+        secs.extend([
+            1_546_015_415,
+            999_999_999_999,
+            i64::MAX,
+            i64::MIN,
+            -62_135_596_800,
+        ]);
+        secs.extend((0..5_000).map(|i| 1_717_000_000 + i * 997));
+        secs.extend((0..2_000).map(|i| i * 123_456_789_011 % 1_000_000_000_000));
+        for s in secs {
+            assert_eq!(clock.utc(s), DateTime::from_timestamp(s, 0), "{s}");
+            // and again, now from the cached day
+            assert_eq!(clock.utc(s), DateTime::from_timestamp(s, 0), "{s}");
+        }
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn spawn(
     store: &Store,
     stop: Arc<AtomicBool>,
     once: bool,
-    wakers: [Arc<Notify>; 2],
+    wakers: [Arc<Notify>; 3],
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
     let store = store.handle()?;
     let engine = engine_for(cfg, src, &store, false)?;
@@ -217,7 +217,7 @@ struct Follower {
     rescan: Duration,
     store: Store,
     engine: Box<dyn Engine + Send>,
-    wakers: [Arc<Notify>; 2],
+    wakers: [Arc<Notify>; 3],
     stats: IngestStats,
 }
 

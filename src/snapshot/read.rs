@@ -8,6 +8,7 @@
 //! size), the read is retried. Only a snapshot that was stable for the whole
 //! read is handed on; the live file is never parsed in place.
 
+use crate::tail::watch_dir;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -135,32 +136,6 @@ impl Watch {
             None => std::thread::sleep(timeout),
         }
     }
-}
-
-/// (Same approach as the line tailer's helper in `tail/`.)
-fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receiver<()>)> {
-    use notify::{RecursiveMode, Watcher};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let name = path.file_name().map(|n| n.to_os_string());
-    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            let ours = ev.paths.is_empty()
-                || ev
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
-            if ours {
-                let _ = tx.send(());
-            }
-        }
-    })?;
-    w.watch(&dir, RecursiveMode::NonRecursive)?;
-    Ok((w, rx))
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Mapping between [`Event`] and the `events` table's columns.
 
-use super::{db, ts, StoreError};
+use super::{db, StoreError};
 use calltrail_parsers::{Event, Str};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
-use duckdb::{params, Row};
+use duckdb::Row;
 use serde::de::DeserializeOwned;
 
 /// `{table}` is `events` or `state_events`.
@@ -114,17 +114,13 @@ pub(super) fn stage(
     if events.is_empty() {
         return Ok(());
     }
+    let batch = super::arrow_stage::events_batch(events, now)
+        .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
     let mut app = conn
-        .appender_with_columns_to_catalog_and_db(
-            "events_stage",
-            "temp",
-            "main",
-            &STAGE_EVENT_COLUMNS,
-        )
+        .appender_to_catalog_and_db("events_stage", "temp", "main")
         .map_err(db("opening the event stage"))?;
-    for (ord, e) in events.iter().enumerate() {
-        append_event(&mut app, ord, e, now).map_err(db("staging an event"))?;
-    }
+    app.append_record_batch(batch)
+        .map_err(db("staging events"))?;
     app.flush().map_err(db("staging events"))?;
     Ok(())
 }
@@ -153,7 +149,7 @@ pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize
 }
 
 /// The staged event columns: `ord`, then the `events` columns in the order
-/// of [`append_event`] (the `events` table's columns but `seq`).
+/// of the staging table (the `events` table's columns but `seq`).
 const STAGE_EVENT_COLUMNS: [&str; 32] = [
     "ord",
     "event_id",
@@ -188,51 +184,3 @@ const STAGE_EVENT_COLUMNS: [&str; 32] = [
     "data",
     "ingested_at",
 ];
-
-/// One event as a staged row (mirrors `events::insert`).
-fn append_event(
-    app: &mut duckdb::Appender<'_>,
-    ord: usize,
-    e: &Event,
-    now: DateTime<Utc>,
-) -> duckdb::Result<()> {
-    let data = if e.data.is_empty() {
-        None
-    } else {
-        serde_json::to_string(&e.data).ok()
-    };
-    app.append_row(params![
-        ord as i64,
-        e.event_id,
-        e.source_kind.as_str(),
-        e.source.as_ref(),
-        e.pbx.as_ref(),
-        ts(e.ts),
-        e.kind.as_str(),
-        e.verb.as_ref(),
-        e.call_id,
-        e.linked_id,
-        e.peer_call_id,
-        e.queue.as_deref(),
-        e.agent.as_deref(),
-        e.agent_raw.as_deref(),
-        e.caller,
-        e.caller_raw,
-        e.caller_name,
-        e.callee,
-        e.callee_raw,
-        e.direction.map(|d| d.as_str()),
-        e.disposition.map(|d| d.as_str()),
-        e.wait_s,
-        e.talk_s,
-        e.ring_ms.map(|v| v as i64),
-        e.duration_s,
-        e.position,
-        e.orig_position,
-        e.answered_at.map(ts),
-        e.ended_at.map(ts),
-        e.info,
-        data,
-        ts(now),
-    ])
-}

@@ -7,6 +7,7 @@
 //! keyed on deterministic ids (`INSERT OR IGNORE`), so re-reading input that
 //! was already committed (an import run twice, a replay) adds nothing.
 
+mod arrow_stage;
 mod events;
 mod schema;
 mod snapshot;
@@ -121,6 +122,41 @@ pub struct Store {
     commit_lock: Arc<Mutex<()>>,
 }
 
+/// Inserts rejects (ignoring ids already stored); returns how many were new.
+pub(super) fn insert_rejects(
+    conn: &Connection,
+    source: &str,
+    rejects: &[RejectRow],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    if rejects.is_empty() {
+        return Ok(0);
+    }
+    let mut ins = conn
+        .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .map_err(db("preparing the reject insert"))?;
+    let mut n = 0;
+    for r in rejects {
+        n += ins
+            .execute(params![
+                r.reject_id,
+                source,
+                r.file_fp,
+                r.byte_offset as i64,
+                r.line_no as i64,
+                r.raw,
+                r.reason,
+                ts(now)
+            ])
+            .map_err(db("inserting a reject"))?;
+    }
+    Ok(n)
+}
+
+/// The `sink_checkpoints` row of the state deriver: the last event `seq`
+/// whose effect on the derived tables is committed.
+pub const STATE_SINK: &str = "state";
+
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
@@ -138,6 +174,8 @@ impl Store {
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
+        conn.execute_batch(&schema::state_events_ddl())
+            .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
         Ok(Store {
@@ -232,30 +270,20 @@ impl Store {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        let t0 = std::time::Instant::now();
         events::stage(&conn, events, now)?;
+        let staged = t0.elapsed();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
         stats.inserted = events::insert_staged(&tx)?;
         stats.duplicates = events.len().saturating_sub(stats.inserted);
-        if !rejects.is_empty() {
-            let mut ins = tx
-                .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .map_err(db("preparing the reject insert"))?;
-            for r in rejects {
-                stats.rejects += ins
-                    .execute(params![
-                        r.reject_id,
-                        source,
-                        r.file_fp,
-                        r.byte_offset as i64,
-                        r.line_no as i64,
-                        r.raw,
-                        r.reason,
-                        ts(now)
-                    ])
-                    .map_err(db("inserting a reject"))?;
-            }
-        }
+        tracing::debug!(
+            events = events.len(),
+            stage_ms = staged.as_millis() as u64,
+            insert_ms = (t0.elapsed() - staged).as_millis() as u64,
+            "events stored"
+        );
+        stats.rejects = insert_rejects(&tx, source, rejects, now)?;
         if !actions.is_empty() {
             let mut ins = tx
                 .prepare_cached(
@@ -275,12 +303,6 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
-        let derived = crate::state::refresh(&tx, &Touched::from_events(events), &self.state, now)
-            .map_err(db("updating the derived state"))?;
-        if !derived.is_empty() {
-            events::stage(&tx, &derived, now)?;
-            events::insert_staged_into(&tx, "state_events")?;
-        }
         if let Some(cp) = checkpoint {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -298,6 +320,86 @@ impl Store {
         }
         tx.commit().map_err(db("committing the batch"))?;
         Ok(stats)
+    }
+
+    /// Commits events and rejects of a bulk import (no actions, no source
+    /// checkpoint: an import is idempotent instead).
+    pub fn commit_import_batch(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+    ) -> Result<CommitStats, StoreError> {
+        self.commit_batch(source, events, rejects, &[], None)
+    }
+
+    /// Derives the state of up to `limit` stored events after the state
+    /// checkpoint (`sink_checkpoints` row `state`), in one transaction with
+    /// the derived rows, the state changes they produce (`state_events`) and
+    /// the advanced checkpoint. Returns how many events were taken (0 =
+    /// caught up) and how many state changes were recorded.
+    pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
+        let now = Utc::now();
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let after: i64 = tx
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM sink_checkpoints WHERE sink = ?",
+                params![STATE_SINK],
+                |r| r.get(0),
+            )
+            .map_err(db("reading the state checkpoint"))?;
+        let sql = events::SELECT_AFTER.replace("{table}", "events");
+        let mut evs: Vec<Event> = Vec::new();
+        let mut last = after;
+        {
+            let mut stmt = tx
+                .prepare_cached(&sql)
+                .map_err(db("preparing the event scan"))?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], events::read_row)
+                .map_err(db("scanning events"))?;
+            for r in rows {
+                let (seq, ev) = r.map_err(db("reading an event"))?;
+                last = last.max(seq);
+                match ev {
+                    Ok(ev) => evs.push(ev),
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "an unreadable event is left out of the state")
+                    }
+                }
+            }
+        }
+        if last == after {
+            return Ok((0, 0));
+        }
+        let derived = crate::state::refresh(&tx, &Touched::from_events(&evs), &self.state, now)
+            .map_err(db("updating the derived state"))?;
+        let mut recorded = 0;
+        if !derived.is_empty() {
+            events::stage(&tx, &derived, now)?;
+            recorded = events::insert_staged_into(&tx, "state_events")?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
+            params![STATE_SINK, last, ts(now)],
+        )
+        .map_err(db("writing the state checkpoint"))?;
+        tx.commit().map_err(db("committing the derived state"))?;
+        Ok((evs.len().max(1), recorded))
+    }
+
+    /// Derives the state of every stored event not derived yet.
+    pub fn derive_all(&self) -> Result<usize, StoreError> {
+        let mut recorded = 0;
+        loop {
+            let (n, r) = self.derive_state(50_000)?;
+            recorded += r;
+            if n == 0 {
+                return Ok(recorded);
+            }
+        }
     }
 
     /// Events with `seq > after`, oldest first.

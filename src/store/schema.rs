@@ -40,42 +40,7 @@ CREATE TABLE IF NOT EXISTS events (
     ingested_at   TIMESTAMP NOT NULL
 );
 
--- Derived state changes (docs/events.md), published like events.
-CREATE SEQUENCE IF NOT EXISTS state_events_seq START 1;
-CREATE TABLE IF NOT EXISTS state_events (
-    seq           BIGINT NOT NULL DEFAULT nextval('state_events_seq'),
-    event_id      VARCHAR PRIMARY KEY,
-    source_kind   VARCHAR NOT NULL,
-    source        VARCHAR NOT NULL,
-    pbx           VARCHAR NOT NULL,
-    ts            TIMESTAMP NOT NULL,
-    kind          VARCHAR NOT NULL,
-    verb          VARCHAR NOT NULL,
-    call_id       VARCHAR,
-    linked_id     VARCHAR,
-    peer_call_id  VARCHAR,
-    queue         VARCHAR,
-    agent         VARCHAR,
-    agent_raw     VARCHAR,
-    caller        VARCHAR,
-    caller_raw    VARCHAR,
-    caller_name   VARCHAR,
-    callee        VARCHAR,
-    callee_raw    VARCHAR,
-    direction     VARCHAR,
-    disposition   VARCHAR,
-    wait_s        INTEGER,
-    talk_s        INTEGER,
-    ring_ms       BIGINT,
-    duration_s    INTEGER,
-    position      INTEGER,
-    orig_position INTEGER,
-    answered_at   TIMESTAMP,
-    ended_at      TIMESTAMP,
-    info          VARCHAR,
-    data          VARCHAR,
-    ingested_at   TIMESTAMP NOT NULL
-);
+
 
 CREATE TABLE IF NOT EXISTS rejects (
     reject_id   VARCHAR PRIMARY KEY,
@@ -117,3 +82,16 @@ CREATE TABLE IF NOT EXISTS actions (
     payload         VARCHAR NOT NULL
 );
 "#;
+
+/// `state_events`: derived state changes (docs/events.md), the same columns
+/// as `events` with a sequence of their own.
+pub fn state_events_ddl() -> String {
+    let start = DDL.find("CREATE TABLE IF NOT EXISTS events (").unwrap_or(0);
+    let end = DDL[start..].find(");").map_or(DDL.len(), |i| start + i + 2);
+    format!(
+        "CREATE SEQUENCE IF NOT EXISTS state_events_seq START 1;\n{}",
+        DDL[start..end]
+            .replace("IF NOT EXISTS events (", "IF NOT EXISTS state_events (")
+            .replace("nextval('events_seq')", "nextval('state_events_seq')")
+    )
+}

@@ -141,42 +141,13 @@ impl Store {
             stats.inserted = super::events::insert_staged(&tx)?;
             stats.duplicates = events.len().saturating_sub(stats.inserted);
         }
-        if !rejects.is_empty() {
-            let mut ins = tx
-                .prepare_cached("INSERT OR IGNORE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .map_err(db("preparing the reject insert"))?;
-            for r in rejects {
-                stats.rejects += ins
-                    .execute(params![
-                        r.reject_id,
-                        source,
-                        r.file_fp,
-                        r.byte_offset as i64,
-                        r.line_no as i64,
-                        r.raw,
-                        r.reason,
-                        ts(now)
-                    ])
-                    .map_err(db("inserting a reject"))?;
-            }
-        }
+        stats.rejects = super::insert_rejects(&tx, source, rejects, now)?;
         if !states.is_empty() {
             tx.execute(
                 "INSERT OR REPLACE INTO snapshot_rows SELECT * FROM temp.snapshot_rows_stage",
                 [],
             )
             .map_err(db("writing snapshot row states"))?;
-        }
-        let derived = crate::state::refresh(
-            &tx,
-            &crate::state::Touched::from_events(events),
-            self.state_config(),
-            now,
-        )
-        .map_err(db("updating the derived state"))?;
-        if !derived.is_empty() {
-            super::events::stage(&tx, &derived, now)?;
-            super::events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the snapshot"))?;
         conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")

@@ -561,8 +561,10 @@ fn read_batch(o: &mut Open, framing: Framing) -> Result<Option<Batch>, TailError
     }))
 }
 
-/// Watches the directory (a file watch would follow the old inode after a rename).
-fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receiver<()>)> {
+/// Watches the directory (a file watch would follow the old inode after a
+/// rename); wakes on any change to `path` or a sibling whose name starts
+/// with it (rotated copies).
+pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receiver<()>)> {
     use notify::{RecursiveMode, Watcher};
     let dir = path
         .parent()
