@@ -2,6 +2,7 @@
 //! links DuckDB and librdkafka is a large link), run against real
 //! components started by the harness in `support/`.
 
+mod chaos;
 mod daemon;
 mod harness;
 mod query_live;

@@ -14,6 +14,7 @@
 //! tests fail (they never skip) and say so.
 
 pub mod broker;
+pub mod chaos_writer;
 pub mod smtp;
 pub mod tools;
 

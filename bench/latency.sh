@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Latency benchmark (issue 4, item 8; a bench, not a test): line appended to
+# a queue_log -> event in DuckDB, and -> message consumable from Kafka, with
+# the real daemon, a real tansu broker and an independent kafka-python
+# consumer. Prints p50/p99/max per phase and a baseline measured in the same
+# run: kafka-python produce -> consume on the same broker, and DuckDB's own
+# cost per inserted row (bench/duckdb_insert_baseline.py, with the pinned
+# DuckDB of bench/parse.sh's venv). See bench/latency.py for what exactly is
+# measured.
+#
+#   bash bench/latency.sh [--rate 200] [--seconds 60] [--burst 2000]
+#                         [--baseline-seconds 20] [--poll-ms 500] [--keep]
+#
+# Builds `calltrail` with the dev profile (the one CI builds: dependencies
+# such as DuckDB and librdkafka at opt-level 2, calltrail's own crates
+# unoptimized) into $CARGO_TARGET_DIR (default ~/.cache/calltrail/target,
+# shared with .ci/run); installs the test tools (tests/setup.sh) if missing.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/calltrail/target}
+tools=${CALLTRAIL_TOOLS:-$HOME/.cache/calltrail}
+python=${CALLTRAIL_PYTHON:-$tools/venv/bin/python}
+tansu=${CALLTRAIL_TANSU:-$tools/bin/tansu}
+if [[ ! -x $python || ! -x $tansu ]]; then
+    CALLTRAIL_SETUP_QUIET=1 bash tests/setup.sh
+fi
+echo "latency: building calltrail (dev profile) into $CARGO_TARGET_DIR"
+cargo build --quiet --bin calltrail
+# DuckDB baseline: the same pinned DuckDB as bench/parse.sh, in its venv.
+DUCKDB_VERSION=2.0.0
+venv=$tools/bench-venv
+if ! "$venv/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+    echo "latency: installing duckdb==$DUCKDB_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+fi
+base_json=$(mktemp)
+trap 'rm -f "$base_json"' EXIT
+"$venv/bin/python" bench/duckdb_insert_baseline.py --json "$base_json"
+"$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" \
+    --duckdb-baseline "$base_json" "$@"
