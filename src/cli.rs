@@ -67,4 +67,8 @@ pub enum Command {
     },
     /// Check the config file and explain every problem found.
     CheckConfig,
+    /// Rebuild every derived table (calls, callers, missed_calls, SLA, …)
+    /// from the stored events, e.g. after changing [state] settings. Needs
+    /// the store to itself (stop `run` first).
+    Rederive,
 }

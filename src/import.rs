@@ -254,7 +254,8 @@ fn import_file(
     };
     let bytes = match Reader::open(path)? {
         Reader::Memory(b) => b,
-        Reader::File(_) => Arc::new(std::fs::read(path)?),
+        // `open` decompresses .gz whole; anything else is read as is.
+        Reader::File(_) | Reader::Gz(..) => Arc::new(std::fs::read(path)?),
     };
     let first_end = memchr_nl(&bytes).map_or(bytes.len(), |i| i + 1);
     let head = Arc::new(bytes[..first_end.min(MAX_LINE)].to_vec());

@@ -154,6 +154,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rederive => {
+            let cfg = load(&cli)?;
+            let store = calltrail::store::Store::open(&cfg.store.path)
+                .context("opening the store (is `calltrail run` holding it?)")?
+                .with_state(cfg.state_config());
+            let started = std::time::Instant::now();
+            store.reset_state()?;
+            let recorded = store.derive_all()?;
+            println!(
+                "derived state rebuilt from the stored events in {:.2?} ({recorded} new state changes recorded)",
+                started.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Query { format, sql } => {
             let cfg = load(&cli)?;
             let rs = query::run(&cfg, sql)?;

@@ -104,10 +104,22 @@ fn spawn_tailer(
         opts.rotated = pats.clone();
     }
     opts.grace = Duration::from_secs(src.rotation_grace_s);
+    let known_store = Arc::new(std::sync::Mutex::new(store.handle()?));
+    let known_source = src.name.clone();
+    opts.known = Some(Arc::new(move || {
+        let s = known_store.lock().unwrap_or_else(|p| p.into_inner());
+        s.stored_offsets(&known_source).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the stored offsets");
+            Default::default()
+        })
+    }));
+    let since = store
+        .checkpoint_time(&src.name)?
+        .map(std::time::SystemTime::from);
     std::thread::Builder::new()
         .name(format!("tail-{name}"))
         .spawn(move || {
-            let mut tailer = Tailer::new(&path, opts, start);
+            let mut tailer = Tailer::new(&path, opts, start).with_checkpoint_time(since);
             tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
                 Ok(s) => {
                     if s.events > 0 || s.actions > 0 {

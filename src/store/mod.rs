@@ -19,6 +19,7 @@ use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -257,6 +258,51 @@ impl Store {
         .map_err(db("reading the checkpoint"))
     }
 
+    /// When the checkpoint of `source` was last written.
+    pub fn checkpoint_time(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let conn = self.lock();
+        let us: Option<i64> = conn
+            .query_row(
+                "SELECT epoch_us(updated_at) FROM checkpoints WHERE source = ?",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db("reading the checkpoint time"))?;
+        Ok(us.and_then(DateTime::from_timestamp_micros))
+    }
+
+    /// Per file fingerprint, the offset of the last record of `source`
+    /// stored (as event or reject): what the tailer needs when the file it
+    /// was reading is gone.
+    pub fn stored_offsets(&self, source: &str) -> Result<HashMap<u64, u64>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT fp, max(off) FROM (
+                    SELECT regexp_extract(event_id, ':([0-9a-f]{16}):[0-9]+$', 1) AS fp,
+                           TRY_CAST(regexp_extract(event_id, ':([0-9]+)$', 1) AS BIGINT) AS off
+                    FROM events WHERE source = ?
+                    UNION ALL
+                    SELECT file_fp, byte_offset FROM rejects WHERE source = ?)
+                 WHERE fp <> '' AND off IS NOT NULL GROUP BY fp",
+            )
+            .map_err(db("preparing the stored-offsets scan"))?;
+        let rows = stmt
+            .query_map(params![source, source], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db("scanning stored offsets"))?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (fp, off) = r.map_err(db("reading a stored offset"))?;
+            if let Ok(fp) = u64::from_str_radix(&fp, 16) {
+                out.insert(fp, u64::try_from(off).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
     /// Commits a batch atomically: events, rejects, actions and (when given)
     /// the source checkpoint that covers them.
     pub fn commit_batch(
@@ -414,6 +460,36 @@ impl Store {
         .map_err(db("writing the state checkpoint"))?;
         tx.commit().map_err(db("committing the derived state"))?;
         Ok((evs.len().max(1), recorded))
+    }
+
+    /// Forgets every derived table (not `state_events`, whose ids a new
+    /// derivation reproduces) and rewinds the deriver to the first event, in
+    /// one transaction; [`Store::derive_all`] then rebuilds it all (after a
+    /// change of `[state]` settings, or to check a store).
+    pub fn reset_state(&self) -> Result<(), StoreError> {
+        let _serial = self.commit_guard();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        for t in [
+            "calls",
+            "callers",
+            "last_agent",
+            "missed_calls",
+            "sla_intervals",
+            "sla_breaches",
+            "agent_status",
+            "agent_facts",
+        ] {
+            tx.execute(&format!("DELETE FROM {t}"), [])
+                .map_err(db("clearing a derived table"))?;
+        }
+        tx.execute(
+            "DELETE FROM sink_checkpoints WHERE sink = ?",
+            params![STATE_SINK],
+        )
+        .map_err(db("rewinding the state checkpoint"))?;
+        tx.commit().map_err(db("committing the reset"))?;
+        Ok(())
     }
 
     /// Derives the state of every stored event not derived yet.

@@ -32,7 +32,6 @@ pub use reader::{is_gz, Reader};
 pub use rotated::{default_patterns, rotation_order};
 pub use split::{memchr_nl, split_records, Framing, Line, Split};
 
-use rotated::Planned;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,7 +118,7 @@ pub enum TailError {
 }
 
 /// How a source is followed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TailOptions {
     /// Re-check interval when no change notification arrives.
     pub poll: Duration,
@@ -128,7 +127,14 @@ pub struct TailOptions {
     pub rotated: Vec<String>,
     /// How long a rotated-away file is still watched for late writes.
     pub grace: Duration,
+    /// What the store already holds: per file fingerprint, the offset of the
+    /// last record stored. Asked only when the file last read is gone, to
+    /// read every rotated file from where its stored records end.
+    pub known: Option<KnownFiles>,
 }
+
+/// See [`TailOptions::known`].
+pub type KnownFiles = Arc<dyn Fn() -> std::collections::HashMap<u64, u64> + Send + Sync>;
 
 impl TailOptions {
     pub fn new(path: &Path, poll: Duration, framing: Framing) -> TailOptions {
@@ -137,6 +143,7 @@ impl TailOptions {
             framing,
             rotated: default_patterns(path),
             grace: Duration::from_secs(30),
+            known: None,
         }
     }
 }
@@ -172,10 +179,16 @@ pub struct Tailer {
     path: PathBuf,
     opts: TailOptions,
     open: Option<Open>,
-    /// Rotated files still to read before the live one.
-    queue: VecDeque<Planned>,
-    /// Where to start in the live file once the queue is empty.
-    live_start: Option<(u64, u64)>,
+    /// Rotated files still to read before the live one, opened when the
+    /// plan was made (a rename meanwhile changes nothing).
+    queue: VecDeque<Open>,
+    /// The file that was at the path when the plan was made, and where to
+    /// start in it.
+    live_next: Option<Open>,
+    /// Files last modified before this were read (or are history that
+    /// `import` is for): a rotated file the store has never seen is only
+    /// read when it changed after it.
+    seen_until: Option<std::time::SystemTime>,
     /// The file rotated away last, watched for late writes until the deadline.
     previous: Option<(Open, Instant)>,
     start: Option<Position>,
@@ -206,12 +219,19 @@ impl Tailer {
             opts,
             open: None,
             queue: VecDeque::new(),
-            live_start: None,
+            live_next: None,
+            seen_until: None,
             previous: None,
             start,
             wake,
             _watcher: watcher,
         }
+    }
+
+    /// When the checkpoint was written (see `seen_until`).
+    pub fn with_checkpoint_time(mut self, at: Option<std::time::SystemTime>) -> Tailer {
+        self.seen_until = at;
+        self
     }
 
     /// Reads until `stop` is set, or, with `once`, until everything is read
@@ -275,32 +295,19 @@ impl Tailer {
         if let Some(start) = self.start.take() {
             self.replan(start, true)?;
         }
-        while let Some(p) = self.queue.pop_front() {
-            match open_file(&p.path) {
-                Ok(Some(mut o)) if o.fp == Some(p.fp) => {
-                    o.offset = p.offset;
-                    o.line_no = p.line_no;
-                    tracing::info!(path = %p.path.display(), offset = p.offset, "reading a rotated file");
-                    self.open = Some(o);
-                    return Ok(true);
-                }
-                Ok(_) => {
-                    tracing::warn!(path = %p.path.display(), "a rotated file changed before it was read; skipped")
-                }
-                Err(e) => {
-                    tracing::warn!(path = %p.path.display(), error = %e, "cannot open a rotated file; skipped")
-                }
-            }
+        if let Some(o) = self.queue.pop_front() {
+            tracing::info!(path = %o.path.display(), offset = o.offset, "reading a rotated file");
+            self.open = Some(o);
+            return Ok(true);
         }
-        let mut o = match open_file(&self.path).map_err(io_err(&self.path))? {
+        let mut o = match self.live_next.take() {
             Some(o) => o,
-            None => return Ok(false),
+            None => match open_file(&self.path).map_err(io_err(&self.path))? {
+                Some(o) => o,
+                None => return Ok(false),
+            },
         };
         o.live = true;
-        if let Some((offset, line_no)) = self.live_start.take() {
-            o.offset = offset;
-            o.line_no = line_no;
-        }
         tracing::info!(path = %self.path.display(), offset = o.offset, "following file");
         self.open = Some(o);
         Ok(true)
@@ -311,8 +318,8 @@ impl Tailer {
     /// rotated ones and every file rotated after it, then the live file.
     fn replan(&mut self, start: Position, report_missing: bool) -> Result<(), TailError> {
         self.queue.clear();
-        self.live_start = None;
-        let live = match open_file(&self.path) {
+        self.live_next = None;
+        let mut live = match open_file(&self.path) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot read the live file");
@@ -320,10 +327,12 @@ impl Tailer {
             }
         };
         let live_fp = live.as_ref().and_then(|o| o.fp);
-        if let Some(o) = &live {
+        if let Some(o) = live.as_mut() {
             let len = o.reader.size().unwrap_or(0);
             if o.fp == Some(start.file_fp) && len >= start.offset {
-                self.live_start = Some((start.offset, start.line_no));
+                o.offset = start.offset;
+                o.line_no = start.line_no;
+                self.live_next = live;
                 return Ok(());
             }
         }
@@ -336,19 +345,97 @@ impl Tailer {
             start.line_no,
             live_fp,
         ) {
-            Some(plan) => self.queue.extend(plan),
-            None if report_missing => tracing::warn!(
-                path = %self.path.display(),
-                checkpoint_fp = %fp_hex(start.file_fp),
-                offset = start.offset,
-                patterns = ?self.opts.rotated,
-                "the file last read is neither at the path nor among the rotated files; \
-                 reading the current file from its start (anything written to the old \
-                 file after the checkpoint cannot be recovered)"
-            ),
-            None => {}
+            Some(plan) => {
+                for p in plan {
+                    self.enqueue(&p.path, p.fp, p.offset, p.line_no);
+                }
+            }
+            None => {
+                // The file last read is gone (deleted, or truncated without
+                // a copy). Whatever it held past the checkpoint is lost, but
+                // files rotated since must not be: read every rotated file
+                // and the live one from where the store's records end.
+                let known = self.opts.known.as_ref().map(|k| k());
+                if report_missing || known.is_some() {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        checkpoint_fp = %fp_hex(start.file_fp),
+                        offset = start.offset,
+                        patterns = ?self.opts.rotated,
+                        "the file last read is neither at the path nor among the rotated files: \
+                         reading every rotated file from where the stored records end (anything \
+                         written to the lost file after the checkpoint cannot be recovered)"
+                    );
+                }
+                if let Some(known) = known {
+                    let mut order: Vec<&rotated::Candidate> = cands.iter().collect();
+                    order.sort_by(|a, b| {
+                        a.mtime
+                            .cmp(&b.mtime)
+                            .then_with(|| rotation_order(&a.path, &b.path))
+                    });
+                    let mut seen = Vec::new();
+                    for c in order {
+                        if Some(c.fp) == live_fp || seen.contains(&c.fp) {
+                            continue;
+                        }
+                        seen.push(c.fp);
+                        let from = match known.get(&c.fp) {
+                            Some(&from) => from,
+                            // Never seen, and older than what was read:
+                            // history, not something missed.
+                            None if self.seen_until.is_some_and(|t| c.mtime < t) => continue,
+                            None => 0,
+                        };
+                        self.enqueue_counting(&c.path, c.fp, from);
+                    }
+                    if let (Some(o), Some(fp)) = (live.as_mut(), live_fp) {
+                        if let Some(&from) = known.get(&fp) {
+                            o.line_no = count_lines(&o.reader, from).unwrap_or(0);
+                            o.offset = from;
+                        }
+                    }
+                }
+            }
         }
+        self.live_next = live;
         Ok(())
+    }
+
+    /// A moment safely before anything not read yet was written (for
+    /// replans while running: the file in hand was read up to now).
+    fn recently(&self) -> std::time::SystemTime {
+        let margin = self.opts.grace * 2 + self.opts.poll + Duration::from_secs(60);
+        std::time::SystemTime::now()
+            .checked_sub(margin)
+            .unwrap_or(std::time::UNIX_EPOCH)
+    }
+
+    /// Opens a planned rotated file now and queues it from `offset`.
+    fn enqueue(&mut self, path: &Path, fp: u64, offset: u64, line_no: u64) {
+        match open_file_lazy(path) {
+            Ok(Some(mut o)) if o.fp == Some(fp) => {
+                o.offset = offset;
+                o.line_no = line_no;
+                self.queue.push_back(o);
+            }
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "a rotated file changed while planning; skipped")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open a rotated file; skipped")
+            }
+        }
+    }
+
+    /// [`Tailer::enqueue`] from an offset whose line number is counted.
+    fn enqueue_counting(&mut self, path: &Path, fp: u64, offset: u64) {
+        self.enqueue(path, fp, offset, 0);
+        if offset > 0 {
+            if let Some(o) = self.queue.back_mut() {
+                o.line_no = count_lines(&o.reader, offset).unwrap_or(0);
+            }
+        }
     }
 
     /// Complete records after the current offset, if any: late lines of
@@ -435,6 +522,7 @@ impl Tailer {
                 "file truncated or rewritten; finishing the old content from a copy if one was kept, then reading it from the start");
             let start = o.position();
             self.open = None;
+            self.seen_until = Some(self.recently());
             self.replan(start, false)?;
             return Ok(true);
         }
@@ -455,10 +543,11 @@ impl Tailer {
         if old.fp.is_some() {
             self.previous = Some((old, Instant::now() + self.opts.grace));
         }
+        self.seen_until = Some(self.recently());
         self.replan(start, false)?;
         // The old file is followed as `previous`; don't read it again by name.
         if let Some(front) = self.queue.front() {
-            if front.fp == start.file_fp {
+            if front.fp == Some(start.file_fp) {
                 self.queue.pop_front();
             }
         }
@@ -468,7 +557,35 @@ impl Tailer {
 
 /// Opens `path` with its identity; `Ok(None)` when it does not exist.
 fn open_file(path: &Path) -> std::io::Result<Option<Open>> {
-    let reader = match Reader::open(path) {
+    open_with(path, Reader::open)
+}
+
+/// [`open_file`], a `.gz` file decompressed only when first read.
+fn open_file_lazy(path: &Path) -> std::io::Result<Option<Open>> {
+    open_with(path, Reader::open_lazy)
+}
+
+/// Lines (newlines) before `offset`.
+fn count_lines(r: &Reader, offset: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut pos, mut n) = (0u64, 0u64);
+    while pos < offset {
+        let want = ((offset - pos) as usize).min(buf.len());
+        let got = r.read_at(&mut buf[..want], pos)?;
+        if got == 0 {
+            break;
+        }
+        n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+        pos += got as u64;
+    }
+    Ok(n)
+}
+
+fn open_with(
+    path: &Path,
+    open: fn(&Path) -> std::io::Result<Reader>,
+) -> std::io::Result<Option<Open>> {
+    let reader = match open(path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -530,6 +647,15 @@ fn read_batch(o: &mut Open, framing: Framing) -> Result<Option<Batch>, TailError
         .read_at(&mut buf, o.offset)
         .map_err(io_err(&o.path))?;
     buf.truncate(n);
+    if o.live && o.fp.is_some() {
+        // Truncated (copytruncate) or rewritten while we were behind: these
+        // bytes may be new content at an old offset. Leave it to
+        // check_rotation, which finishes the old content from the copy.
+        let (now_fp, _) = read_head(&o.reader).map_err(io_err(&o.path))?;
+        if now_fp != o.fp {
+            return Ok(None);
+        }
+    }
     let eof = o.draining && o.offset + n as u64 >= len;
     let s = split_records(
         &buf,

@@ -17,6 +17,10 @@ pub const MAX_GZ_BYTES: u64 = 8 << 30;
 pub enum Reader {
     File(File),
     Memory(Arc<Vec<u8>>),
+    /// A `.gz` file held open, decompressed on first use (so planning many
+    /// archives costs file handles, not memory, and a rename after planning
+    /// changes nothing).
+    Gz(File, std::sync::OnceLock<Arc<Vec<u8>>>),
 }
 
 /// `true` when the name says gzip.
@@ -26,6 +30,32 @@ pub fn is_gz(path: &Path) -> bool {
 }
 
 impl Reader {
+    /// Opens `path`; a `.gz` file is decompressed when first read.
+    pub fn open_lazy(path: &Path) -> std::io::Result<Reader> {
+        let f = File::open(path)?;
+        Ok(if is_gz(path) {
+            Reader::Gz(f, std::sync::OnceLock::new())
+        } else {
+            Reader::File(f)
+        })
+    }
+
+    /// The decompressed content of a `Gz` reader.
+    fn gz_data<'r>(
+        f: &File,
+        cell: &'r std::sync::OnceLock<Arc<Vec<u8>>>,
+    ) -> std::io::Result<&'r Arc<Vec<u8>>> {
+        if let Some(d) = cell.get() {
+            return Ok(d);
+        }
+        let mut out = Vec::new();
+        let src = std::io::BufReader::new(PositionedReader { file: f, pos: 0 });
+        flate2::read::MultiGzDecoder::new(src)
+            .take(MAX_GZ_BYTES)
+            .read_to_end(&mut out)?;
+        Ok(cell.get_or_init(|| Arc::new(out)))
+    }
+
     /// Opens `path`; `.gz` files are decompressed whole.
     pub fn open(path: &Path) -> std::io::Result<Reader> {
         let f = File::open(path)?;
@@ -45,12 +75,22 @@ impl Reader {
         match self {
             Reader::File(f) => f.metadata().map(|m| m.len()),
             Reader::Memory(b) => Ok(b.len() as u64),
+            Reader::Gz(f, cell) => Ok(Self::gz_data(f, cell)?.len() as u64),
         }
     }
 
     /// Reads as much of `buf` as exists at `off`.
     pub fn read_at(&self, buf: &mut [u8], mut off: u64) -> std::io::Result<usize> {
-        match self {
+        let mem;
+        let this = match self {
+            Reader::Gz(f, cell) => {
+                mem = Reader::Memory(Self::gz_data(f, cell)?.clone());
+                &mem
+            }
+            other => other,
+        };
+        match this {
+            Reader::Gz(..) => Ok(0),
             Reader::Memory(b) => {
                 let start = (off as usize).min(b.len());
                 let n = buf.len().min(b.len() - start);
@@ -114,5 +154,19 @@ pub fn peek_fp(path: &Path, max_len: usize) -> std::io::Result<Option<u64>> {
         if n == 0 || buf.len() >= max_len {
             return Ok((buf.len() >= max_len).then(|| super::identity::first_line_fp(&buf)));
         }
+    }
+}
+
+/// `Read` over a file at an explicit position (never the shared cursor).
+struct PositionedReader<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }

@@ -730,7 +730,24 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
         c.note(line.to_owned());
     }
 
-    let ok = lost.is_empty()
+    // The derived tables survived the kills: they equal a rebuild from the
+    // stored events (`calltrail rederive` on a copy of the store).
+    let state_diff = state_differs_from_rederived(&cfg);
+    let _ = writeln!(
+        report,
+        "chaos: state: {}",
+        if state_diff.is_empty() {
+            "every derived table equals a rebuild from the stored events".to_string()
+        } else {
+            format!("DIFFERS from a rebuild: {}", state_diff.join("; "))
+        }
+    );
+    for line in report.lines().filter(|l| l.starts_with("chaos: state")) {
+        c.note(line.to_owned());
+    }
+
+    let ok = state_diff.is_empty()
+        && lost.is_empty()
         && doubled.is_empty()
         && misplaced.is_empty()
         && wrong.is_empty()
@@ -755,6 +772,47 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
     if !kept.is_empty() {
         println!("chaos: {kept}");
     }
+}
+
+/// Compares every derived table of the store behind `cfg` with a rebuild
+/// from its own events in a copy; returns the differences.
+fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
+    let dir = cfg.parent().expect("config dir");
+    let copy = dir.join("rederived.duckdb");
+    std::fs::copy(dir.join("store.duckdb"), &copy).expect("copy the store");
+    let wal = dir.join("store.duckdb.wal");
+    if wal.exists() {
+        std::fs::copy(&wal, dir.join("rederived.duckdb.wal")).expect("copy the WAL");
+    }
+    let cfg2 = dir.join("rederive.toml");
+    std::fs::write(&cfg2, "[store]\npath = \"rederived.duckdb\"\n").expect("write config");
+    let out = calltrail(&cfg2, &["rederive"]);
+    assert!(
+        out.status.success(),
+        "rederive failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut diffs = Vec::new();
+    for q in [
+        "SELECT * EXCLUDE (updated_at) FROM calls ORDER BY ALL",
+        "SELECT * FROM callers ORDER BY ALL",
+        "SELECT * FROM last_agent ORDER BY ALL",
+        "SELECT * FROM missed_calls ORDER BY ALL",
+        "SELECT * FROM sla_intervals ORDER BY ALL",
+        "SELECT * FROM sla_breaches ORDER BY ALL",
+        "SELECT * FROM agent_status ORDER BY ALL",
+    ] {
+        let (a, b) = (query_json(cfg, q), query_json(&cfg2, q));
+        if a != b {
+            let first = a.iter().zip(&b).find(|(x, y)| x != y);
+            diffs.push(format!(
+                "{q}: {} rows vs {} rebuilt; first difference {first:?}",
+                a.len(),
+                b.len()
+            ));
+        }
+    }
+    diffs
 }
 
 /// The publisher alone: two sources (queue_log and CDR) appended at the same
