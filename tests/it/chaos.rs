@@ -735,14 +735,14 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
     let state_diff = state_differs_from_rederived(&cfg);
     let _ = writeln!(
         report,
-        "chaos: state: {}",
+        "state: {}",
         if state_diff.is_empty() {
             "every derived table equals a rebuild from the stored events".to_string()
         } else {
             format!("DIFFERS from a rebuild: {}", state_diff.join("; "))
         }
     );
-    for line in report.lines().filter(|l| l.starts_with("chaos: state")) {
+    for line in report.lines().filter(|l| l.starts_with("state: ")) {
         c.note(line.to_owned());
     }
 
@@ -785,7 +785,12 @@ fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
         std::fs::copy(&wal, dir.join("rederived.duckdb.wal")).expect("copy the WAL");
     }
     let cfg2 = dir.join("rederive.toml");
-    std::fs::write(&cfg2, "[store]\npath = \"rederived.duckdb\"\n").expect("write config");
+    let text = std::fs::read_to_string(cfg).expect("read config");
+    std::fs::write(
+        &cfg2,
+        text.replace("path = \"store.duckdb\"", "path = \"rederived.duckdb\""),
+    )
+    .expect("write config");
     let out = calltrail(&cfg2, &["rederive"]);
     assert!(
         out.status.success(),
