@@ -121,6 +121,10 @@ pub struct Store {
     /// become visible in increasing order and a reader that follows `seq`
     /// (the Kafka publisher) never skips one committed late.
     commit_lock: Arc<Mutex<()>>,
+    /// Serializes the state deriver and the sweep (writers of the derived
+    /// tables and `state_events`), apart from ingest so that deriving never
+    /// delays a line reaching `events`.
+    state_lock: Arc<Mutex<()>>,
 }
 
 /// Inserts rejects (ignoring ids already stored); returns how many were new.
@@ -184,6 +188,7 @@ impl Store {
             path: path.to_path_buf(),
             state: Arc::new(StateConfig::default()),
             commit_lock: Arc::new(Mutex::new(())),
+            state_lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -224,12 +229,18 @@ impl Store {
             path: self.path.clone(),
             state: self.state.clone(),
             commit_lock: self.commit_lock.clone(),
+            state_lock: self.state_lock.clone(),
         })
     }
 
     /// Held for the whole of a writing transaction (see `commit_lock`).
     pub(crate) fn commit_guard(&self) -> std::sync::MutexGuard<'_, ()> {
         self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held for the whole of a transaction on the derived tables.
+    fn state_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.state_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -412,7 +423,7 @@ impl Store {
     /// caught up) and how many state changes were recorded.
     pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
         let now = Utc::now();
-        let _serial = self.commit_guard();
+        let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let after: i64 = tx
@@ -467,7 +478,7 @@ impl Store {
     /// one transaction; [`Store::derive_all`] then rebuilds it all (after a
     /// change of `[state]` settings, or to check a store).
     pub fn reset_state(&self) -> Result<(), StoreError> {
-        let _serial = self.commit_guard();
+        let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         for t in [
@@ -674,7 +685,7 @@ impl Store {
     /// Settles time-dependent state (expired missed-call episodes).
     pub fn sweep(&self) -> Result<usize, StoreError> {
         let now = Utc::now();
-        let _serial = self.commit_guard();
+        let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let closed =
