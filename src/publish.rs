@@ -17,7 +17,24 @@ use tokio::sync::{watch, Notify};
 pub const SINK: &str = "kafka";
 /// The checkpoint of derived state changes (`state_events`) on Kafka.
 pub const STATE_SINK: &str = "kafka-state";
-const STREAMS: [(&str, &str); 2] = [("events", SINK), ("state_events", STATE_SINK)];
+/// What a publisher follows: a table and the checkpoint it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    pub table: &'static str,
+    pub sink: &'static str,
+}
+
+/// The input events.
+pub const EVENTS: Stream = Stream {
+    table: "events",
+    sink: SINK,
+};
+/// The derived state changes (`state_events`), published by their own task
+/// so that they never hold up input events.
+pub const STATE_EVENTS: Stream = Stream {
+    table: "state_events",
+    sink: STATE_SINK,
+};
 const BATCH: usize = 5_000;
 
 /// Whether background workers keep running or finish what is due and stop.
@@ -30,7 +47,8 @@ pub enum Mode {
 /// Runs until `mode` turns to `Drain` and everything stored is published.
 pub async fn run(
     store: Store,
-    sink: KafkaSink,
+    sink: Arc<KafkaSink>,
+    stream: Stream,
     wake: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
 ) {
@@ -38,17 +56,10 @@ pub async fn run(
     let mut backoff = Duration::from_millis(200);
     loop {
         let s = store.clone();
-        // Input events first, then derived state changes; each stream has
-        // its own checkpoint.
         let batch = tokio::task::spawn_blocking(move || {
-            for (table, sink) in STREAMS {
-                let after = s.sink_checkpoint(sink)?;
-                let b = s.events_after_in(table, after, BATCH)?;
-                if !b.is_empty() {
-                    return Ok((sink, b));
-                }
-            }
-            Ok::<_, crate::store::StoreError>((SINK, Vec::new()))
+            let after = s.sink_checkpoint(stream.sink)?;
+            let b = s.events_after_in(stream.table, after, BATCH)?;
+            Ok::<_, crate::store::StoreError>((stream.sink, b))
         })
         .await;
         let (sink_name, batch) = match batch {

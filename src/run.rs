@@ -166,14 +166,30 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     let action_wake = Arc::new(Notify::new());
     let (mode_tx, mode_rx) = watch::channel(Mode::Run);
 
-    let publisher = match kafka {
-        Some(sink) => Some(tokio::spawn(publish::run(
-            store.handle()?,
-            sink,
-            kafka_wake.clone(),
-            mode_rx.clone(),
-        ))),
-        None => None,
+    // Input events and derived state changes are published by two tasks
+    // sharing one producer, each with its own checkpoint.
+    let state_pub_wake = Arc::new(Notify::new());
+    let publishers = match kafka {
+        Some(sink) => {
+            let sink = Arc::new(sink);
+            vec![
+                tokio::spawn(publish::run(
+                    store.handle()?,
+                    sink.clone(),
+                    publish::EVENTS,
+                    kafka_wake.clone(),
+                    mode_rx.clone(),
+                )),
+                tokio::spawn(publish::run(
+                    store.handle()?,
+                    sink,
+                    publish::STATE_EVENTS,
+                    state_pub_wake.clone(),
+                    mode_rx.clone(),
+                )),
+            ]
+        }
+        None => Vec::new(),
     };
     let worker = tokio::spawn(actions::run(
         store.handle()?,
@@ -190,6 +206,7 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     let deriver = tokio::spawn(derive_state(
         store.handle()?,
         state_wake.clone(),
+        state_pub_wake.clone(),
         state_mode_rx,
     ));
 
@@ -243,7 +260,7 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     } else {
         Duration::from_secs(15)
     };
-    if let Some(p) = publisher {
+    for p in publishers {
         if tokio::time::timeout(drain, p).await.is_err() {
             tracing::warn!("Kafka did not catch up before the drain deadline; the rest is published on the next start");
         }
@@ -264,6 +281,7 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
 async fn derive_state(
     store: Store,
     wake: Arc<Notify>,
+    published: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
@@ -286,6 +304,9 @@ async fn derive_state(
             };
             if n == 0 {
                 break;
+            }
+            if recorded > 0 {
+                published.notify_one();
             }
             tracing::debug!(events = n, state_changes = recorded, "state derived");
         }

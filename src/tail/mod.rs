@@ -336,7 +336,8 @@ impl Tailer {
                 return Ok(());
             }
         }
-        let cands = rotated::candidates(&self.path, &self.opts.rotated, MAX_LINE);
+        let mut opened = open_candidates(&self.path, &self.opts.rotated);
+        let cands: Vec<rotated::Candidate> = opened.iter().map(|(c, _)| c.clone()).collect();
         match rotated::plan(
             &cands,
             start.file_fp,
@@ -347,7 +348,12 @@ impl Tailer {
         ) {
             Some(plan) => {
                 for p in plan {
-                    self.enqueue(&p.path, p.fp, p.offset, p.line_no);
+                    if let Some(i) = opened.iter().position(|(c, _)| c.path == p.path) {
+                        let (_, mut o) = opened.swap_remove(i);
+                        o.offset = p.offset;
+                        o.line_no = p.line_no;
+                        self.queue.push_back(o);
+                    }
                 }
             }
             None => {
@@ -387,7 +393,14 @@ impl Tailer {
                             None if self.seen_until.is_some_and(|t| c.mtime < t) => continue,
                             None => 0,
                         };
-                        self.enqueue_counting(&c.path, c.fp, from);
+                        if let Some(i) = opened.iter().position(|(x, _)| x.path == c.path) {
+                            let (_, mut o) = opened.swap_remove(i);
+                            if from > 0 {
+                                o.line_no = count_lines(&o.reader, from).unwrap_or(0);
+                            }
+                            o.offset = from;
+                            self.queue.push_back(o);
+                        }
                     }
                     if let (Some(o), Some(fp)) = (live.as_mut(), live_fp) {
                         if let Some(&from) = known.get(&fp) {
@@ -409,33 +422,6 @@ impl Tailer {
         std::time::SystemTime::now()
             .checked_sub(margin)
             .unwrap_or(std::time::UNIX_EPOCH)
-    }
-
-    /// Opens a planned rotated file now and queues it from `offset`.
-    fn enqueue(&mut self, path: &Path, fp: u64, offset: u64, line_no: u64) {
-        match open_file_lazy(path) {
-            Ok(Some(mut o)) if o.fp == Some(fp) => {
-                o.offset = offset;
-                o.line_no = line_no;
-                self.queue.push_back(o);
-            }
-            Ok(_) => {
-                tracing::warn!(path = %path.display(), "a rotated file changed while planning; skipped")
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open a rotated file; skipped")
-            }
-        }
-    }
-
-    /// [`Tailer::enqueue`] from an offset whose line number is counted.
-    fn enqueue_counting(&mut self, path: &Path, fp: u64, offset: u64) {
-        self.enqueue(path, fp, offset, 0);
-        if offset > 0 {
-            if let Some(o) = self.queue.back_mut() {
-                o.line_no = count_lines(&o.reader, offset).unwrap_or(0);
-            }
-        }
     }
 
     /// Complete records after the current offset, if any: late lines of
@@ -557,12 +543,7 @@ impl Tailer {
 
 /// Opens `path` with its identity; `Ok(None)` when it does not exist.
 fn open_file(path: &Path) -> std::io::Result<Option<Open>> {
-    open_with(path, Reader::open)
-}
-
-/// [`open_file`], a `.gz` file decompressed only when first read.
-fn open_file_lazy(path: &Path) -> std::io::Result<Option<Open>> {
-    open_with(path, Reader::open_lazy)
+    Ok(open_meta(path, false)?.map(|(o, _)| o))
 }
 
 /// Lines (newlines) before `offset`.
@@ -581,28 +562,69 @@ fn count_lines(r: &Reader, offset: u64) -> std::io::Result<u64> {
     Ok(n)
 }
 
-fn open_with(
-    path: &Path,
-    open: fn(&Path) -> std::io::Result<Reader>,
-) -> std::io::Result<Option<Open>> {
-    let reader = match open(path) {
-        Ok(r) => r,
+/// Opens `path` and reads its identity, all from one file descriptor (a
+/// rename meanwhile cannot mix two files); also returns its mtime.
+fn open_meta(path: &Path, lazy_gz: bool) -> std::io::Result<Option<(Open, std::time::SystemTime)>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let meta = std::fs::metadata(path)?;
-    let (fp, head) = read_head(&reader)?;
-    Ok(Some(Open {
-        reader,
-        path: path.to_path_buf(),
-        live: false,
-        devino: DevIno::of(&meta),
-        fp,
-        head: Arc::new(head),
-        offset: 0,
-        line_no: 0,
-        draining: false,
-    }))
+    let meta = file.metadata()?;
+    let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+    let (reader, (fp, head)) = if is_gz(path) && lazy_gz {
+        let head = Reader::gz_head(&file, MAX_LINE)?;
+        (Reader::Gz(file, std::sync::OnceLock::new()), head)
+    } else if is_gz(path) {
+        let r = Reader::Gz(file, std::sync::OnceLock::new());
+        let head = read_head(&r)?;
+        (r, head)
+    } else {
+        let r = Reader::File(file);
+        let head = read_head(&r)?;
+        (r, head)
+    };
+    Ok(Some((
+        Open {
+            reader,
+            path: path.to_path_buf(),
+            live: false,
+            devino: DevIno::of(&meta),
+            fp,
+            head: Arc::new(head),
+            offset: 0,
+            line_no: 0,
+            draining: false,
+        },
+        mtime,
+    )))
+}
+
+/// The rotated siblings, opened: identity and content come from the same
+/// descriptor, so a file renamed during planning is still the file planned.
+fn open_candidates(live: &Path, patterns: &[String]) -> Vec<(rotated::Candidate, Open)> {
+    let mut out = Vec::new();
+    for path in rotated::matching_paths(live, patterns) {
+        match open_meta(&path, true) {
+            Ok(Some((o, mtime))) => {
+                if let Some(fp) = o.fp {
+                    let c = rotated::Candidate {
+                        gz: is_gz(&path),
+                        devino: o.devino,
+                        mtime,
+                        fp,
+                        path,
+                    };
+                    out.push((c, o));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read a rotated file")
+            }
+        }
+    }
+    out
 }
 
 /// The first complete line and its fingerprint (`None` while incomplete).

@@ -40,6 +40,30 @@ impl Reader {
         })
     }
 
+    /// The first line of a `.gz` file and its fingerprint, decoding only as
+    /// far as the first newline (`None` while it has none).
+    pub fn gz_head(f: &File, max_len: usize) -> std::io::Result<(Option<u64>, Vec<u8>)> {
+        let mut dec =
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(PositionedReader {
+                file: f,
+                pos: 0,
+            }));
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = dec.read(&mut chunk)?;
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = super::split::memchr_nl(&buf) {
+                buf.truncate(i + 1);
+                return Ok((Some(super::identity::first_line_fp(&buf)), buf));
+            }
+            if n == 0 || buf.len() >= max_len {
+                let fp = (buf.len() >= max_len).then(|| super::identity::first_line_fp(&buf));
+                return Ok((fp, buf));
+            }
+        }
+    }
+
     /// The decompressed content of a `Gz` reader.
     fn gz_data<'r>(
         f: &File,
@@ -131,28 +155,6 @@ impl Reader {
                 return Ok((have >= max_len).then(|| super::identity::first_line_fp(&buf[..have])));
             }
             buf.resize(have + 4096, 0);
-        }
-    }
-}
-
-/// The first line's fingerprint of the file at `path` (gz or not), reading
-/// only its beginning.
-pub fn peek_fp(path: &Path, max_len: usize) -> std::io::Result<Option<u64>> {
-    if !is_gz(path) {
-        return Reader::open(path)?.first_line_fp(max_len);
-    }
-    let f = File::open(path)?;
-    let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = dec.read(&mut chunk)?;
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = super::split::memchr_nl(&buf) {
-            return Ok(Some(super::identity::first_line_fp(&buf[..=i])));
-        }
-        if n == 0 || buf.len() >= max_len {
-            return Ok((buf.len() >= max_len).then(|| super::identity::first_line_fp(&buf)));
         }
     }
 }

@@ -7,9 +7,7 @@
 //! are read in order before the live one.
 
 use super::identity::{fp_hex, DevIno};
-use super::reader::{is_gz, peek_fp};
 use std::cmp::Ordering;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -39,40 +37,17 @@ pub struct Planned {
     pub line_no: u64,
 }
 
-/// Every rotated sibling of `live` that matches `patterns` and has a
-/// complete first line (the live path itself excluded).
-pub fn candidates(live: &Path, patterns: &[String], max_len: usize) -> Vec<Candidate> {
-    let mut out: Vec<Candidate> = Vec::new();
+/// The regular files that match `patterns`, the live path excluded.
+pub fn matching_paths(live: &Path, patterns: &[String]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
     for pat in patterns {
         let Ok(paths) = glob::glob(pat) else {
             tracing::warn!(pattern = %pat, "invalid rotated-file pattern");
             continue;
         };
         for path in paths.flatten() {
-            if path == live || out.iter().any(|c| c.path == path) {
-                continue;
-            }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            match peek_fp(&path, max_len) {
-                Ok(Some(fp)) => out.push(Candidate {
-                    gz: is_gz(&path),
-                    devino: DevIno {
-                        dev: meta.dev(),
-                        ino: meta.ino(),
-                    },
-                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    fp,
-                    path,
-                }),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read a rotated file")
-                }
+            if path != live && !out.contains(&path) && path.is_file() {
+                out.push(path);
             }
         }
     }
