@@ -30,16 +30,6 @@ pub fn is_gz(path: &Path) -> bool {
 }
 
 impl Reader {
-    /// Opens `path`; a `.gz` file is decompressed when first read.
-    pub fn open_lazy(path: &Path) -> std::io::Result<Reader> {
-        let f = File::open(path)?;
-        Ok(if is_gz(path) {
-            Reader::Gz(f, std::sync::OnceLock::new())
-        } else {
-            Reader::File(f)
-        })
-    }
-
     /// The first line of a `.gz` file and its fingerprint, decoding only as
     /// far as the first newline (`None` while it has none).
     pub fn gz_head(f: &File, max_len: usize) -> std::io::Result<(Option<u64>, Vec<u8>)> {
