@@ -774,6 +774,23 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
     }
 }
 
+/// Writes the config of the focused reproductions (one queue_log source
+/// at `logs/queue_log`, its own HTTP port) into `dir`; returns its path.
+fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("calltrail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
+             path = \"logs/queue_log\"\npbx = \"pbx1\"\n{extra}",
+            tools::free_port()
+        ),
+    )
+    .expect("write config");
+    cfg
+}
+
 /// Compares every derived table of the store behind `cfg` with a rebuild
 /// from its own events in a copy; returns the differences.
 fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
@@ -909,17 +926,7 @@ fn chaos_repro_rotated_while_down_after_the_read_file_was_destroyed() {
             .tempdir()
             .expect("tempdir");
         let dir = tmp.path();
-        let cfg = dir.join("calltrail.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
-                 [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
-                 path = \"logs/queue_log\"\npbx = \"pbx1\"\n",
-                tools::free_port()
-            ),
-        )
-        .expect("write config");
+        let cfg = queue_only_config(dir, "");
         std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
         let log = dir.join("logs/queue_log");
         let lines = |call: u32| {
@@ -982,17 +989,7 @@ fn chaos_repro_live_file_rotated_while_the_daemon_finishes_older_ones() {
         .tempdir()
         .expect("tempdir");
     let dir = tmp.path();
-    let cfg = dir.join("calltrail.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
-             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
-             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
-            tools::free_port()
-        ),
-    )
-    .expect("write config");
+    let cfg = queue_only_config(dir, "poll_interval_ms = 100\n");
     std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
     let log = dir.join("logs/queue_log");
     let call = |file: &str, n: u32| {
@@ -1087,17 +1084,7 @@ fn chaos_repro_rotated_file_renamed_while_the_daemon_finishes_older_ones() {
         .tempdir()
         .expect("tempdir");
     let dir = tmp.path();
-    let cfg = dir.join("calltrail.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
-             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
-             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
-            tools::free_port()
-        ),
-    )
-    .expect("write config");
+    let cfg = queue_only_config(dir, "poll_interval_ms = 100\n");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).expect("logs dir");
     let log = logs.join("queue_log");
@@ -1215,17 +1202,7 @@ fn chaos_repro_copytruncate_while_the_daemon_is_behind() {
         .tempdir()
         .expect("tempdir");
     let dir = tmp.path();
-    let cfg = dir.join("calltrail.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
-             [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
-             path = \"logs/queue_log\"\npbx = \"pbx1\"\npoll_interval_ms = 100\n",
-            tools::free_port()
-        ),
-    )
-    .expect("write config");
+    let cfg = queue_only_config(dir, "poll_interval_ms = 100\n");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).expect("logs dir");
     let log = logs.join("queue_log");
