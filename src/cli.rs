@@ -51,6 +51,11 @@ pub enum Command {
         /// Time zone of timestamps written without one (default: the source's).
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
+        /// Store the events only; the derived state (calls, missed calls,
+        /// last agent …) follows on the next `run` or `calltrail rederive`.
+        /// For bulk backfills: deriving runs at its own pace afterwards.
+        #[arg(long)]
+        no_state: bool,
         /// Files to import (plain or .gz); rotated sets are read oldest first
         /// (`queue_log.2.gz`, `queue_log.1`, `queue_log`).
         #[arg(required = true, value_name = "PATH")]

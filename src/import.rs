@@ -7,9 +7,11 @@
 //! source checkpoint.
 
 use crate::config::{Config, SourceConfig};
-use crate::ingest::{framing_of, parser_for, BatchParser, IngestStats};
+use crate::ingest::{framing_of, parser_for, span_of, BatchParser, IngestStats};
 use crate::store::Store;
-use crate::tail::{memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE};
+use crate::tail::{
+    fp_hex, memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE,
+};
 use anyhow::Context;
 use calltrail_parsers::SourceKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,6 +31,9 @@ pub struct ImportArgs {
     pub paths: Vec<PathBuf>,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Leave deriving the state of what was imported to the next `run` or
+    /// `rederive` (`--no-state`).
+    pub skip_state: bool,
 }
 
 /// One imported file.
@@ -200,10 +205,12 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
         });
     }
     // The derived state of everything stored and not derived yet.
-    bar.set_message("deriving state");
-    let state_started = Instant::now();
-    report.derived = store.derive_all()? as u64;
-    report.state_elapsed = state_started.elapsed();
+    if !args.skip_state {
+        bar.set_message("deriving state");
+        let state_started = Instant::now();
+        report.derived = store.derive_all()? as u64;
+        report.state_elapsed = state_started.elapsed();
+    }
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     Ok(report)
@@ -226,11 +233,7 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
 /// A parsed import batch on its way to the store.
 enum Staged {
     /// Columns built from the parser's zero-copy events (queue_log).
-    Columns(
-        Box<crate::store::arrow_stage::EventColumns>,
-        Vec<crate::store::RejectRow>,
-        u64,
-    ),
+    Columns(Box<crate::ingest::ParsedColumns>),
     /// Owned events (the other line sources).
     Events(crate::ingest::Parsed),
 }
@@ -262,6 +265,9 @@ fn import_file(
     let fp = crate::tail::fnv1a(&bytes[..first_end]);
     let framing = parser.framing();
     let source = parser.source().to_string();
+    // What is already stored of this file: its records are parsed (to be
+    // counted) but not stored again.
+    let covered = store.covered(&source, &fp_hex(fp))?;
     let total = bytes.len();
     let mut stats = IngestStats::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -286,28 +292,31 @@ fn import_file(
                 line_no = s.line_no;
                 let n = s.lines.len() as u64;
                 let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
-                let parsed = match parser.parse_columns(&batch) {
-                    Some((cols, rejects, blank)) => Staged::Columns(Box::new(cols), rejects, blank),
+                let Some(span) = span_of(&batch) else {
+                    continue;
+                };
+                let parsed = match parser.parse_columns(&batch, &covered) {
+                    Some(cols) => Staged::Columns(Box::new(cols)),
                     None => Staged::Events(parser.parse(&batch)),
                 };
-                if tx.send((parsed, n, pos)).is_err() {
+                if tx.send((parsed, span, n, pos)).is_err() {
                     break; // the store side failed
                 }
             }
         });
         let mut shown = 0u64;
-        for (parsed, n, pos) in rx {
+        for (parsed, span, n, pos) in rx {
             let (c, blank, rejects) = match parsed {
-                Staged::Columns(cols, rejects, blank) => {
-                    let r = rejects.len();
-                    (
-                        store.commit_import_columns(&source, *cols, &rejects)?,
-                        blank,
-                        r,
-                    )
+                Staged::Columns(p) => {
+                    let p = *p;
+                    let (r, blank, dups) = (p.rejects.len(), p.blank, p.duplicates);
+                    let mut c =
+                        store.commit_import_columns(&source, p.columns, &p.rejects, &span)?;
+                    c.duplicates = dups as usize;
+                    (c, blank, r)
                 }
                 Staged::Events(p) => (
-                    store.commit_import_batch(&source, &p.events, &p.rejects)?,
+                    store.commit_import_batch(&source, &p.events, &p.rejects, &span)?,
                     p.blank,
                     p.rejects.len(),
                 ),

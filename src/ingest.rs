@@ -6,7 +6,9 @@
 use crate::config::{Config, SourceConfig};
 use crate::rules::Rules;
 use crate::store::arrow_stage::EventColumns;
-use crate::store::{CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, Store, StoreError};
+use crate::store::{
+    CallerInfo, Checkpoint, CommitStats, Covered, NewAction, RejectRow, Span, Store, StoreError,
+};
 use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
 use calltrail_parsers::cdr::{CdrLayout, CdrParser};
@@ -121,26 +123,33 @@ impl BatchParser {
         self.parser.framing()
     }
 
-    /// Parses every record of `batch` straight into staged columns, without
-    /// building owned events (queue_log; `None` for sources whose parser has
-    /// no zero-copy form, which use [`BatchParser::parse`]).
-    pub fn parse_columns(&mut self, batch: &Batch) -> Option<(EventColumns, Vec<RejectRow>, u64)> {
+    /// Parses every record of `batch` straight into event columns, without
+    /// building owned events, leaving out the records `covered` says are
+    /// stored (queue_log; `None` for sources whose parser has no zero-copy
+    /// form, which use [`BatchParser::parse`]).
+    pub fn parse_columns(&mut self, batch: &Batch, covered: &Covered) -> Option<ParsedColumns> {
         let LineParser::QueueLog(p) = &mut self.parser else {
             return None;
         };
         let fp = fp_hex(batch.file_fp);
-        let mut cols = EventColumns::with_capacity(batch.lines.len());
-        let mut rejects = Vec::new();
-        let mut blank = 0u64;
+        let mut out = ParsedColumns {
+            columns: EventColumns::with_capacity(batch.lines.len()),
+            rejects: Vec::new(),
+            blank: 0,
+            duplicates: 0,
+        };
         let mut id = String::new();
         for line in &batch.lines {
+            let seen = covered.contains(line.offset);
             id.clear();
             use std::fmt::Write;
             let _ = write!(id, "{}:{}:{}", self.source, fp, line.offset);
             match p.parse_line_ref(&line.bytes) {
-                Ok(Some(ev)) => cols.push_ref(&ev, &id),
-                Ok(None) => blank += 1,
-                Err(e) => rejects.push(RejectRow {
+                Ok(Some(_)) if seen => out.duplicates += 1,
+                Ok(Some(ev)) => out.columns.push_ref(&ev, &id),
+                Ok(None) => out.blank += 1,
+                Err(_) if seen => {}
+                Err(e) => out.rejects.push(RejectRow {
                     reject_id: id.clone(),
                     file_fp: fp.clone(),
                     byte_offset: line.offset,
@@ -150,7 +159,7 @@ impl BatchParser {
                 }),
             }
         }
-        Some((cols, rejects, blank))
+        Some(out)
     }
 
     /// Parses every record of `batch`.
@@ -191,6 +200,28 @@ impl BatchParser {
         }
         out
     }
+}
+
+/// The stretch of its file a batch was read from (`None` when it has no
+/// records: it only moves the checkpoint).
+pub fn span_of(batch: &Batch) -> Option<Span> {
+    let (first, last) = (batch.lines.first()?, batch.lines.last()?);
+    Some(Span {
+        file_fp: fp_hex(batch.file_fp),
+        start: first.offset,
+        end: batch.end_offset.max(last.offset + 1),
+        last: last.offset,
+    })
+}
+
+/// A batch parsed straight into columns ([`BatchParser::parse_columns`]).
+pub struct ParsedColumns {
+    pub columns: EventColumns,
+    /// Rejects not stored before.
+    pub rejects: Vec<RejectRow>,
+    pub blank: u64,
+    /// Events left out: their lines are already stored.
+    pub duplicates: u64,
 }
 
 /// Parses and stores the lines of one source.
@@ -336,6 +367,7 @@ impl Ingest {
             &rejects,
             &actions,
             cp.as_ref(),
+            span_of(batch).as_ref(),
         )?;
         let s = IngestStats {
             lines: batch.lines.len() as u64,

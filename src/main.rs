@@ -97,6 +97,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kind,
             pbx,
             timezone,
+            no_state,
             paths,
         } => {
             let cfg = load(&cli)?;
@@ -114,6 +115,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 timezone: timezone.clone(),
                 paths: paths.clone(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                skip_state: *no_state,
             };
             let r = import::import(&cfg, &args)?;
             for f in &r.files {
@@ -140,12 +142,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.rate(),
                 r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9)
             );
-            println!(
-                "  events stored at {:.0} lines/s; state derived in {:.2?} ({} state changes recorded)",
-                r.event_rate(),
-                r.state_elapsed,
-                r.derived
-            );
+            if *no_state {
+                println!(
+                    "  events stored at {:.0} lines/s; state not derived (--no-state): the next `run` or `calltrail rederive` derives it",
+                    r.event_rate()
+                );
+            } else {
+                println!(
+                    "  events stored at {:.0} lines/s; state derived in {:.2?} ({} state changes recorded)",
+                    r.event_rate(),
+                    r.state_elapsed,
+                    r.derived
+                );
+            }
             if s.rejects > 0 {
                 println!(
                     "rejected lines are kept with their position and reason: calltrail --config {} query \"SELECT source, line_no, reason FROM rejects ORDER BY rejected_at DESC LIMIT 20\"",

@@ -162,11 +162,11 @@ FROM (
     FROM range({NA})
 ) WHERE ts <= TIMESTAMP '{NOW}';
 
-INSERT INTO events (event_id, source_kind, source, pbx, ts, kind, verb, call_id, linked_id,
+INSERT INTO events (seq, event_id, source_kind, source, pbx, ts, kind, verb, call_id, linked_id,
     peer_call_id, queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw,
     direction, disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position,
     answered_at, ended_at, info, data, ingested_at)
-SELECT event_id, source_kind, source, pbx, ts, kind, verb, call_id, linked_id,
+SELECT row_number() OVER (ORDER BY ts, k, s), event_id, source_kind, source, pbx, ts, kind, verb, call_id, linked_id,
     peer_call_id, queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw,
     direction, disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position,
     answered_at, ended_at, info, data, ts + INTERVAL 2 SECOND

@@ -12,8 +12,8 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
 use std::sync::Arc;
 
-/// Column builders in the staging table's order (`ord`, then the `events`
-/// columns without `seq`).
+/// Column builders in the `events` table's order (`seq` is added by
+/// [`EventColumns::finish`]).
 pub struct EventColumns {
     n: i64,
     event_id: StringBuilder,
@@ -206,19 +206,20 @@ impl EventColumns {
         }
     }
 
-    /// The record batch, `ingested_at` = `now`.
-    pub fn finish(mut self, now: DateTime<Utc>) -> Result<RecordBatch, ArrowError> {
+    /// The record batch in the `events` table's column order, `seq`
+    /// numbered from `first_seq`, `ingested_at` = `now`.
+    pub fn finish(mut self, now: DateTime<Utc>, first_seq: i64) -> Result<RecordBatch, ArrowError> {
         let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
         let utf = DataType::Utf8;
         let mut ord = Int64Builder::with_capacity(self.n as usize);
         let mut ingested = TimestampMicrosecondBuilder::with_capacity(self.n as usize);
         for i in 0..self.n {
-            ord.append_value(i);
+            ord.append_value(first_seq + i);
             ingested.append_value(now.timestamp_micros());
         }
         let s = |b: &mut StringBuilder| -> ArrayRef { Arc::new(b.finish()) };
         let cols: Vec<(&str, DataType, ArrayRef)> = vec![
-            ("ord", DataType::Int64, Arc::new(ord.finish())),
+            ("seq", DataType::Int64, Arc::new(ord.finish())),
             ("event_id", utf.clone(), s(&mut self.event_id)),
             ("source_kind", utf.clone(), s(&mut self.source_kind)),
             ("source", utf.clone(), s(&mut self.source)),
@@ -275,13 +276,17 @@ impl EventColumns {
     }
 }
 
-/// The record batch of owned `events`.
-pub fn events_batch(events: &[Event], now: DateTime<Utc>) -> Result<RecordBatch, ArrowError> {
+/// The record batch of owned `events`, `seq` numbered from `first_seq`.
+pub fn events_batch(
+    events: &[&Event],
+    now: DateTime<Utc>,
+    first_seq: i64,
+) -> Result<RecordBatch, ArrowError> {
     let mut c = EventColumns::with_capacity(events.len());
     for e in events {
         c.push(e);
     }
-    c.finish(now)
+    c.finish(now, first_seq)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 use super::{db, StoreError};
 use calltrail_parsers::{Event, Str};
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 use duckdb::Row;
+use duckdb::{params, Connection};
 use serde::de::DeserializeOwned;
 
 /// `{table}` is `events` or `state_events`.
@@ -102,31 +102,24 @@ CREATE TEMP TABLE IF NOT EXISTS events_stage AS
 DELETE FROM temp.events_stage;";
 
 /// Bulk-loads `events` into the connection's staging table with DuckDB's
-/// appender (row-by-row INSERTs cost ~1 ms each; the appender ~1 µs).
-/// Called before the batch's transaction; [`insert_staged`] moves them.
+/// appender (row-by-row INSERTs cost ~1 ms each), `ord` numbered from
+/// `first` (the `seq`s they will get in `events`, or just their order).
+/// Called before the batch's transaction; [`insert_staged_into`] or
+/// [`insert_staged_new`] moves them.
 pub(super) fn stage(
     conn: &Connection,
     events: &[Event],
     now: DateTime<Utc>,
+    first: i64,
 ) -> Result<(), StoreError> {
     conn.execute_batch(STAGE_DDL)
         .map_err(db("preparing the event stage"))?;
     if events.is_empty() {
         return Ok(());
     }
-    let batch = super::arrow_stage::events_batch(events, now)
+    let refs: Vec<&Event> = events.iter().collect();
+    let batch = super::arrow_stage::events_batch(&refs, now, first)
         .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
-    stage_batch(conn, batch)
-}
-
-/// Appends a record batch (see [`super::arrow_stage`]) to the staging table
-/// (emptied first).
-pub(super) fn stage_batch(
-    conn: &Connection,
-    batch: duckdb::arrow::array::RecordBatch,
-) -> Result<(), StoreError> {
-    conn.execute_batch(STAGE_DDL)
-        .map_err(db("preparing the event stage"))?;
     let mut app = conn
         .appender_to_catalog_and_db("events_stage", "temp", "main")
         .map_err(db("opening the event stage"))?;
@@ -136,13 +129,46 @@ pub(super) fn stage_batch(
     Ok(())
 }
 
-/// Moves the staged events into `events` (keeping their order, skipping
-/// ids already stored); returns how many were new.
-pub(super) fn insert_staged(conn: &Connection) -> Result<usize, StoreError> {
-    insert_staged_into(conn, "events")
+/// Appends a record batch (see [`super::arrow_stage`], `seq` already given)
+/// straight to `events`, inside the caller's transaction; returns its rows.
+pub(super) fn append(
+    conn: &Connection,
+    batch: duckdb::arrow::array::RecordBatch,
+) -> Result<usize, StoreError> {
+    let n = batch.num_rows();
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut app = conn
+        .appender("events")
+        .map_err(db("opening the events appender"))?;
+    app.append_record_batch(batch)
+        .map_err(db("appending events"))?;
+    app.flush().map_err(db("appending events"))?;
+    Ok(n)
 }
 
-/// Moves the staged events into `table` (`events` or `state_events`).
+/// Moves the staged events (their `ord` is their `seq`) into `events`,
+/// skipping ids `source` already stored (snapshot sources: record + version
+/// ids, low volume); returns how many were new.
+pub(super) fn insert_staged_new(conn: &Connection, source: &str) -> Result<usize, StoreError> {
+    let n = conn
+        .execute(
+            "INSERT INTO events
+             SELECT * FROM temp.events_stage s
+             WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.source = ? AND e.event_id = s.event_id)
+             ORDER BY ord",
+            params![source],
+        )
+        .map_err(db("inserting events"))?;
+    conn.execute("DELETE FROM temp.events_stage", [])
+        .map_err(db("clearing the event stage"))?;
+    Ok(n)
+}
+
+/// Moves the staged events into `state_events` (keeping their order,
+/// skipping ids already stored; `seq` from its sequence); returns how many
+/// were new.
 pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize, StoreError> {
     let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
     let n = conn

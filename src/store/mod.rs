@@ -1,17 +1,20 @@
 //! The DuckDB store: events, rejects, per-source checkpoints, per-sink
 //! publication checkpoints and the action outbox.
 //!
-//! Invariant: a batch's events, rejects, actions and the source checkpoint
-//! that covers them are committed in ONE transaction, so after any crash the
-//! checkpoint says exactly which input is already accounted for. Inserts are
-//! keyed on deterministic ids (`INSERT OR IGNORE`), so re-reading input that
-//! was already committed (an import run twice, a replay) adds nothing.
+//! Invariant: a batch's events, rejects, actions, the byte range of the file
+//! they came from (`covered`) and the source checkpoint are committed in ONE
+//! transaction, so after any crash the checkpoint says exactly which input
+//! is already accounted for. A batch re-read from a range already covered
+//! (an import run twice, a replay) adds nothing; snapshot sources skip ids
+//! already stored. `events` has no key: it is appended to in columnar form.
 
 pub mod arrow_stage;
+mod covered;
 mod events;
 mod schema;
 mod snapshot;
 
+pub use covered::{offset_of, Covered, Span};
 pub use snapshot::{RowState, SNAPSHOT_DDL};
 
 use crate::state::{StateConfig, Touched};
@@ -125,6 +128,8 @@ pub struct Store {
     /// tables and `state_events`), apart from ingest so that deriving never
     /// delays a line reaching `events`.
     state_lock: Arc<Mutex<()>>,
+    /// The `seq` of the next event appended (taken under `commit_lock`).
+    next_seq: Arc<Mutex<i64>>,
 }
 
 /// Inserts rejects (ignoring ids already stored); returns how many were new.
@@ -179,16 +184,32 @@ impl Store {
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
+        conn.execute_batch(&schema::events_ddl())
+            .map_err(db("creating the events table"))?;
         conn.execute_batch(&schema::state_events_ddl())
             .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
+        let v1: i64 = conn
+            .query_row(schema::IS_V1, [], |r| r.get(0))
+            .map_err(db("checking the events layout"))?;
+        if v1 > 0 {
+            tracing::info!(store = %path.display(), "rewriting the events table of calltrail 0.1 without its key (once)");
+            conn.execute_batch(&format!("BEGIN; {} COMMIT;", schema::MIGRATE_V1))
+                .map_err(db("migrating the events table"))?;
+        }
+        let next: i64 = conn
+            .query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(db("reading the last event seq"))?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             state: Arc::new(StateConfig::default()),
             commit_lock: Arc::new(Mutex::new(())),
             state_lock: Arc::new(Mutex::new(())),
+            next_seq: Arc::new(Mutex::new(next)),
         })
     }
 
@@ -230,7 +251,18 @@ impl Store {
             state: self.state.clone(),
             commit_lock: self.commit_lock.clone(),
             state_lock: self.state_lock.clone(),
+            next_seq: self.next_seq.clone(),
         })
+    }
+
+    /// The `seq` the next appended event gets; call with the commit guard
+    /// held, and [`Store::advance_seq`] once the transaction committed.
+    pub(crate) fn peek_seq(&self) -> i64 {
+        *self.next_seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn advance_seq(&self, by: usize) {
+        *self.next_seq.lock().unwrap_or_else(|p| p.into_inner()) += by as i64;
     }
 
     /// Held for the whole of a writing transaction (see `commit_lock`).
@@ -284,23 +316,18 @@ impl Store {
     }
 
     /// Per file fingerprint, the offset of the last record of `source`
-    /// stored (as event or reject): what the tailer needs when the file it
-    /// was reading is gone.
+    /// stored (as event, reject or blank line): what the tailer needs when
+    /// the file it was reading is gone.
     pub fn stored_offsets(&self, source: &str) -> Result<HashMap<u64, u64>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT fp, max(off) FROM (
-                    SELECT regexp_extract(event_id, ':([0-9a-f]{16}):[0-9]+$', 1) AS fp,
-                           TRY_CAST(regexp_extract(event_id, ':([0-9]+)$', 1) AS BIGINT) AS off
-                    FROM events WHERE source = ?
-                    UNION ALL
-                    SELECT file_fp, byte_offset FROM rejects WHERE source = ?)
-                 WHERE fp <> '' AND off IS NOT NULL GROUP BY fp",
+                "SELECT file_fp, arg_max(last_offset, end_offset) FROM covered
+                 WHERE source = ? GROUP BY file_fp",
             )
             .map_err(db("preparing the stored-offsets scan"))?;
         let rows = stmt
-            .query_map(params![source, source], |r| {
+            .query_map(params![source], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })
             .map_err(db("scanning stored offsets"))?;
@@ -314,8 +341,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Commits a batch atomically: events, rejects, actions and (when given)
-    /// the source checkpoint that covers them.
+    /// Commits a batch atomically: events, rejects, actions, the span of
+    /// the file they were read from and (when given) the source checkpoint.
+    /// Records whose offset lies in a range of the file already stored are
+    /// dropped (counted as duplicates).
     pub fn commit_batch(
         &self,
         source: &str,
@@ -323,24 +352,40 @@ impl Store {
         rejects: &[RejectRow],
         actions: &[NewAction],
         checkpoint: Option<&Checkpoint>,
+        span: Option<&Span>,
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
         let t0 = std::time::Instant::now();
-        events::stage(&conn, events, now)?;
-        let staged = t0.elapsed();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let mut covered = match span {
+            Some(sp) => Covered::load(&tx, source, &sp.file_fp)?,
+            None => Covered::default(),
+        };
+        let seen = |off: Option<u64>| off.is_some_and(|o| covered.contains(o));
+        let fresh: Vec<&Event> = match span {
+            Some(sp) if covered.overlaps(sp.start, sp.end) => events
+                .iter()
+                .filter(|e| !seen(offset_of(&e.event_id)))
+                .collect(),
+            _ => events.iter().collect(),
+        };
+        let fresh_rejects: Vec<RejectRow> = match span {
+            Some(sp) if covered.overlaps(sp.start, sp.end) => rejects
+                .iter()
+                .filter(|r| !seen(Some(r.byte_offset)))
+                .cloned()
+                .collect(),
+            _ => rejects.to_vec(),
+        };
+        let first = self.peek_seq();
+        let batch = arrow_stage::events_batch(&fresh, now, first)
+            .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
         let mut stats = CommitStats::default();
-        stats.inserted = events::insert_staged(&tx)?;
-        stats.duplicates = events.len().saturating_sub(stats.inserted);
-        tracing::debug!(
-            events = events.len(),
-            stage_ms = staged.as_millis() as u64,
-            insert_ms = (t0.elapsed() - staged).as_millis() as u64,
-            "events stored"
-        );
-        stats.rejects = insert_rejects(&tx, source, rejects, now)?;
+        stats.inserted = events::append(&tx, batch)?;
+        stats.duplicates = events.len() - stats.inserted;
+        stats.rejects = insert_rejects(&tx, source, &fresh_rejects, now)?;
         if !actions.is_empty() {
             let mut ins = tx
                 .prepare_cached(
@@ -360,6 +405,9 @@ impl Store {
                     .map_err(db("inserting an action"))?;
             }
         }
+        if let Some(sp) = span {
+            covered.record(&tx, source, sp)?;
+        }
         if let Some(cp) = checkpoint {
             tx.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -376,32 +424,54 @@ impl Store {
             .map_err(db("writing the checkpoint"))?;
         }
         tx.commit().map_err(db("committing the batch"))?;
+        self.advance_seq(stats.inserted);
+        tracing::debug!(
+            events = stats.inserted,
+            duplicates = stats.duplicates,
+            commit_ms = t0.elapsed().as_millis() as u64,
+            "events stored"
+        );
         Ok(stats)
     }
 
-    /// Commits a bulk import's events given as staged columns (the import
-    /// path builds them straight from the parser's zero-copy events) and its
-    /// rejects; returns `(new, duplicates)`.
+    /// The ranges of `file_fp` already stored for `source` (an import
+    /// skips the records in them before building its columns).
+    pub fn covered(&self, source: &str, file_fp: &str) -> Result<Covered, StoreError> {
+        Covered::load(&self.lock(), source, file_fp)
+    }
+
+    /// Commits a bulk import's events given as columns (the import path
+    /// builds them straight from the parser's zero-copy events, leaving out
+    /// records [`Store::covered`] holds), its rejects and the span they were
+    /// read from. An import is the only writer of its store (DuckDB allows
+    /// one process), so what it read of `covered` stays true. No actions, no
+    /// source checkpoint: an import is idempotent instead.
     pub fn commit_import_columns(
         &self,
         source: &str,
         columns: arrow_stage::EventColumns,
         rejects: &[RejectRow],
+        span: &Span,
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
-        let n = columns.len();
-        let batch = columns
-            .finish(now)
-            .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
         let _serial = self.commit_guard();
+        let first = self.peek_seq();
+        let batch = columns
+            .finish(now, first)
+            .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
         let mut conn = self.lock();
-        events::stage_batch(&conn, batch)?;
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
-        let mut stats = CommitStats::default();
-        stats.inserted = events::insert_staged(&tx)?;
-        stats.duplicates = n.saturating_sub(stats.inserted);
-        stats.rejects = insert_rejects(&tx, source, rejects, now)?;
+        // The caller left out what `covered` held when it started; the span
+        // is stored whole once this commits.
+        let mut covered = Covered::load(&tx, source, &span.file_fp)?;
+        let stats = CommitStats {
+            inserted: events::append(&tx, batch)?,
+            rejects: insert_rejects(&tx, source, rejects, now)?,
+            ..CommitStats::default()
+        };
+        covered.record(&tx, source, span)?;
         tx.commit().map_err(db("committing the batch"))?;
+        self.advance_seq(stats.inserted);
         Ok(stats)
     }
 
@@ -412,8 +482,9 @@ impl Store {
         source: &str,
         events: &[Event],
         rejects: &[RejectRow],
+        span: &Span,
     ) -> Result<CommitStats, StoreError> {
-        self.commit_batch(source, events, rejects, &[], None)
+        self.commit_batch(source, events, rejects, &[], None, Some(span))
     }
 
     /// Derives the state of up to `limit` stored events after the state
@@ -461,7 +532,7 @@ impl Store {
             .map_err(db("updating the derived state"))?;
         let mut recorded = 0;
         if !derived.is_empty() {
-            events::stage(&tx, &derived, now)?;
+            events::stage(&tx, &derived, now, 0)?;
             recorded = events::insert_staged_into(&tx, "state_events")?;
         }
         tx.execute(
@@ -691,7 +762,7 @@ impl Store {
         let closed =
             crate::state::sweep(&tx, &self.state, now).map_err(db("sweeping the state"))?;
         if !closed.is_empty() {
-            events::stage(&tx, &closed, now)?;
+            events::stage(&tx, &closed, now, 0)?;
             events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the sweep"))?;

@@ -112,7 +112,8 @@ impl Store {
         let mut conn = self.lock();
         conn.execute_batch(STAGE_DDL)
             .map_err(db("preparing the staging tables"))?;
-        super::events::stage(&conn, events, now)?;
+        let first = self.peek_seq();
+        super::events::stage(&conn, events, now, first)?;
         {
             let mut app = conn
                 .appender_to_catalog_and_db("snapshot_rows_stage", "temp", "main")
@@ -138,7 +139,7 @@ impl Store {
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut stats = CommitStats::default();
         if !events.is_empty() {
-            stats.inserted = super::events::insert_staged(&tx)?;
+            stats.inserted = super::events::insert_staged_new(&tx, source)?;
             stats.duplicates = events.len().saturating_sub(stats.inserted);
         }
         stats.rejects = super::insert_rejects(&tx, source, rejects, now)?;
@@ -150,6 +151,8 @@ impl Store {
             .map_err(db("writing snapshot row states"))?;
         }
         tx.commit().map_err(db("committing the snapshot"))?;
+        // Skipped ids leave gaps in `seq`; the next batch starts after them.
+        self.advance_seq(events.len());
         conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")
             .map_err(db("clearing the staging tables"))?;
         Ok(stats)
