@@ -2,15 +2,18 @@
 //!
 //! Events are committed to DuckDB first; this task reads them in `seq` order
 //! after its own checkpoint, publishes them (key = call id), waits for every
-//! acknowledgement, and only then moves its checkpoint. A broker outage
-//! therefore delays the stream but never loses it, and never stalls local
-//! ingest. A crash between acknowledgement and checkpoint re-publishes that
-//! batch: delivery is at-least-once, with `event_id` for de-duplication.
+//! acknowledgement, and only then moves its position. The position is kept
+//! in memory and written as the checkpoint at most once a second (and when
+//! it stops), so no checkpoint commit sits between two messages. A broker
+//! outage delays the stream but never loses it, and never stalls local
+//! ingest. A crash re-publishes what was acknowledged since the last
+//! checkpoint write (≤ 1 s): delivery is at-least-once, with `event_id` for
+//! de-duplication.
 
 use crate::store::Store;
 use calltrail_sinks::{KafkaMessage, KafkaSink};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 /// The sink name under which the publisher keeps its checkpoint.
@@ -36,6 +39,11 @@ pub const STATE_EVENTS: Stream = Stream {
     sink: STATE_SINK,
 };
 const BATCH: usize = 5_000;
+/// How often the publisher's checkpoint is written while it keeps
+/// publishing (and always when it goes idle past this, or stops). Between
+/// writes its position is kept in memory, so a commit of the checkpoint
+/// never delays the next message; a crash re-publishes at most this much.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether background workers keep running or finish what is due and stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +62,27 @@ pub async fn run(
 ) {
     let store = Arc::new(store);
     let mut backoff = Duration::from_millis(200);
+    // Published up to here (read from the store once, then kept in memory).
+    let mut after: Option<i64> = None;
+    // Published but not yet written as the checkpoint.
+    let mut unsaved: Option<i64> = None;
+    let mut saved_at = Instant::now();
     loop {
         let s = store.clone();
         let batch = tokio::task::spawn_blocking(move || {
-            let after = s.sink_checkpoint(stream.sink)?;
-            let b = s.events_after_in(stream.table, after, BATCH)?;
-            Ok::<_, crate::store::StoreError>((stream.sink, b))
+            let from = match after {
+                Some(a) => a,
+                None => s.sink_checkpoint(stream.sink)?,
+            };
+            let b = s.events_after_in(stream.table, from, BATCH)?;
+            Ok::<_, crate::store::StoreError>((from, b))
         })
         .await;
-        let (sink_name, batch) = match batch {
-            Ok(Ok(b)) => b,
+        let batch = match batch {
+            Ok(Ok((from, b))) => {
+                after = Some(from);
+                b
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read events to publish");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -75,12 +94,21 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
-            if *mode.borrow() == Mode::Drain {
+            let draining = *mode.borrow() == Mode::Drain;
+            if unsaved.is_some() && (draining || saved_at.elapsed() >= CHECKPOINT_EVERY) {
+                save(&store, stream.sink, &mut unsaved).await;
+                saved_at = Instant::now();
+            }
+            if draining {
                 return;
             }
+            let idle = match unsaved {
+                Some(_) => CHECKPOINT_EVERY.saturating_sub(saved_at.elapsed()),
+                None => Duration::from_secs(1),
+            };
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(idle) => {}
                 _ = mode.changed() => {}
             }
             continue;
@@ -112,23 +140,18 @@ pub async fn run(
         match sink.publish_batch(&msgs).await {
             Ok(()) => {
                 let last = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
-                let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink_name, last))
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        tracing::debug!(
-                            count = batch.len(),
-                            last_seq = last,
-                            topic = sink.topic(),
-                            "published"
-                        );
-                        backoff = Duration::from_millis(200);
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "published, but cannot store the kafka checkpoint (the batch will be sent again)")
-                    }
-                    Err(e) => tracing::error!(error = %e, "publisher checkpoint task failed"),
+                tracing::debug!(
+                    count = batch.len(),
+                    last_seq = last,
+                    topic = sink.topic(),
+                    "published"
+                );
+                after = Some(last);
+                unsaved = Some(last);
+                backoff = Duration::from_millis(200);
+                if saved_at.elapsed() >= CHECKPOINT_EVERY {
+                    save(&store, stream.sink, &mut unsaved).await;
+                    saved_at = Instant::now();
                 }
             }
             Err(e) => {
@@ -140,11 +163,26 @@ pub async fn run(
                 if *mode.borrow() == Mode::Drain {
                     // Draining with a broker that is down: stop; the store
                     // keeps the events and the next start publishes them.
+                    save(&store, stream.sink, &mut unsaved).await;
                     tracing::warn!("stopping with unpublished events; they will be published on the next start");
                     return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+/// Writes the publisher's checkpoint (`unsaved` is cleared once stored; on
+/// failure it is kept and written next time).
+async fn save(store: &Arc<Store>, sink: &'static str, unsaved: &mut Option<i64>) {
+    let Some(seq) = *unsaved else { return };
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink, seq)).await {
+        Ok(Ok(())) => *unsaved = None,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot store the kafka checkpoint (what follows it will be sent again after a restart)")
+        }
+        Err(e) => tracing::error!(error = %e, "publisher checkpoint task failed"),
     }
 }
