@@ -122,42 +122,36 @@ impl Covered {
             source,
             span.file_fp
         ];
+        let exec = |sql: &str, p: &[&dyn duckdb::ToSql]| {
+            conn.prepare_cached(sql).and_then(|mut st| st.execute(p))
+        };
+        const INSERT: &str =
+            "INSERT INTO covered (start_offset, end_offset, last_offset, source, file_fp)
+                              VALUES (?, ?, ?, ?, ?)";
         match absorbed.as_slice() {
-            [] => conn
-                .execute(
-                    "INSERT INTO covered (start_offset, end_offset, last_offset, source, file_fp)
-                     VALUES (?, ?, ?, ?, ?)",
-                    values,
-                )
-                .map(drop),
-            [one] => conn
-                .execute(
-                    "UPDATE covered SET start_offset = ?, end_offset = ?, last_offset = ?
-                     WHERE source = ? AND file_fp = ? AND start_offset = ?",
-                    params![
-                        sql_off(merged.start),
-                        sql_off(merged.end),
-                        sql_off(merged.last),
-                        source,
-                        span.file_fp,
-                        sql_off(one.start)
-                    ],
-                )
-                .map(drop),
+            [] => exec(INSERT, values).map(drop),
+            [one] => exec(
+                "UPDATE covered SET start_offset = ?, end_offset = ?, last_offset = ?
+                 WHERE source = ? AND file_fp = ? AND start_offset = ?",
+                params![
+                    sql_off(merged.start),
+                    sql_off(merged.end),
+                    sql_off(merged.last),
+                    source,
+                    span.file_fp,
+                    sql_off(one.start)
+                ],
+            )
+            .map(drop),
             many => {
                 for r in many {
-                    conn.execute(
+                    exec(
                         "DELETE FROM covered WHERE source = ? AND file_fp = ? AND start_offset = ?",
                         params![source, span.file_fp, sql_off(r.start)],
                     )
                     .map_err(db("merging covered ranges"))?;
                 }
-                conn.execute(
-                    "INSERT INTO covered (start_offset, end_offset, last_offset, source, file_fp)
-                     VALUES (?, ?, ?, ?, ?)",
-                    values,
-                )
-                .map(drop)
+                exec(INSERT, values).map(drop)
             }
         }
         .map_err(db("recording a covered range"))?;

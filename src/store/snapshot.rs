@@ -153,6 +153,7 @@ impl Store {
         tx.commit().map_err(db("committing the snapshot"))?;
         // Skipped ids leave gaps in `seq`; the next batch starts after them.
         self.advance_seq(events.len());
+        self.recent_forget();
         conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")
             .map_err(db("clearing the staging tables"))?;
         Ok(stats)
