@@ -10,7 +10,7 @@
 //! checkpoint write (≤ 1 s): delivery is at-least-once, with `event_id` for
 //! de-duplication.
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use calltrail_sinks::{KafkaMessage, KafkaSink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +27,11 @@ pub struct Stream {
     pub sink: &'static str,
 }
 
+const EVENTS_TABLE: &str = "events";
+
 /// The input events.
 pub const EVENTS: Stream = Stream {
-    table: "events",
+    table: EVENTS_TABLE,
     sink: SINK,
 };
 /// The derived state changes (`state_events`), published by their own task
@@ -67,17 +69,15 @@ pub async fn run(
     // Published but not yet written as the checkpoint.
     let mut unsaved: Option<i64> = None;
     let mut saved_at = Instant::now();
+    // The read of what follows the batch in flight, started before that
+    // batch is sent so that it overlaps the wait for the broker.
+    let mut ahead: Option<Read> = None;
     loop {
-        let s = store.clone();
-        let batch = tokio::task::spawn_blocking(move || {
-            let from = match after {
-                Some(a) => a,
-                None => s.sink_checkpoint(stream.sink)?,
-            };
-            let b = s.events_after_in(stream.table, from, BATCH)?;
-            Ok::<_, crate::store::StoreError>((from, b))
-        })
-        .await;
+        let read_started = Instant::now();
+        let batch = match ahead.take() {
+            Some(r) => r.await,
+            None => read(&store, stream, after).await,
+        };
         let batch = match batch {
             Ok(Ok((from, b))) => {
                 after = Some(from);
@@ -137,11 +137,15 @@ pub async fn run(
                 headers: h,
             })
             .collect();
+        let publish_started = Instant::now();
+        let last = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
+        ahead = Some(read(&store, stream, Some(last)));
         match sink.publish_batch(&msgs).await {
             Ok(()) => {
-                let last = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
                 tracing::debug!(
                     count = batch.len(),
+                    read_us = (publish_started - read_started).as_micros() as u64,
+                    publish_us = publish_started.elapsed().as_micros() as u64,
                     last_seq = last,
                     topic = sink.topic(),
                     "published"
@@ -155,6 +159,8 @@ pub async fn run(
                 }
             }
             Err(e) => {
+                // Sent again from the same position: the read ahead is moot.
+                ahead = None;
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "kafka publish failed; will retry");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -185,4 +191,28 @@ async fn save(store: &Arc<Store>, sink: &'static str, unsaved: &mut Option<i64>)
         }
         Err(e) => tracing::error!(error = %e, "publisher checkpoint task failed"),
     }
+}
+
+/// A read of the events after a position, running on the blocking pool.
+type Read =
+    tokio::task::JoinHandle<Result<(i64, Vec<(i64, calltrail_parsers::Event)>), StoreError>>;
+
+/// Starts reading the next batch of `stream` after `after` (after the
+/// stored checkpoint when `None`).
+fn read(store: &Arc<Store>, stream: Stream, after: Option<i64>) -> Read {
+    if let (Some(a), EVENTS_TABLE) = (after, stream.table) {
+        // Just committed: from memory, no query.
+        if let Some(b) = store.recent_after(a, BATCH) {
+            return tokio::spawn(std::future::ready(Ok((a, b))));
+        }
+    }
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let from = match after {
+            Some(a) => a,
+            None => s.sink_checkpoint(stream.sink)?,
+        };
+        let b = s.events_after_in(stream.table, from, BATCH)?;
+        Ok((from, b))
+    })
 }

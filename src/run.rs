@@ -122,8 +122,15 @@ fn spawn_tailer(
             let mut tailer = Tailer::new(&path, opts, start).with_checkpoint_time(since);
             tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
                 Ok(s) => {
-                    if s.events > 0 || s.actions > 0 {
-                        wakers.iter().for_each(|w| w.notify_one());
+                    // [kafka, actions, state]: the action worker only when
+                    // there is an action (its poll is a query).
+                    let [kafka, actions, state] = &wakers;
+                    if s.events > 0 {
+                        kafka.notify_one();
+                        state.notify_one();
+                    }
+                    if s.actions > 0 {
+                        actions.notify_one();
                     }
                     tracing::debug!(source = %name, lines = s.lines, events = s.events, rejects = s.rejects, "batch committed");
                     Verdict::Committed
@@ -166,23 +173,25 @@ pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
     let action_wake = Arc::new(Notify::new());
     let (mode_tx, mode_rx) = watch::channel(Mode::Run);
 
-    // Input events and derived state changes are published by two tasks
-    // sharing one producer, each with its own checkpoint.
+    // Input events and derived state changes are published by two tasks,
+    // each with its own checkpoint and its own producer (connection): the
+    // state's batches (every ~0.1 s) never queue in front of input events.
     let state_pub_wake = Arc::new(Notify::new());
     let publishers = match kafka {
         Some(sink) => {
-            let sink = Arc::new(sink);
+            let state_sink =
+                Arc::new(kafka_sink(cfg)?.context("the Kafka config vanished while starting")?);
             vec![
                 tokio::spawn(publish::run(
                     store.handle()?,
-                    sink.clone(),
+                    Arc::new(sink),
                     publish::EVENTS,
                     kafka_wake.clone(),
                     mode_rx.clone(),
                 )),
                 tokio::spawn(publish::run(
                     store.handle()?,
-                    sink,
+                    state_sink,
                     publish::STATE_EVENTS,
                     state_pub_wake.clone(),
                     mode_rx.clone(),
@@ -288,7 +297,8 @@ async fn derive_state(
     loop {
         loop {
             let s = store.clone();
-            let r = tokio::task::spawn_blocking(move || s.derive_state(20_000))
+            let started = std::time::Instant::now();
+            let r = tokio::task::spawn_blocking(move || s.derive_state(DERIVE_BATCH))
                 .await
                 .context("the state deriver task failed")?;
             let (n, recorded) = match r {
@@ -302,24 +312,52 @@ async fn derive_state(
                     continue;
                 }
             };
-            if n == 0 {
-                break;
-            }
             if recorded > 0 {
                 published.notify_one();
             }
-            tracing::debug!(events = n, state_changes = recorded, "state derived");
+            if n > 0 {
+                tracing::debug!(
+                    events = n,
+                    state_changes = recorded,
+                    ms = started.elapsed().as_millis() as u64,
+                    "state derived"
+                );
+            }
+            // A full batch: more is waiting. Otherwise it caught up with what
+            // was committed when it started, and the rest waits for the next
+            // wake-up (coalesced below); when draining, only an empty pass
+            // ends it.
+            let draining = *mode.borrow() == Mode::Drain;
+            if n == 0 || (n < DERIVE_BATCH && !draining) {
+                break;
+            }
         }
         if *mode.borrow() == Mode::Drain {
             return Ok(());
         }
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                // Let more commits land first: one derivation per
+                // STATE_COALESCE instead of one per committed batch keeps its
+                // transactions (~0.1 s each) from competing with ingest and
+                // publishing (the latency of input events) for DuckDB and
+                // the CPU.
+                tokio::select! {
+                    _ = tokio::time::sleep(STATE_COALESCE) => {}
+                    _ = mode.changed() => {}
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = mode.changed() => {}
         }
     }
 }
+
+/// Events per state-deriving transaction.
+const DERIVE_BATCH: usize = 20_000;
+
+/// How long the state deriver lets commits accumulate after a wake-up.
+const STATE_COALESCE: Duration = Duration::from_millis(500);
 
 /// Settles the time-dependent state (missed-call episodes expiring, callers
 /// waiting too long) every `[state] sweep_interval_s`, until the run drains.

@@ -89,7 +89,9 @@ fn default_properties(cfg: &KafkaConfig) -> Vec<(&'static str, String)> {
         // package). `compression.type=lz4` works without any extra crate
         // feature: librdkafka bundles lz4.
         ("compression.type", "none".to_owned()),
-        ("linger.ms", "5".to_owned()),
+        // Send at once: a batch is handed over whole (publish_batch), so
+        // waiting for more only adds latency (librdkafka's default is 5 ms).
+        ("linger.ms", "0".to_owned()),
         // Same key -> same partition as the Java/Python (murmur2) clients,
         // so other producers of the same topic agree on placement.
         ("partitioner", "murmur2_random".to_owned()),
@@ -356,7 +358,7 @@ mod tests {
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("acks"), Some("all"));
         assert_eq!(c.get("compression.type"), Some("none"));
-        assert_eq!(c.get("linger.ms"), Some("5"));
+        assert_eq!(c.get("linger.ms"), Some("0"));
         assert_eq!(c.get("message.timeout.ms"), Some("30000"));
         assert_eq!(c.get("max.in.flight.requests.per.connection"), None);
 
