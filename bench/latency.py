@@ -118,9 +118,11 @@ def create_topic(bootstrap, topic, partitions):
 
 
 def baseline(bootstrap, rate, seconds):
-    """kafka-python produce -> consume on the same broker, same rate."""
+    """kafka-python produce -> consume on the same broker, same rate, with
+    messages the size of calltrail's (~700 bytes of JSON), for as long as the
+    steady phase (a broker may slow down as its log grows)."""
     create_topic(bootstrap, "baseline", 3)
-    cons = Consumer(bootstrap, "baseline", lambda r: r.value.decode())
+    cons = Consumer(bootstrap, "baseline", lambda r: r.key.decode())
     cons.start()
     cons.ready.wait(30)
     prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
@@ -130,7 +132,7 @@ def baseline(bootstrap, rate, seconds):
     for i in range(n):
         key = str(i)
         sent[key] = time.time()
-        prod.send("baseline", key=key.encode(), value=key.encode())
+        prod.send("baseline", key=key.encode(), value=key.ljust(700).encode())
         prod.flush()  # one message at a time, like one line at a time
         delay = t0 + (i + 1) / rate - time.monotonic()
         if delay > 0:
@@ -140,7 +142,7 @@ def baseline(bootstrap, rate, seconds):
         time.sleep(0.05)
     cons.stop = True
     prod.close()
-    return [cons.got[k] - sent[k] for k in sent if k in cons.got], n
+    return [(sent[k], cons.got[k] - sent[k]) for k in sent if k in cons.got], n
 
 
 class W:
@@ -180,11 +182,14 @@ def main():
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--burst", type=int, default=2000)
-    ap.add_argument("--baseline-seconds", type=float, default=20.0)
+    ap.add_argument("--baseline-seconds", type=float, default=None,
+                    help="default: as long as the steady phase")
     ap.add_argument("--poll-ms", type=int, default=500, help="the source's poll_interval_ms (default: calltrail's default)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--duckdb-baseline", help="JSON from duckdb_insert_baseline.py (one-row commit p50/p99)")
     args = ap.parse_args()
+    if args.baseline_seconds is None:
+        args.baseline_seconds = args.seconds
 
     work = tempfile.mkdtemp(prefix="calltrail-latency-")
     port = free_port()
@@ -211,7 +216,8 @@ def main():
         time.sleep(0.5)
 
         print("latency: baseline: kafka-python produce -> consume, %.0f msg/s for %.0f s ..." % (args.rate, args.baseline_seconds), flush=True)
-        base, base_n = baseline(bootstrap, args.rate, args.baseline_seconds)
+        base_timed, base_n = baseline(bootstrap, args.rate, args.baseline_seconds)
+        base = [l for _, l in base_timed]
 
         topic = "calltrail.events"
         create_topic(bootstrap, topic, 3)
@@ -228,7 +234,7 @@ def main():
             )
         daemon_log = open(os.path.join(work, "daemon.log"), "w")
         daemon = subprocess.Popen(
-            [args.calltrail, "--config", cfg, "--log", "info", "run"],
+            [args.calltrail, "--config", cfg, "--log", os.environ.get("CALLTRAIL_BENCH_LOG", "info"), "run"],
             stdout=subprocess.DEVNULL,
             stderr=daemon_log,
         )
@@ -281,6 +287,18 @@ def main():
             print("  %s:" % name)
             print("    append -> DuckDB (batch commit start): %s  (missing %d)" % (fmt(db), len(appended) - len(db)))
             print("    append -> consumable from Kafka:       %s  (missing %d)" % (fmt(kf), len(appended) - len(kf)))
+        # In 10 s windows: does latency drift as the store and the topic grow?
+        def windows(timed):
+            if not timed:
+                return ""
+            t0 = min(t for t, _ in timed)
+            w = {}
+            for t, lat in timed:
+                w.setdefault(int((t - t0) // 10), []).append(lat)
+            return "  ".join("%d-%ds %.0f" % (i * 10, i * 10 + 10, pct(v, 99) * 1e3) for i, v in sorted(w.items()))
+        print("  p99 (ms) per 10 s window, steady append -> Kafka: %s" % windows(
+            [(t, cons.got[k] - t) for k, t in steady.items() if k in cons.got]))
+        print("  p99 (ms) per 10 s window, baseline produce -> consume: %s" % windows(base_timed))
         print("  baseline, kafka-python produce -> consume (%.0f msg/s): %s  (missing %d)" % (args.rate, fmt(base), base_n - len(base)))
         kf_all = [cons.got[k] - t for k, t in steady.items() if k in cons.got]
         db_all = [stored[k] - t for k, t in steady.items() if k in stored]

@@ -12,9 +12,12 @@
 #                         [--baseline-seconds 20] [--poll-ms 500] [--keep]
 #
 # Builds `calltrail` with the dev profile (the one CI builds: dependencies
-# such as DuckDB and librdkafka at opt-level 2, calltrail's own crates
-# unoptimized) into $CARGO_TARGET_DIR (default ~/.cache/calltrail/target,
-# shared with .ci/run); installs the test tools (tests/setup.sh) if missing.
+# such as DuckDB and librdkafka at opt-level 2) with calltrail's own two
+# crates raised to opt-level 3 (`--config`, as a deployment would build
+# them; no second DuckDB build) into $CARGO_TARGET_DIR (default
+# ~/.cache/calltrail/target, shared with .ci/run); installs the test tools
+# (tests/setup.sh) if missing. CALLTRAIL_BENCH_LOG sets the daemon's log
+# filter (e.g. "info,calltrail::publish=debug" for per-batch timings).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -25,8 +28,9 @@ tansu=${CALLTRAIL_TANSU:-$tools/bin/tansu}
 if [[ ! -x $python || ! -x $tansu ]]; then
     CALLTRAIL_SETUP_QUIET=1 bash tests/setup.sh
 fi
-echo "latency: building calltrail (dev profile) into $CARGO_TARGET_DIR"
-cargo build --quiet --bin calltrail
+echo "latency: building calltrail (dev profile, calltrail crates at opt-level 3) into $CARGO_TARGET_DIR"
+cargo build --quiet --bin calltrail --config 'profile.dev.package.calltrail.opt-level=3' \
+    --config 'profile.dev.package.calltrail-parsers.opt-level=3'
 # DuckDB baseline: the same pinned DuckDB as bench/parse.sh, in its venv.
 DUCKDB_VERSION=2.0.0
 venv=$tools/bench-venv
