@@ -265,9 +265,13 @@ fn import_file(
     let fp = crate::tail::fnv1a(&bytes[..first_end]);
     let framing = parser.framing();
     let source = parser.source().to_string();
-    // What is already stored of this file: its records are parsed (to be
-    // counted) but not stored again.
-    let covered = store.covered(&source, &fp_hex(fp))?;
+    // What is already stored of this file (when anything is): its records
+    // are parsed (to be counted) but not stored again.
+    let stored = if store.covered(&source, &fp_hex(fp))?.is_empty() {
+        crate::store::StoredOffsets::default()
+    } else {
+        store.stored_offsets_of(&source, &fp_hex(fp))?
+    };
     let total = bytes.len();
     let mut stats = IngestStats::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -295,7 +299,7 @@ fn import_file(
                 let Some(span) = span_of(&batch) else {
                     continue;
                 };
-                let parsed = match parser.parse_columns(&batch, &covered) {
+                let parsed = match parser.parse_columns(&batch, &stored) {
                     Some(cols) => Staged::Columns(Box::new(cols)),
                     None => Staged::Events(parser.parse(&batch)),
                 };

@@ -7,7 +7,8 @@ use crate::config::{Config, SourceConfig};
 use crate::rules::Rules;
 use crate::store::arrow_stage::EventColumns;
 use crate::store::{
-    CallerInfo, Checkpoint, CommitStats, Covered, NewAction, RejectRow, Span, Store, StoreError,
+    CallerInfo, Checkpoint, CommitStats, NewAction, RejectRow, Span, Store, StoreError,
+    StoredOffsets,
 };
 use crate::tail::{fp_hex, Batch, Framing};
 use anyhow::Context;
@@ -124,10 +125,14 @@ impl BatchParser {
     }
 
     /// Parses every record of `batch` straight into event columns, without
-    /// building owned events, leaving out the records `covered` says are
-    /// stored (queue_log; `None` for sources whose parser has no zero-copy
-    /// form, which use [`BatchParser::parse`]).
-    pub fn parse_columns(&mut self, batch: &Batch, covered: &Covered) -> Option<ParsedColumns> {
+    /// building owned events, leaving out the records stored before
+    /// (`stored`: queue_log; `None` for sources whose parser has no
+    /// zero-copy form, which use [`BatchParser::parse`]).
+    pub fn parse_columns(
+        &mut self,
+        batch: &Batch,
+        stored: &StoredOffsets,
+    ) -> Option<ParsedColumns> {
         let LineParser::QueueLog(p) = &mut self.parser else {
             return None;
         };
@@ -140,7 +145,7 @@ impl BatchParser {
         };
         let mut id = String::new();
         for line in &batch.lines {
-            let seen = covered.contains(line.offset);
+            let seen = stored.contains(line.offset);
             id.clear();
             use std::fmt::Write;
             let _ = write!(id, "{}:{}:{}", self.source, fp, line.offset);

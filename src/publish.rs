@@ -3,11 +3,12 @@
 //! Events are committed to DuckDB first; this task reads them in `seq` order
 //! after its own checkpoint, publishes them (key = call id), waits for every
 //! acknowledgement, and only then moves its position. The position is kept
-//! in memory and written as the checkpoint at most once a second (and when
-//! it stops), so no checkpoint commit sits between two messages. A broker
-//! outage delays the stream but never loses it, and never stalls local
-//! ingest. A crash re-publishes what was acknowledged since the last
-//! checkpoint write (≤ 1 s): delivery is at-least-once, with `event_id` for
+//! in memory and written as the checkpoint in the background after every
+//! acknowledged batch (one write at a time), so no checkpoint commit sits
+//! between two messages. A broker outage delays the stream but never loses
+//! it, and never stalls local ingest. A crash re-publishes what was
+//! acknowledged since the last checkpoint write (the batches of a few
+//! milliseconds): delivery is at-least-once, with `event_id` for
 //! de-duplication.
 
 use crate::store::{Store, StoreError};
@@ -41,11 +42,6 @@ pub const STATE_EVENTS: Stream = Stream {
     sink: STATE_SINK,
 };
 const BATCH: usize = 5_000;
-/// How often the publisher's checkpoint is written while it keeps
-/// publishing (and always when it goes idle past this, or stops). Between
-/// writes its position is kept in memory, so a commit of the checkpoint
-/// never delays the next message; a crash re-publishes at most this much.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether background workers keep running or finish what is due and stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,17 +62,17 @@ pub async fn run(
     let mut backoff = Duration::from_millis(200);
     // Published up to here (read from the store once, then kept in memory).
     let mut after: Option<i64> = None;
-    // Published but not yet written as the checkpoint.
-    let mut unsaved: Option<i64> = None;
-    let mut saved_at = Instant::now();
+    // The checkpoint: written after every acknowledged batch, in the
+    // background (one write at a time), never in front of the next batch.
+    let mut checkpoint = Checkpointer::new(store.clone(), stream.sink);
     // The read of what follows the batch in flight, started before that
     // batch is sent so that it overlaps the wait for the broker.
     let mut ahead: Option<Read> = None;
     loop {
         let read_started = Instant::now();
-        let batch = match ahead.take() {
-            Some(r) => r.await,
-            None => read(&store, stream, after).await,
+        let (batch, read_ahead) = match ahead.take() {
+            Some(r) => (r.await, true),
+            None => (read(&store, stream, after).await, false),
         };
         let batch = match batch {
             Ok(Ok((from, b))) => {
@@ -93,22 +89,21 @@ pub async fn run(
                 return;
             }
         };
+        if batch.is_empty() && read_ahead {
+            // Read while the previous batch was in flight: something may
+            // have been committed since. Only a fresh read may say "nothing
+            // more" (when draining, that ends the task).
+            continue;
+        }
         if batch.is_empty() {
-            let draining = *mode.borrow() == Mode::Drain;
-            if unsaved.is_some() && (draining || saved_at.elapsed() >= CHECKPOINT_EVERY) {
-                save(&store, stream.sink, &mut unsaved).await;
-                saved_at = Instant::now();
-            }
-            if draining {
+            checkpoint.kick();
+            if *mode.borrow() == Mode::Drain {
+                checkpoint.finish().await;
                 return;
             }
-            let idle = match unsaved {
-                Some(_) => CHECKPOINT_EVERY.saturating_sub(saved_at.elapsed()),
-                None => Duration::from_secs(1),
-            };
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = mode.changed() => {}
             }
             continue;
@@ -151,12 +146,8 @@ pub async fn run(
                     "published"
                 );
                 after = Some(last);
-                unsaved = Some(last);
                 backoff = Duration::from_millis(200);
-                if saved_at.elapsed() >= CHECKPOINT_EVERY {
-                    save(&store, stream.sink, &mut unsaved).await;
-                    saved_at = Instant::now();
-                }
+                checkpoint.acknowledged(last);
             }
             Err(e) => {
                 // Sent again from the same position: the read ahead is moot.
@@ -169,7 +160,7 @@ pub async fn run(
                 if *mode.borrow() == Mode::Drain {
                     // Draining with a broker that is down: stop; the store
                     // keeps the events and the next start publishes them.
-                    save(&store, stream.sink, &mut unsaved).await;
+                    checkpoint.finish().await;
                     tracing::warn!("stopping with unpublished events; they will be published on the next start");
                     return;
                 }
@@ -179,13 +170,67 @@ pub async fn run(
     }
 }
 
-/// Writes the publisher's checkpoint (`unsaved` is cleared once stored; on
-/// failure it is kept and written next time).
-async fn save(store: &Arc<Store>, sink: &'static str, unsaved: &mut Option<i64>) {
-    let Some(seq) = *unsaved else { return };
-    let s = store.clone();
-    match tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink, seq)).await {
-        Ok(Ok(())) => *unsaved = None,
+/// Writes a publisher's checkpoint behind it: each acknowledged position is
+/// handed over and written by one background write at a time (a newer one
+/// replaces a position still waiting), so the checkpoint is at most one
+/// write behind and never goes backwards, and publishing never waits for it.
+struct Checkpointer {
+    store: Arc<Store>,
+    sink: &'static str,
+    /// Acknowledged, not yet being written.
+    pending: Option<i64>,
+    writing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Checkpointer {
+    fn new(store: Arc<Store>, sink: &'static str) -> Checkpointer {
+        Checkpointer {
+            store,
+            sink,
+            pending: None,
+            writing: None,
+        }
+    }
+
+    /// `seq` and everything before it is acknowledged by the broker.
+    fn acknowledged(&mut self, seq: i64) {
+        self.pending = Some(seq);
+        self.kick();
+    }
+
+    /// Starts writing the pending position unless a write is under way.
+    fn kick(&mut self) {
+        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(done) = self.writing.take() {
+            // A finished write: report its failure, if any (the handle
+            // resolves at once).
+            tokio::spawn(async move { log_write(done.await) });
+        }
+        if let Some(seq) = self.pending.take() {
+            let (s, sink) = (self.store.clone(), self.sink);
+            self.writing = Some(tokio::task::spawn_blocking(move || {
+                s.set_sink_checkpoint(sink, seq)
+            }));
+        }
+    }
+
+    /// Waits for the write under way, then writes what is pending.
+    async fn finish(&mut self) {
+        if let Some(h) = self.writing.take() {
+            log_write(h.await);
+        }
+        if let Some(seq) = self.pending.take() {
+            let (s, sink) = (self.store.clone(), self.sink);
+            log_write(tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink, seq)).await);
+        }
+    }
+}
+
+fn log_write(r: Result<Result<(), StoreError>, tokio::task::JoinError>) {
+    match r {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot store the kafka checkpoint (what follows it will be sent again after a restart)")
         }

@@ -1,10 +1,15 @@
 //! Which parts of each input file are already in the store: per source and
 //! file (first-line fingerprint), the byte ranges whose records — events,
-//! rejects, blank lines — were committed. This is what keeps a re-read
-//! (an import run twice, a `.gz` of a file already tailed, recovery after a
-//! lost file) from storing a line twice, without a key on `events`: a batch
-//! is checked against a handful of ranges instead of every row against an
-//! index.
+//! rejects, blank lines — were committed. This is what lets `events` do
+//! without a key: a batch is checked against a handful of ranges, and only
+//! a batch that overlaps one (an import run twice, a `.gz` of a file already
+//! tailed, recovery after a lost file — rare) is checked record by record
+//! against the offsets stored ([`StoredOffsets`]): a record is a duplicate
+//! when a record of the same file was stored at the same offset, exactly
+//! what its event id says. (Two files whose first lines are equal — CSV
+//! exports with the same header row — share a fingerprint; checking exact
+//! offsets rather than ranges keeps the later one from being dropped
+//! wholesale.)
 
 use super::{db, StoreError};
 use duckdb::{params, Connection};
@@ -162,6 +167,67 @@ impl Covered {
     }
 }
 
+/// The offsets at which records of one file are stored (events and
+/// rejects), sorted: what a re-read batch is checked against.
+#[derive(Debug, Clone, Default)]
+pub struct StoredOffsets {
+    offsets: Vec<u64>,
+}
+
+impl StoredOffsets {
+    /// Reads them for `source`'s file `file_fp` (a scan of the source's
+    /// events: used only when a batch overlaps what is covered).
+    pub fn load(
+        conn: &Connection,
+        source: &str,
+        file_fp: &str,
+    ) -> Result<StoredOffsets, StoreError> {
+        let prefix = format!("{source}:{file_fp}:");
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT TRY_CAST(substr(event_id, ?) AS UBIGINT) FROM events
+                 WHERE source = ? AND starts_with(event_id, ?)
+                 UNION ALL
+                 SELECT byte_offset FROM rejects WHERE source = ? AND file_fp = ?",
+            )
+            .map_err(db("preparing the stored-offsets scan"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    prefix.chars().count() as i64 + 1,
+                    source,
+                    prefix,
+                    source,
+                    file_fp
+                ],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map_err(db("scanning stored offsets"))?;
+        let mut offsets = Vec::new();
+        for r in rows {
+            if let Some(o) = r.map_err(db("reading a stored offset"))? {
+                offsets.push(off(o));
+            }
+        }
+        offsets.sort_unstable();
+        offsets.dedup();
+        Ok(StoredOffsets { offsets })
+    }
+
+    /// Whether a record of the file is stored at `offset`.
+    pub fn contains(&self, offset: u64) -> bool {
+        self.offsets.binary_search(&offset).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
 /// The byte offset in a line source's event id (`source:fp:offset`).
 pub fn offset_of(event_id: &str) -> Option<u64> {
     event_id.rsplit(':').next()?.parse().ok()
@@ -227,6 +293,83 @@ mod tests {
             }]
         );
         assert_eq!(stored.ranges, cov.ranges);
+    }
+
+    #[test]
+    fn stored_offsets_are_exact() {
+        let c = store();
+        c.execute_batch(&super::super::schema::events_ddl())
+            .unwrap();
+        for id in [
+            "s:00000000000000aa:0",
+            "s:00000000000000aa:57",
+            "s:00000000000000bb:10",
+            "t:00000000000000aa:99",
+        ] {
+            c.execute(
+                "INSERT INTO events (seq, event_id, source_kind, source, pbx, ts, kind, verb, ingested_at)
+                 VALUES (1, ?, 'asterisk_queue_log', ?, 'p', now(), 'other', 'X', now())",
+                params![id, id.split(':').next().unwrap()],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO rejects VALUES ('s:00000000000000aa:80', 's', '00000000000000aa', 80, 3, ''::BLOB, 'bad', now())",
+            [],
+        )
+        .unwrap();
+        let got = StoredOffsets::load(&c, "s", "00000000000000aa").unwrap();
+        assert_eq!(got.offsets, vec![0, 57, 80]);
+        assert!(got.contains(57) && !got.contains(58) && !got.contains(10) && !got.contains(99));
+    }
+
+    /// Two files with the same first line (CSV exports with one header row)
+    /// share a fingerprint: the second one's records are stored, except one
+    /// at an offset the first stored a record at (its event id is taken).
+    #[test]
+    fn a_second_file_with_the_same_fingerprint_is_not_dropped() {
+        use calltrail_parsers::{Event, EventKind, SourceKind};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let fp = "00000000000000cc";
+        let evs = |offs: &[u64]| -> Vec<Event> {
+            offs.iter()
+                .map(|o| {
+                    let mut e = Event::new(
+                        SourceKind::AsteriskCdrCsv,
+                        "s".into(),
+                        "p".into(),
+                        chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                        EventKind::CallRecord,
+                        "CDR".into(),
+                    );
+                    e.event_id = format!("s:{fp}:{o}");
+                    e
+                })
+                .collect()
+        };
+        let span = |end: u64, last: u64| Span {
+            file_fp: fp.into(),
+            start: 0,
+            end,
+            last,
+        };
+        let first = evs(&[30, 90]);
+        let c = store
+            .commit_batch("s", &first, &[], &[], None, Some(&span(150, 90)))
+            .unwrap();
+        assert_eq!((c.inserted, c.duplicates), (2, 0));
+        // The same batch again (a replay): nothing new.
+        let c = store
+            .commit_batch("s", &first, &[], &[], None, Some(&span(150, 90)))
+            .unwrap();
+        assert_eq!((c.inserted, c.duplicates), (0, 2));
+        // Another file, same header: 70 and 120 are new, 30 collides.
+        let second = evs(&[30, 70, 120]);
+        let c = store
+            .commit_batch("s", &second, &[], &[], None, Some(&span(160, 120)))
+            .unwrap();
+        assert_eq!((c.inserted, c.duplicates), (2, 1));
     }
 
     #[test]

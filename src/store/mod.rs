@@ -15,7 +15,7 @@ mod recent;
 mod schema;
 mod snapshot;
 
-pub use covered::{offset_of, Covered, Span};
+pub use covered::{offset_of, Covered, Span, StoredOffsets};
 pub use snapshot::{RowState, SNAPSHOT_DDL};
 
 use crate::state::{StateConfig, Touched};
@@ -416,22 +416,27 @@ impl Store {
             Some(sp) => self.covered_of(&tx, source, &sp.file_fp)?,
             None => Covered::default(),
         };
-        let seen = |off: Option<u64>| off.is_some_and(|o| covered.contains(o));
-        let fresh: Vec<&Event> = match span {
-            Some(sp) if covered.overlaps(sp.start, sp.end) => events
-                .iter()
-                .filter(|e| !seen(offset_of(&e.event_id)))
-                .collect(),
-            _ => events.iter().collect(),
+        // Only a batch overlapping what is stored of its file (a re-read:
+        // rare) is checked record by record, against the exact offsets.
+        let stored = match span {
+            Some(sp) if covered.overlaps(sp.start, sp.end) => {
+                Some(StoredOffsets::load(&tx, source, &sp.file_fp)?)
+            }
+            _ => None,
         };
-        let fresh_rejects: Vec<RejectRow> = match span {
-            Some(sp) if covered.overlaps(sp.start, sp.end) => rejects
-                .iter()
-                .filter(|r| !seen(Some(r.byte_offset)))
-                .cloned()
-                .collect(),
-            _ => rejects.to_vec(),
+        let seen = |off: Option<u64>| match (&stored, off) {
+            (Some(st), Some(o)) => st.contains(o),
+            _ => false,
         };
+        let fresh: Vec<&Event> = events
+            .iter()
+            .filter(|e| !seen(offset_of(&e.event_id)))
+            .collect();
+        let fresh_rejects: Vec<RejectRow> = rejects
+            .iter()
+            .filter(|r| !seen(Some(r.byte_offset)))
+            .cloned()
+            .collect();
         let first = self.peek_seq();
         let batch = arrow_stage::events_batch(&fresh, now, first)
             .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
@@ -518,16 +523,25 @@ impl Store {
         Ok(stats)
     }
 
-    /// The ranges of `file_fp` already stored for `source` (an import
-    /// skips the records in them before building its columns).
+    /// The ranges of `file_fp` already stored for `source`.
     pub fn covered(&self, source: &str, file_fp: &str) -> Result<Covered, StoreError> {
         Covered::load(&self.lock(), source, file_fp)
     }
 
+    /// The offsets at which records of `file_fp` are stored for `source`
+    /// (an import of a file the store already holds in part skips them).
+    pub fn stored_offsets_of(
+        &self,
+        source: &str,
+        file_fp: &str,
+    ) -> Result<StoredOffsets, StoreError> {
+        StoredOffsets::load(&self.lock(), source, file_fp)
+    }
+
     /// Commits a bulk import's events given as columns (the import path
     /// builds them straight from the parser's zero-copy events, leaving out
-    /// records [`Store::covered`] holds), its rejects and the span they were
-    /// read from. An import is the only writer of its store (DuckDB allows
+    /// records [`Store::stored_offsets_of`] holds), its rejects and the span
+    /// they were read from. An import is the only writer of its store (DuckDB allows
     /// one process), so what it read of `covered` stays true. No actions, no
     /// source checkpoint: an import is idempotent instead.
     pub fn commit_import_columns(
@@ -545,8 +559,8 @@ impl Store {
             .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
-        // The caller left out what `covered` held when it started; the span
-        // is stored whole once this commits.
+        // The caller left out what was stored when it started; the span is
+        // stored whole once this commits.
         let mut covered = self.covered_of(&tx, source, &span.file_fp)?;
         let stats = CommitStats {
             inserted: events::append(&tx, batch)?,
