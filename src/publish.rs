@@ -3,12 +3,12 @@
 //! Events are committed to DuckDB first; this task reads them in `seq` order
 //! after its own checkpoint, publishes them (key = call id), waits for every
 //! acknowledgement, and only then moves its position. The position is kept
-//! in memory and written as the checkpoint in the background after every
-//! acknowledged batch (one write at a time), so no checkpoint commit sits
-//! between two messages. A broker outage delays the stream but never loses
+//! in memory and written as the checkpoint in the background (one write at
+//! a time, at most every 0.1 s), so no checkpoint commit sits between two
+//! messages. A broker outage delays the stream but never loses
 //! it, and never stalls local ingest. A crash re-publishes what was
-//! acknowledged since the last checkpoint write (the batches of a few
-//! milliseconds): delivery is at-least-once, with `event_id` for
+//! acknowledged since the last checkpoint write (~0.1 s of events):
+//! delivery is at-least-once, with `event_id` for
 //! de-duplication.
 
 use crate::store::{Store, StoreError};
@@ -103,7 +103,7 @@ pub async fn run(
             }
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(checkpoint.due_in().unwrap_or(Duration::from_secs(1))) => {}
                 _ = mode.changed() => {}
             }
             continue;
@@ -171,16 +171,22 @@ pub async fn run(
 }
 
 /// Writes a publisher's checkpoint behind it: each acknowledged position is
-/// handed over and written by one background write at a time (a newer one
-/// replaces a position still waiting), so the checkpoint is at most one
-/// write behind and never goes backwards, and publishing never waits for it.
+/// handed over and written by one background write at a time, at most every
+/// [`CHECKPOINT_EVERY`] (a newer position replaces one still waiting), so the
+/// checkpoint never goes backwards, stays within ~0.1 s of what the broker
+/// acknowledged, and publishing never waits for it.
 struct Checkpointer {
     store: Arc<Store>,
     sink: &'static str,
     /// Acknowledged, not yet being written.
     pending: Option<i64>,
     writing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    last_write: Option<Instant>,
 }
+
+/// The least time between two checkpoint writes of a publisher (each is a
+/// DuckDB commit; one per batch would compete with ingest for the store).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl Checkpointer {
     fn new(store: Arc<Store>, sink: &'static str) -> Checkpointer {
@@ -189,7 +195,20 @@ impl Checkpointer {
             sink,
             pending: None,
             writing: None,
+            last_write: None,
         }
+    }
+
+    /// When a position is waiting: how long until it may be written.
+    fn due_in(&self) -> Option<Duration> {
+        self.pending?;
+        Some(
+            self.last_write
+                .map_or(Duration::ZERO, |t| {
+                    CHECKPOINT_EVERY.saturating_sub(t.elapsed())
+                })
+                .max(Duration::from_millis(1)),
+        )
     }
 
     /// `seq` and everything before it is acknowledged by the broker.
@@ -198,9 +217,14 @@ impl Checkpointer {
         self.kick();
     }
 
-    /// Starts writing the pending position unless a write is under way.
+    /// Starts writing the pending position unless a write is under way or
+    /// the last one was less than [`CHECKPOINT_EVERY`] ago.
     fn kick(&mut self) {
-        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+        if self.writing.as_ref().is_some_and(|h| !h.is_finished())
+            || self
+                .last_write
+                .is_some_and(|t| t.elapsed() < CHECKPOINT_EVERY)
+        {
             return;
         }
         if let Some(done) = self.writing.take() {
@@ -210,6 +234,7 @@ impl Checkpointer {
         }
         if let Some(seq) = self.pending.take() {
             let (s, sink) = (self.store.clone(), self.sink);
+            self.last_write = Some(Instant::now());
             self.writing = Some(tokio::task::spawn_blocking(move || {
                 s.set_sink_checkpoint(sink, seq)
             }));
