@@ -276,6 +276,54 @@ impl EventColumns {
     }
 }
 
+/// `rejects` of `source` as a record batch in the `rejects` table's order.
+pub fn rejects_batch(
+    source: &str,
+    rejects: &[super::RejectRow],
+    now: DateTime<Utc>,
+) -> Result<RecordBatch, ArrowError> {
+    use duckdb::arrow::array::BinaryBuilder;
+    let n = rejects.len();
+    let (mut id, mut src, mut fp) = (
+        StringBuilder::with_capacity(n, n * 40),
+        StringBuilder::with_capacity(n, n * 8),
+        StringBuilder::with_capacity(n, n * 16),
+    );
+    let (mut off, mut line) = (
+        Int64Builder::with_capacity(n),
+        Int64Builder::with_capacity(n),
+    );
+    let mut raw = BinaryBuilder::with_capacity(n, n * 64);
+    let mut reason = StringBuilder::with_capacity(n, n * 32);
+    let mut at = TimestampMicrosecondBuilder::with_capacity(n);
+    for r in rejects {
+        id.append_value(&r.reject_id);
+        src.append_value(source);
+        fp.append_value(&r.file_fp);
+        off.append_value(i64::try_from(r.byte_offset).unwrap_or(i64::MAX));
+        line.append_value(i64::try_from(r.line_no).unwrap_or(i64::MAX));
+        raw.append_value(&r.raw);
+        reason.append_value(&r.reason);
+        at.append_value(now.timestamp_micros());
+    }
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let cols: Vec<(&str, DataType, ArrayRef)> = vec![
+        ("reject_id", DataType::Utf8, Arc::new(id.finish())),
+        ("source", DataType::Utf8, Arc::new(src.finish())),
+        ("file_fp", DataType::Utf8, Arc::new(fp.finish())),
+        ("byte_offset", DataType::Int64, Arc::new(off.finish())),
+        ("line_no", DataType::Int64, Arc::new(line.finish())),
+        ("raw", DataType::Binary, Arc::new(raw.finish())),
+        ("reason", DataType::Utf8, Arc::new(reason.finish())),
+        ("rejected_at", ts, Arc::new(at.finish())),
+    ];
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = cols
+        .into_iter()
+        .map(|(name, dt, a)| (Field::new(name, dt, true), a))
+        .unzip();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
 /// The record batch of owned `events`, `seq` numbered from `first_seq`.
 pub fn events_batch(
     events: &[&Event],

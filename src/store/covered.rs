@@ -89,18 +89,9 @@ impl Covered {
         self.ranges.is_empty()
     }
 
-    /// Records `span` as stored (merged with the ranges it touches), inside
-    /// the caller's transaction; `self` must be what [`Covered::load`] read
-    /// in that transaction and is updated to match.
-    pub fn record(
-        &mut self,
-        conn: &Connection,
-        source: &str,
-        span: &Span,
-    ) -> Result<(), StoreError> {
-        if span.end <= span.start {
-            return Ok(());
-        }
+    /// `span` merged with the ranges it touches: (the merged range, the
+    /// ranges it absorbs, the ranges it leaves as they are).
+    fn merge(&self, span: &Span) -> (Range, Vec<Range>, Vec<Range>) {
         let mut merged = Range {
             start: span.start,
             end: span.end,
@@ -120,6 +111,28 @@ impl Covered {
                 kept.push(*r);
             }
         }
+        (merged, absorbed, kept)
+    }
+
+    fn adopt(&mut self, merged: Range, mut kept: Vec<Range>) {
+        kept.push(merged);
+        kept.sort_by_key(|r| r.start);
+        self.ranges = kept;
+    }
+
+    /// Records `span` as stored (merged with the ranges it touches), inside
+    /// the caller's transaction; `self` must be what [`Covered::load`] read
+    /// in that transaction and is updated to match.
+    pub fn record(
+        &mut self,
+        conn: &Connection,
+        source: &str,
+        span: &Span,
+    ) -> Result<(), StoreError> {
+        if span.end <= span.start {
+            return Ok(());
+        }
+        let (merged, absorbed, kept) = self.merge(span);
         let values = params![
             sql_off(merged.start),
             sql_off(merged.end),
@@ -160,11 +173,43 @@ impl Covered {
             }
         }
         .map_err(db("recording a covered range"))?;
-        kept.push(merged);
-        kept.sort_by_key(|r| r.start);
-        self.ranges = kept;
+        self.adopt(merged, kept);
         Ok(())
     }
+
+    /// [`Covered::record`] as SQL statements with the values written in
+    /// (for a connection without parameter binding: the bulk import's raw
+    /// one). `self` is updated as if they ran.
+    pub fn record_sql(&mut self, source: &str, span: &Span) -> Vec<String> {
+        if span.end <= span.start {
+            return Vec::new();
+        }
+        let (merged, absorbed, kept) = self.merge(span);
+        let (src, fp) = (sql_text(source), sql_text(&span.file_fp));
+        let mut out: Vec<String> = absorbed
+            .iter()
+            .map(|r| {
+                format!(
+                    "DELETE FROM covered WHERE source = {src} AND file_fp = {fp} AND start_offset = {}",
+                    sql_off(r.start)
+                )
+            })
+            .collect();
+        out.push(format!(
+            "INSERT INTO covered (start_offset, end_offset, last_offset, source, file_fp) VALUES ({}, {}, {}, {src}, {fp})",
+            sql_off(merged.start),
+            sql_off(merged.end),
+            sql_off(merged.last)
+        ));
+        self.adopt(merged, kept);
+        out
+    }
+}
+
+/// A SQL string literal of `s` (quotes doubled; names from the config and
+/// hex fingerprints only).
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The offsets at which records of one file are stored (events and
@@ -370,6 +415,28 @@ mod tests {
             .commit_batch("s", &second, &[], &[], None, Some(&span(160, 120)))
             .unwrap();
         assert_eq!((c.inserted, c.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn record_sql_matches_record() {
+        let c = store();
+        let (mut a, mut b) = (Covered::default(), Covered::default());
+        for (start, end) in [(0, 10), (30, 40), (10, 20), (20, 30), (50, 60)] {
+            a.record(&c, "s", &span(start, end)).unwrap();
+        }
+        let c2 = store();
+        for (start, end) in [(0, 10), (30, 40), (10, 20), (20, 30), (50, 60)] {
+            for sql in b.record_sql("it's", &span(start, end)) {
+                c2.execute_batch(&sql).unwrap();
+            }
+        }
+        assert_eq!(a.ranges, b.ranges);
+        assert_eq!(
+            Covered::load(&c2, "it's", "00000000000000aa")
+                .unwrap()
+                .ranges,
+            a.ranges
+        );
     }
 
     #[test]

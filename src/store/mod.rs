@@ -11,6 +11,7 @@
 pub mod arrow_stage;
 mod covered;
 mod events;
+mod native;
 mod recent;
 mod schema;
 mod snapshot;
@@ -41,6 +42,10 @@ pub enum StoreError {
     },
     #[error("store row is malformed ({0})")]
     Malformed(String),
+    #[error("{what}: {message}")]
+    Native { what: &'static str, message: String },
+    #[error("cannot open the DuckDB store {}: {message}", path.display())]
+    OpenNative { path: PathBuf, message: String },
 }
 
 fn db(what: &'static str) -> impl FnOnce(duckdb::Error) -> StoreError {
@@ -136,6 +141,11 @@ pub struct Store {
     covered_cache: Arc<Mutex<HashMap<(String, String), Covered>>>,
     /// The events committed lately, for the publisher (see [`recent`]).
     recent: Arc<Mutex<recent::Recent>>,
+    /// The bulk import's C-API connection (see [`native`]), made on first use.
+    bulk: Arc<Mutex<Option<native::RawConn>>>,
+    /// The database itself: last, so that it is closed after every
+    /// connection of this handle.
+    raw: Arc<native::RawDb>,
 }
 
 /// Inserts rejects (ignoring ids already stored); returns how many were new.
@@ -184,9 +194,12 @@ impl Store {
             // A missing directory gives DuckDB's less helpful error; create it.
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
+        let (raw, conn) = native::RawDb::open(path).map_err(|e| match e {
+            StoreError::Native { message, .. } => StoreError::OpenNative {
+                path: path.to_path_buf(),
+                message,
+            },
+            e => e,
         })?;
         conn.execute_batch(schema::DDL)
             .map_err(db("creating the schema"))?;
@@ -218,6 +231,8 @@ impl Store {
             next_seq: Arc::new(Mutex::new(next)),
             covered_cache: Arc::default(),
             recent: Arc::new(Mutex::new(recent::Recent::new(next))),
+            bulk: Arc::default(),
+            raw,
         })
     }
 
@@ -262,6 +277,8 @@ impl Store {
             next_seq: self.next_seq.clone(),
             covered_cache: self.covered_cache.clone(),
             recent: self.recent.clone(),
+            bulk: self.bulk.clone(),
+            raw: self.raw.clone(),
         })
     }
 
@@ -557,18 +574,41 @@ impl Store {
         let batch = columns
             .finish(now, first)
             .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db("starting a transaction"))?;
         // The caller left out what was stored when it started; the span is
-        // stored whole once this commits.
-        let mut covered = self.covered_of(&tx, source, &span.file_fp)?;
-        let stats = CommitStats {
-            inserted: events::append(&tx, batch)?,
-            rejects: insert_rejects(&tx, source, rejects, now)?,
-            ..CommitStats::default()
+        // stored whole once this commits. One transaction on the bulk
+        // connection: events (DuckDB's own Arrow conversion), rejects,
+        // the covered range.
+        let mut covered = self.covered_of(&self.lock(), source, &span.file_fp)?;
+        let range_sql = covered.record_sql(source, span);
+        let rejects = arrow_stage::rejects_batch(source, rejects, now)
+            .map_err(|e| StoreError::Malformed(format!("building the reject batch: {e}")))?;
+        let mut bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
+        if bulk.is_none() {
+            *bulk = Some(self.raw.connect()?);
+        }
+        let raw = bulk
+            .as_ref()
+            .ok_or_else(|| StoreError::Malformed("no bulk connection".into()))?;
+        raw.exec("BEGIN TRANSACTION")?;
+        let stored = (|| -> Result<CommitStats, StoreError> {
+            let stats = CommitStats {
+                inserted: raw.append("events", &batch)?,
+                rejects: raw.append("rejects", &rejects)?,
+                ..CommitStats::default()
+            };
+            for sql in &range_sql {
+                raw.exec(sql)?;
+            }
+            raw.exec("COMMIT")?;
+            Ok(stats)
+        })();
+        let stats = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = raw.exec("ROLLBACK");
+                return Err(e);
+            }
         };
-        covered.record(&tx, source, span)?;
-        tx.commit().map_err(db("committing the batch"))?;
         self.advance_seq(stats.inserted);
         self.recent_forget();
         self.remember_covered(source, &span.file_fp, covered);
