@@ -37,9 +37,7 @@ if ! [[ $lines =~ ^[0-9]+$ ]] || ((lines == 0)); then
     exit 2
 fi
 
-DUCKDB_VERSION=2.0.0
 cache=$HOME/.cache/calltrail
-venv=$cache/bench-venv
 data_dir=${CALLTRAIL_BENCH_DIR:-$cache/bench-data}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 file=$data_dir/queue_log-$lines.txt
@@ -47,12 +45,8 @@ work=$data_dir/import-bench
 mkdir -p "$data_dir"
 
 # 1. DuckDB in a venv, pinned.
-py=$venv/bin/python
-if ! "$py" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-    echo "bench: installing duckdb==$DUCKDB_VERSION into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
-fi
+source "$repo/bench/duckdb_venv.sh"
+py=$duckdb_py
 
 opt=(--config 'profile.dev.package.calltrail.opt-level=3'
     --config 'profile.dev.package.calltrail-parsers.opt-level=3')

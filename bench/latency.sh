@@ -31,16 +31,10 @@ fi
 echo "latency: building calltrail (dev profile, calltrail crates at opt-level 3) into $CARGO_TARGET_DIR"
 cargo build --quiet --bin calltrail --config 'profile.dev.package.calltrail.opt-level=3' \
     --config 'profile.dev.package.calltrail-parsers.opt-level=3'
-# DuckDB baseline: the same pinned DuckDB as bench/parse.sh, in its venv.
-DUCKDB_VERSION=2.0.0
-venv=$tools/bench-venv
-if ! "$venv/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-    echo "latency: installing duckdb==$DUCKDB_VERSION into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
-fi
+# DuckDB baseline: the same pinned DuckDB as the other benches.
+source "$repo/bench/duckdb_venv.sh"
 base_json=$(mktemp)
 trap 'rm -f "$base_json"' EXIT
-"$venv/bin/python" bench/duckdb_insert_baseline.py --json "$base_json"
+"$duckdb_py" bench/duckdb_insert_baseline.py --json "$base_json"
 "$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" \
     --duckdb-baseline "$base_json" "$@"

@@ -36,9 +36,7 @@ if ! [[ $lines =~ ^[0-9]+$ ]] || ((lines == 0)); then
     exit 2
 fi
 
-DUCKDB_VERSION=2.0.0
 cache=$HOME/.cache/calltrail
-venv=$cache/bench-venv
 data_dir=${CALLTRAIL_BENCH_DIR:-$cache/bench-data}
 export CARGO_TARGET_DIR=${CALLTRAIL_BENCH_TARGET_DIR:-$cache/bench-target}
 export CRITERION_HOME=$data_dir/criterion
@@ -46,15 +44,8 @@ file=$data_dir/queue_log-$lines.txt
 mkdir -p "$data_dir"
 
 # 1. DuckDB in a venv, pinned.
-py=$venv/bin/python
-if ! "$py" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-    echo "bench: installing duckdb==$DUCKDB_VERSION into $venv"
-    python3 -m venv "$venv" || {
-        echo "bench: python3 -m venv failed (apt-get install python3-venv)" >&2
-        exit 2
-    }
-    "$venv/bin/pip" install -q --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
-fi
+source "$repo/bench/duckdb_venv.sh"
+py=$duckdb_py
 
 # 2. The input. Regenerated every run (a few seconds): the generator is
 #    deterministic, and a file left by an older generator would skew the
