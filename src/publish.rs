@@ -70,6 +70,10 @@ pub async fn run(
     let mut ahead: Option<Read> = None;
     loop {
         let read_started = Instant::now();
+        // Only a fresh read that started after draining began may end it:
+        // the sources (and, for state changes, the deriver) had finished by
+        // then, so it sees everything they committed.
+        let draining = *mode.borrow() == Mode::Drain;
         let (batch, read_ahead) = match ahead.take() {
             Some(r) => (r.await, true),
             None => (read(&store, stream, after).await, false),
@@ -97,9 +101,12 @@ pub async fn run(
         }
         if batch.is_empty() {
             checkpoint.kick();
-            if *mode.borrow() == Mode::Drain {
+            if draining {
                 checkpoint.finish().await;
                 return;
+            }
+            if *mode.borrow() == Mode::Drain {
+                continue; // draining began during that read: read again
             }
             tokio::select! {
                 _ = wake.notified() => {}

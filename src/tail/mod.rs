@@ -228,9 +228,14 @@ impl Tailer {
         }
     }
 
-    /// When the checkpoint was written (see `seen_until`).
+    /// When the checkpoint was written (see `seen_until`), less the margin
+    /// of [`Tailer::recently`]: the checkpoint's time moves with every
+    /// commit, also while a file rotated away is still followed, so a file
+    /// changed shortly before it may never have been read. (Reading one
+    /// that was cannot double anything: the store skips what it holds.)
     pub fn with_checkpoint_time(mut self, at: Option<std::time::SystemTime>) -> Tailer {
-        self.seen_until = at;
+        let margin = self.margin();
+        self.seen_until = at.map(|t| t.checked_sub(margin).unwrap_or(std::time::UNIX_EPOCH));
         self
     }
 
@@ -415,12 +420,18 @@ impl Tailer {
         Ok(())
     }
 
+    /// How far before a moment known to be read up to a file may still have
+    /// been written unread: a rotated file's grace, twice, a poll and a
+    /// minute.
+    fn margin(&self) -> Duration {
+        self.opts.grace * 2 + self.opts.poll + Duration::from_secs(60)
+    }
+
     /// A moment safely before anything not read yet was written (for
     /// replans while running: the file in hand was read up to now).
     fn recently(&self) -> std::time::SystemTime {
-        let margin = self.opts.grace * 2 + self.opts.poll + Duration::from_secs(60);
         std::time::SystemTime::now()
-            .checked_sub(margin)
+            .checked_sub(self.margin())
             .unwrap_or(std::time::UNIX_EPOCH)
     }
 
