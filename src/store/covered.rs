@@ -263,14 +263,6 @@ impl StoredOffsets {
     pub fn contains(&self, offset: u64) -> bool {
         self.offsets.binary_search(&offset).is_ok()
     }
-
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
 }
 
 /// The byte offset in a line source's event id (`source:fp:offset`).
