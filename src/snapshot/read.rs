@@ -105,7 +105,7 @@ pub fn read_consistent(path: &Path) -> Result<Option<Snapshot>, ReadError> {
 /// Change notifications for one file, by watching its directory (a watch on
 /// the file would follow the old inode after a rename-into-place).
 pub struct Watch {
-    rx: Option<Receiver<()>>,
+    rx: Option<Receiver<bool>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -130,7 +130,7 @@ impl Watch {
     pub fn wait(&self, timeout: Duration) {
         match &self.rx {
             Some(rx) => match rx.recv_timeout(timeout) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => while rx.try_recv().is_ok() {},
+                Ok(_) | Err(RecvTimeoutError::Timeout) => while rx.try_recv().is_ok() {},
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
             },
             None => std::thread::sleep(timeout),

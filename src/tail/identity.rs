@@ -18,7 +18,7 @@ pub fn fp_hex(fp: u64) -> String {
 }
 
 /// Where a file lives on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DevIno {
     pub dev: u64,
     pub ino: u64,

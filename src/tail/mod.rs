@@ -21,11 +21,15 @@
 //! - **restart after rotation**: the checkpointed file is found among the
 //!   rotated files (`<path>.*`, `<path>-*`, `.gz` included), finished, and
 //!   the files rotated after it are read before the live one.
+//! - **rotations that leave no trace at the path** (a file copytruncated
+//!   before its first line was read, two rotations between two looks): the
+//!   rotated siblings are swept for content never read (`sweep`).
 
 mod identity;
 mod reader;
 mod rotated;
 mod split;
+mod sweep;
 
 pub use identity::{fnv1a, fp_hex, DevIno};
 pub use reader::{is_gz, Reader};
@@ -68,7 +72,18 @@ pub struct Batch {
     pub end_line_no: u64,
     /// What to store as the source's checkpoint when this batch commits.
     pub checkpoint: Position,
-    from_previous: bool,
+    origin: Origin,
+}
+
+/// Which open file a batch was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The file being followed (live, or a queued rotated one).
+    Followed,
+    /// The file rotated away last, still watched for late writes.
+    Previous,
+    /// A rotated file found by the sweep.
+    Orphan(DevIno),
 }
 
 impl Batch {
@@ -95,7 +110,7 @@ impl Batch {
                 offset: end_offset,
                 line_no: end_line_no,
             },
-            from_previous: false,
+            origin: Origin::Followed,
         }
     }
 }
@@ -191,8 +206,14 @@ pub struct Tailer {
     seen_until: Option<std::time::SystemTime>,
     /// The file rotated away last, watched for late writes until the deadline.
     previous: Option<(Open, Instant)>,
+    /// Rotated files found by the sweep, read next to the followed one.
+    orphans: Vec<Open>,
+    sweep: sweep::Sweep,
+    /// The checkpoint last committed (or started from).
+    committed: Option<Position>,
     start: Option<Position>,
-    wake: Option<Receiver<()>>,
+    /// Wakes on changes in the directory; `true` for a rotated sibling.
+    wake: Option<Receiver<bool>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -222,6 +243,9 @@ impl Tailer {
             live_next: None,
             seen_until: None,
             previous: None,
+            orphans: Vec::new(),
+            sweep: sweep::Sweep::new(std::time::SystemTime::now()),
+            committed: start,
             start,
             wake,
             _watcher: watcher,
@@ -236,6 +260,9 @@ impl Tailer {
     pub fn with_checkpoint_time(mut self, at: Option<std::time::SystemTime>) -> Tailer {
         let margin = self.margin();
         self.seen_until = at.map(|t| t.checked_sub(margin).unwrap_or(std::time::UNIX_EPOCH));
+        if let Some(t) = self.seen_until {
+            self.sweep.set_horizon(t);
+        }
         self
     }
 
@@ -261,7 +288,7 @@ impl Tailer {
                     }
                 },
                 None => {
-                    if self.check_rotation()? {
+                    if self.check_rotation()? || self.sweep(once) {
                         continue;
                     }
                     if once {
@@ -274,17 +301,22 @@ impl Tailer {
         Ok(())
     }
 
-    fn wait(&self) {
+    fn wait(&mut self) {
         let mut timeout = self.opts.poll;
         if let Some((_, deadline)) = &self.previous {
             timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
         }
         match &self.wake {
             Some(rx) => match rx.recv_timeout(timeout) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {
+                Ok(sibling) => {
                     // Drain bursts of notifications into one wake-up.
-                    while rx.try_recv().is_ok() {}
+                    let mut sibling = sibling;
+                    while let Ok(s) = rx.try_recv() {
+                        sibling |= s;
+                    }
+                    self.sweep.due |= sibling;
                 }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
             },
             None => std::thread::sleep(timeout),
@@ -417,6 +449,10 @@ impl Tailer {
             }
         }
         self.live_next = live;
+        // What the plan reads from its start needs no orphan next to it.
+        let planned: Vec<u64> = self.queue.iter().filter_map(|o| o.fp).collect();
+        self.orphans
+            .retain(|o| !o.fp.is_some_and(|fp| planned.contains(&fp)));
         Ok(())
     }
 
@@ -439,6 +475,9 @@ impl Tailer {
     /// the file rotated away first, then the current file.
     fn next_batch(&mut self, once: bool) -> Result<Option<Batch>, TailError> {
         if let Some(b) = self.previous_batch(once)? {
+            return Ok(Some(b));
+        }
+        if let Some(b) = self.orphan_batch(once) {
             return Ok(Some(b));
         }
         if !self.ensure_open()? {
@@ -466,21 +505,25 @@ impl Tailer {
         let expired = once || Instant::now() >= *deadline;
         p.draining = expired;
         if let Some(mut b) = read_batch(p, self.opts.framing)? {
-            b.from_previous = true;
+            b.origin = Origin::Previous;
             return Ok(Some(b));
         }
         if expired {
             tracing::debug!(path = %p.path.display(), "done with the rotated file");
+            if let Some(fp) = p.fp {
+                self.sweep.finished(fp);
+            }
             self.previous = None;
         }
         Ok(None)
     }
 
     fn advance(&mut self, b: &Batch) {
-        let target = if b.from_previous {
-            self.previous.as_mut().map(|(p, _)| p)
-        } else {
-            self.open.as_mut()
+        self.committed = Some(b.checkpoint);
+        let target = match b.origin {
+            Origin::Previous => self.previous.as_mut().map(|(p, _)| p),
+            Origin::Followed => self.open.as_mut(),
+            Origin::Orphan(id) => self.orphans.iter_mut().find(|o| o.devino == id),
         };
         if let Some(o) = target {
             o.offset = b.end_offset;
@@ -503,6 +546,9 @@ impl Tailer {
                 return Ok(true);
             }
             tracing::info!(path = %o.path.display(), "finished a rotated file");
+            if let Some(fp) = o.fp {
+                self.sweep.finished(fp);
+            }
             self.open = None;
             return Ok(true);
         }
@@ -680,10 +726,13 @@ fn read_batch(o: &mut Open, framing: Framing) -> Result<Option<Batch>, TailError
         .read_at(&mut buf, o.offset)
         .map_err(io_err(&o.path))?;
     buf.truncate(n);
-    if o.live && o.fp.is_some() {
+    if o.fp.is_some() && matches!(o.reader, Reader::File(_)) {
         // Truncated (copytruncate) or rewritten while we were behind: these
-        // bytes may be new content at an old offset. Leave it to
-        // check_rotation, which finishes the old content from the copy.
+        // bytes may be new content at an old offset. For the live file,
+        // check_rotation finishes the old content from the copy; a rotated
+        // file overwritten in place (`cp f f.1` onto an old `f.1`) is no
+        // longer the content it was opened as, and the sweep meets the new
+        // content as a changed file.
         let (now_fp, _) = read_head(&o.reader).map_err(io_err(&o.path))?;
         if now_fp != o.fp {
             return Ok(None);
@@ -716,14 +765,15 @@ fn read_batch(o: &mut Open, framing: Framing) -> Result<Option<Batch>, TailError
             offset: end_offset,
             line_no: s.line_no,
         },
-        from_previous: false,
+        origin: Origin::Followed,
     }))
 }
 
 /// Watches the directory (a file watch would follow the old inode after a
 /// rename); wakes on any change to `path` or a sibling whose name starts
 /// with it (rotated copies).
-pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receiver<()>)> {
+/// Sends `true` when the change was not to `path` itself.
+pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Receiver<bool>)> {
     use notify::{RecursiveMode, Watcher};
     let dir = path
         .parent()
@@ -741,7 +791,9 @@ pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Rec
                     })
                 });
             if ours {
-                let _ = tx.send(());
+                let sibling = ev.paths.is_empty()
+                    || ev.paths.iter().any(|p| p.file_name() != name.as_deref());
+                let _ = tx.send(sibling);
             }
         }
     })?;

@@ -93,6 +93,19 @@ impl Reader {
         }
     }
 
+    /// A compressed archive.
+    pub fn is_gz(&self) -> bool {
+        matches!(self, Reader::Gz(..))
+    }
+
+    /// When the file was last written (`None` for bytes held in memory).
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        match self {
+            Reader::File(f) | Reader::Gz(f, _) => f.metadata().and_then(|m| m.modified()).ok(),
+            Reader::Memory(_) => None,
+        }
+    }
+
     /// Reads as much of `buf` as exists at `off`.
     pub fn read_at(&self, buf: &mut [u8], mut off: u64) -> std::io::Result<usize> {
         let mem;
