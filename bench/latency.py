@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,6 +187,8 @@ def main():
                     help="default: as long as the steady phase")
     ap.add_argument("--poll-ms", type=int, default=500, help="the source's poll_interval_ms (default: calltrail's default)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--history", help="a calltrail store to start from (copied first), e.g. the year of "
+                    "history bench/state.sh generates: latency with a big store, not an empty one")
     ap.add_argument("--duckdb-baseline", help="JSON from duckdb_insert_baseline.py (one-row commit p50/p99)")
     args = ap.parse_args()
     if args.baseline_seconds is None:
@@ -223,6 +226,7 @@ def main():
         create_topic(bootstrap, topic, 3)
         os.makedirs(os.path.join(work, "logs"))
         cfg = os.path.join(work, "calltrail.toml")
+        http_port = free_port()
         with open(cfg, "w") as f:
             f.write(
                 '[store]\npath = "store.duckdb"\n[numbers]\ndefault_region = "RU"\n'
@@ -230,8 +234,20 @@ def main():
                 'pbx = "pbx1"\ntimezone = "Europe/Moscow"\npoll_interval_ms = %d\n'
                 '[email]\noutbox = "outbox"\n'
                 '[http]\nlisten = "127.0.0.1:%d"\n'
-                '[kafka]\nbrokers = "%s"\ntopic = "%s"\n' % (args.poll_ms, free_port(), bootstrap, topic)
+                '[kafka]\nbrokers = "%s"\ntopic = "%s"\n' % (args.poll_ms, http_port, bootstrap, topic)
             )
+        if args.history:
+            print("latency: copying the history store %s ..." % args.history, flush=True)
+            shutil.copyfile(args.history, os.path.join(work, "store.duckdb"))
+        # Only the events of this run are measured.
+        history_seq = 0
+        if args.history:
+            out = subprocess.run(
+                [args.calltrail, "--config", cfg, "query", "--format", "json",
+                 "SELECT coalesce(max(seq), 0) AS s FROM events"],
+                check=True, capture_output=True,
+            )
+            history_seq = json.loads(out.stdout)[0]["s"]
         daemon_log = open(os.path.join(work, "daemon.log"), "w")
         daemon = subprocess.Popen(
             [args.calltrail, "--config", cfg, "--log", os.environ.get("CALLTRAIL_BENCH_LOG", "info"), "run"],
@@ -251,7 +267,18 @@ def main():
         # The topic exists (created above), so the consumer is ready at once.
         cons.start()
         cons.ready.wait(30)
-        time.sleep(1.0)  # the daemon opens its store and starts following
+        # The daemon is ready when its HTTP API answers (it opens the store,
+        # which may migrate a big one first), then starts following.
+        deadline = time.time() + 600
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", http_port), 0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline or daemon.poll() is not None:
+                    raise SystemExit("the daemon did not start; see %s" % daemon_log.name)
+                time.sleep(0.2)
+        time.sleep(1.0)
 
         w = W(1)
         calls, next_callno = [], [0]
@@ -274,7 +301,7 @@ def main():
 
         out = subprocess.run(
             [args.calltrail, "--config", cfg, "query", "--format", "json",
-             "SELECT call_id, verb, epoch_us(ingested_at) AS us FROM events"],
+             "SELECT call_id, verb, epoch_us(ingested_at) AS us FROM events WHERE seq > %d" % history_seq],
             check=True, capture_output=True,
         )
         stored = {(r["call_id"], r["verb"]): r["us"] / 1e6 for r in json.loads(out.stdout)}
@@ -324,7 +351,6 @@ def main():
         if args.keep:
             print("latency: working directory kept: %s" % work)
         else:
-            import shutil
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -10,6 +10,12 @@
 #
 #   bash bench/latency.sh [--rate 200] [--seconds 60] [--burst 2000]
 #                         [--baseline-seconds 20] [--poll-ms 500] [--keep]
+#                         [--history STORE]
+#
+# --history STORE starts the daemon on a copy of a calltrail store instead of
+# an empty one (e.g. the year of history bench/state.sh generates, 10 M
+# events): its state and Kafka checkpoints are set to its end first, so the
+# daemon starts caught up, as a long-running one would be.
 #
 # Builds `calltrail` with the dev profile (the one CI builds: dependencies
 # such as DuckDB and librdkafka at opt-level 2) with calltrail's own two
@@ -36,5 +42,31 @@ source "$repo/bench/duckdb_venv.sh"
 base_json=$(mktemp)
 trap 'rm -f "$base_json"' EXIT
 "$duckdb_py" bench/duckdb_insert_baseline.py --json "$base_json"
+args=()
+while (($#)); do
+    case $1 in
+    --history)
+        hist_dir=$(mktemp -d)
+        trap 'rm -f "$base_json"; rm -rf "$hist_dir"' EXIT
+        echo "latency: preparing a copy of $2 (checkpoints at its end)"
+        cp "$2" "$hist_dir/store.duckdb"
+        "$duckdb_py" - "$hist_dir/store.duckdb" <<'PY'
+import sys
+import duckdb
+c = duckdb.connect(sys.argv[1])
+for sink, table in (("state", "events"), ("kafka", "events"), ("kafka-state", "state_events")):
+    c.execute(
+        "INSERT OR REPLACE INTO sink_checkpoints "
+        f"VALUES (?, (SELECT coalesce(max(seq), 0) FROM {table}), now())",
+        [sink],
+    )
+c.close()
+PY
+        args+=(--history "$hist_dir/store.duckdb")
+        shift 2
+        ;;
+    *) args+=("$1") && shift ;;
+    esac
+done
 "$python" bench/latency.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" --tansu "$tansu" \
-    --duckdb-baseline "$base_json" "$@"
+    --duckdb-baseline "$base_json" "${args[@]}"
