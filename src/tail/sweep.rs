@@ -27,9 +27,11 @@ use super::{Position, Tailer};
 
 /// What the sweep has looked at.
 pub(super) struct Sweep {
-    /// The rotated files present at the last sweep, by identity: size and
-    /// mtime when looked at. Unchanged ones are not opened again.
-    scanned: HashMap<DevIno, (u64, SystemTime)>,
+    /// The rotated files present at the last sweep, by identity: size,
+    /// mtime and whether the name says gzip (a `.gz.tmp` renamed to `.gz`
+    /// is read differently) when looked at. Unchanged ones are not opened
+    /// again.
+    scanned: HashMap<DevIno, (u64, SystemTime, bool)>,
     /// A file first met that last changed before this is history (read
     /// before the checkpoint, or `import`'s job).
     horizon: SystemTime,
@@ -86,7 +88,11 @@ impl Tailer {
                 continue;
             };
             let id = DevIno::of(&m);
-            let stamp = (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            let stamp = (
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                super::is_gz(&path),
+            );
             let before = self.sweep.scanned.get(&id).copied();
             seen.insert(id, stamp);
             if before == Some(stamp) || (before.is_none() && stamp.1 < self.sweep.horizon) {

@@ -423,3 +423,30 @@ fn a_rotated_file_with_lines_never_read_is_found_after_a_restart() {
     run_once(&cfg);
     assert_exactly_once(&cfg, 5);
 }
+
+#[test]
+fn an_archive_being_written_is_not_read_as_text_and_is_read_once_done() {
+    // logrotate-style compression of content never read: first the archive
+    // under a temporary name (gzip bytes a text reader would reject), then
+    // the finished `.gz`.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path(), &queue_source(""));
+    let log = tmp.path().join("logs/queue_log");
+    append(&log, lines(1..=2).as_bytes());
+    let daemon = Daemon::start(&cfg, &tmp.path().join("daemon.log"));
+    std::thread::sleep(Duration::from_millis(800));
+    let plain = tmp.path().join("logs/staging-plain");
+    std::fs::write(&plain, lines(3..=400)).expect("write");
+    let gz = gzip(&plain);
+    let head = std::fs::read(&gz).expect("read gz");
+    assert!(head.contains(&b'\n'), "the archive must hold a newline byte for a text reader to take it for a line");
+    let partial = tmp.path().join("logs/queue_log.1.gz.tmp");
+    std::fs::rename(&gz, &partial).expect("rename");
+    std::thread::sleep(Duration::from_millis(800));
+    std::fs::rename(&partial, tmp.path().join("logs/queue_log.1.gz")).expect("rename");
+    append(&log, lines(401..=401).as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = daemon.terminate(Duration::from_secs(20));
+    assert!(st.success());
+    assert_exactly_once(&cfg, 401);
+}
