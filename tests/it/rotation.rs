@@ -439,7 +439,10 @@ fn an_archive_being_written_is_not_read_as_text_and_is_read_once_done() {
     std::fs::write(&plain, lines(3..=400)).expect("write");
     let gz = gzip(&plain);
     let head = std::fs::read(&gz).expect("read gz");
-    assert!(head.contains(&b'\n'), "the archive must hold a newline byte for a text reader to take it for a line");
+    assert!(
+        head.contains(&b'\n'),
+        "the archive must hold a newline byte for a text reader to take it for a line"
+    );
     let partial = tmp.path().join("logs/queue_log.1.gz.tmp");
     std::fs::rename(&gz, &partial).expect("rename");
     std::thread::sleep(Duration::from_millis(800));
