@@ -55,6 +55,19 @@ def free_port():
     return port
 
 
+def wait_port(port, proc, timeout, what, log):
+    """Waits until `proc` accepts connections on `port`."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise SystemExit("%s did not start; see %s" % (what, log))
+            time.sleep(0.1)
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -207,15 +220,7 @@ def main():
     )
     daemon = None
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if time.time() > deadline or broker.poll() is not None:
-                    raise SystemExit("tansu did not start; see %s" % broker_log.name)
-                time.sleep(0.1)
+        wait_port(port, broker, 20, "tansu", broker_log.name)
         time.sleep(0.5)
 
         print("latency: baseline: kafka-python produce -> consume, %.0f msg/s for %.0f s ..." % (args.rate, args.baseline_seconds), flush=True)
@@ -269,15 +274,7 @@ def main():
         cons.ready.wait(30)
         # The daemon is ready when its HTTP API answers (it opens the store,
         # which may migrate a big one first), then starts following.
-        deadline = time.time() + 600
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", http_port), 0.5).close()
-                break
-            except OSError:
-                if time.time() > deadline or daemon.poll() is not None:
-                    raise SystemExit("the daemon did not start; see %s" % daemon_log.name)
-                time.sleep(0.2)
+        wait_port(http_port, daemon, 600, "the daemon", daemon_log.name)
         time.sleep(1.0)
 
         w = W(1)

@@ -377,6 +377,15 @@ fn import_and_tailing_store_identical_events() {
     assert_eq!(dumps[0], dumps[1]);
 }
 
+/// A queue source whose file holds `c1`, `c2`: (dir, config, log path).
+fn two_lines_written() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path(), &queue_source(""));
+    let log = tmp.path().join("logs/queue_log");
+    append(&log, lines(1..=2).as_bytes());
+    (tmp, cfg, log)
+}
+
 /// Puts `content` at `path` in one step (written elsewhere, renamed in), as
 /// a rotation that the tailer never saw happen leaves it.
 fn appear(path: &Path, content: &str) {
@@ -389,10 +398,7 @@ fn appear(path: &Path, content: &str) {
 fn a_rotated_file_with_lines_never_read_is_found_while_running() {
     // A file copytruncated before the tailer read its first line leaves the
     // live file as it was (empty): only the copy tells.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = config(tmp.path(), &queue_source(""));
-    let log = tmp.path().join("logs/queue_log");
-    append(&log, lines(1..=2).as_bytes());
+    let (tmp, cfg, log) = two_lines_written();
     let daemon = Daemon::start(&cfg, &tmp.path().join("daemon.log"));
     std::thread::sleep(Duration::from_millis(800));
     appear(&tmp.path().join("logs/queue_log.1"), &lines(3..=4));
@@ -411,10 +417,7 @@ fn a_rotated_file_with_lines_never_read_is_found_after_a_restart() {
     // While calltrail is down, lines reach a rotated name without ever
     // being at the live path when it looked (here under a dated name while
     // the file last read is still live and unchanged).
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = config(tmp.path(), &queue_source(""));
-    let log = tmp.path().join("logs/queue_log");
-    append(&log, lines(1..=2).as_bytes());
+    let (tmp, cfg, log) = two_lines_written();
     run_once(&cfg);
     appear(&tmp.path().join("logs/queue_log-20261122"), &lines(3..=4));
     append(&log, lines(5..=5).as_bytes());
@@ -429,10 +432,7 @@ fn an_archive_being_written_is_not_read_as_text_and_is_read_once_done() {
     // logrotate-style compression of content never read: first the archive
     // under a temporary name (gzip bytes a text reader would reject), then
     // the finished `.gz`.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = config(tmp.path(), &queue_source(""));
-    let log = tmp.path().join("logs/queue_log");
-    append(&log, lines(1..=2).as_bytes());
+    let (tmp, cfg, log) = two_lines_written();
     let daemon = Daemon::start(&cfg, &tmp.path().join("daemon.log"));
     std::thread::sleep(Duration::from_millis(800));
     let plain = tmp.path().join("logs/staging-plain");
