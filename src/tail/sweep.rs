@@ -153,8 +153,15 @@ impl Tailer {
                 }
             }
             o.offset = from;
-            tracing::warn!(path = %path.display(), fp = %fp_hex(fp), from,
-                "a rotated file holds lines that were never read (rotated before the tailer got to them): reading it");
+            if from == 0 {
+                tracing::warn!(path = %path.display(), fp = %fp_hex(fp),
+                    "a rotated file holds lines that were never read (rotated before the tailer got to them): reading it");
+            } else {
+                // Usual after a restart: a file rotated shortly before the
+                // checkpoint; most often nothing after `from` is new.
+                tracing::info!(path = %path.display(), fp = %fp_hex(fp), from,
+                    "reading a rotated file from where its stored records end");
+            }
             reading.insert(fp);
             self.orphans.push(o);
             found = true;
