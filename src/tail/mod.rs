@@ -308,9 +308,8 @@ impl Tailer {
         }
         match &self.wake {
             Some(rx) => match rx.recv_timeout(timeout) {
-                Ok(sibling) => {
+                Ok(mut sibling) => {
                     // Drain bursts of notifications into one wake-up.
-                    let mut sibling = sibling;
                     while let Ok(s) = rx.try_recv() {
                         sibling |= s;
                     }
@@ -510,9 +509,7 @@ impl Tailer {
         }
         if expired {
             tracing::debug!(path = %p.path.display(), "done with the rotated file");
-            if let Some(fp) = p.fp {
-                self.sweep.finished(fp);
-            }
+            self.sweep.finished(p.fp);
             self.previous = None;
         }
         Ok(None)
@@ -546,9 +543,7 @@ impl Tailer {
                 return Ok(true);
             }
             tracing::info!(path = %o.path.display(), "finished a rotated file");
-            if let Some(fp) = o.fp {
-                self.sweep.finished(fp);
-            }
+            self.sweep.finished(o.fp);
             self.open = None;
             return Ok(true);
         }

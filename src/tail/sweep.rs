@@ -60,7 +60,9 @@ impl Sweep {
         self.horizon = at;
     }
 
-    pub fn finished(&mut self, fp: u64) {
+    /// The content `fp` was read to its end (nothing to do without one).
+    pub fn finished(&mut self, fp: Option<u64>) {
+        let Some(fp) = fp else { return };
         if self.done.len() >= DONE_CAP {
             self.done.clear();
         }
@@ -197,9 +199,7 @@ impl Tailer {
             if o.draining {
                 let o = self.orphans.swap_remove(i);
                 tracing::info!(path = %o.path.display(), "finished a rotated file found by the sweep");
-                if let Some(fp) = o.fp {
-                    self.sweep.finished(fp);
-                }
+                self.sweep.finished(o.fp);
                 continue;
             }
             if once || settled(o, self.opts.grace) {
