@@ -17,6 +17,7 @@ mod schema;
 mod snapshot;
 
 pub use covered::{offset_of, Covered, Span, StoredOffsets};
+pub use native::ROW_GROUP_ROWS;
 pub use snapshot::{RowState, SNAPSHOT_DDL};
 
 use crate::state::{StateConfig, Touched};
@@ -576,7 +577,7 @@ impl Store {
             .map_err(|e| StoreError::Malformed(format!("building the event batch: {e}")))?;
         // The caller left out what was stored when it started; the span is
         // stored whole once this commits. One transaction on the bulk
-        // connection: events (DuckDB's own Arrow conversion), rejects,
+        // connection: events (through DuckDB's Arrow scan), rejects,
         // the covered range.
         let mut covered = self.covered_of(&self.lock(), source, &span.file_fp)?;
         let range_sql = covered.record_sql(source, span);
@@ -584,15 +585,29 @@ impl Store {
             .map_err(|e| StoreError::Malformed(format!("building the reject batch: {e}")))?;
         let mut bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
         if bulk.is_none() {
-            *bulk = Some(self.raw.connect()?);
+            let home: String = self
+                .lock()
+                .query_row("SELECT current_database()", [], |r| r.get(0))
+                .map_err(db("naming the store's catalog"))?;
+            let mut raw = self.raw.connect()?;
+            raw.enable_staging(&home)?;
+            *bulk = Some(raw);
         }
         let raw = bulk
             .as_ref()
             .ok_or_else(|| StoreError::Malformed("no bulk connection".into()))?;
+        // The events go in through DuckDB's Arrow scan, in row-group slices
+        // (zero-copy) that DuckDB's threads convert and write in parallel.
+        let n = batch.num_rows();
+        let slices = (0..n)
+            .step_by(native::ROW_GROUP_ROWS)
+            .map(|o| batch.slice(o, native::ROW_GROUP_ROWS.min(n - o)))
+            .collect();
+        let staged = raw.stage_arrow(slices)?;
         raw.exec("BEGIN TRANSACTION")?;
         let stored = (|| -> Result<CommitStats, StoreError> {
             let stats = CommitStats {
-                inserted: raw.append("events", &batch)?,
+                inserted: staged.insert_into("events")?,
                 rejects: raw.append("rejects", &rejects)?,
                 ..CommitStats::default()
             };
