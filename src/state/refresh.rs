@@ -561,7 +561,11 @@ fn refresh_agents(
     }
     {
         conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS _facts AS SELECT * FROM agent_facts LIMIT 0;
+            // Declared, not `CREATE TABLE AS`: see events_stage_ddl (a
+            // temp table made that way in the transaction that then appends
+            // more than 204,800 rows reads back empty in DuckDB 1.2).
+            "CREATE TEMP TABLE IF NOT EXISTS _facts (agent VARCHAR, scope VARCHAR,
+                 fact VARCHAR, value VARCHAR, reason VARCHAR, ts TIMESTAMP, event_id VARCHAR);
              DELETE FROM _facts;",
         )?;
         let mut app = temp_appender(conn, "_facts")?;

@@ -95,12 +95,6 @@ pub(super) fn read_row(r: &Row<'_>) -> duckdb::Result<(i64, Result<Event, StoreE
     Ok((seq, build()))
 }
 
-/// Per-connection staging table for events (TEMP: never written to the file).
-const STAGE_DDL: &str = "
-CREATE TEMP TABLE IF NOT EXISTS events_stage AS
-    SELECT 0::BIGINT AS ord, * EXCLUDE (seq) FROM events LIMIT 0;
-DELETE FROM temp.events_stage;";
-
 /// Bulk-loads `events` into the connection's staging table with DuckDB's
 /// appender (row-by-row INSERTs cost ~1 ms each), `ord` numbered from
 /// `first` (the `seq`s they will get in `events`, or just their order).
@@ -112,7 +106,7 @@ pub(super) fn stage(
     now: DateTime<Utc>,
     first: i64,
 ) -> Result<(), StoreError> {
-    conn.execute_batch(STAGE_DDL)
+    conn.execute_batch(&super::schema::events_stage_ddl())
         .map_err(db("preparing the event stage"))?;
     if events.is_empty() {
         return Ok(());
@@ -221,3 +215,49 @@ const STAGE_EVENT_COLUMNS: [&str; 32] = [
     "data",
     "ingested_at",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calltrail_parsers::{EventKind, SourceKind};
+
+    /// More events than the appender's auto-flush (204,800), staged in the
+    /// transaction that made the staging table (the first derivation step
+    /// of a connection), are all moved: with the staging table made by
+    /// `CREATE TABLE AS`, DuckDB read all 250,000 back as none.
+    #[test]
+    fn a_stage_bigger_than_an_appender_flush_keeps_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let n = 250_000;
+        let now = Utc::now();
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                let mut e = Event::new(
+                    SourceKind::Derived,
+                    Str::from("state"),
+                    Str::from("*"),
+                    now,
+                    EventKind::FirstCall,
+                    Str::from("FIRST_CALL"),
+                );
+                e.event_id = format!("state:first_call:+7916{i:07}");
+                e.caller = Some(format!("+7916{i:07}"));
+                e
+            })
+            .collect();
+        let mut conn = store.lock();
+        let tx = conn.transaction().unwrap();
+        stage(&tx, &events, now, 0).unwrap();
+        assert_eq!(insert_staged_into(&tx, "state_events").unwrap(), n);
+        tx.commit().unwrap();
+        let stored: i64 = conn
+            .query_row(
+                "SELECT count(DISTINCT event_id) FROM state_events",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, n as i64);
+    }
+}

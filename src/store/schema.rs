@@ -48,6 +48,22 @@ pub fn events_ddl() -> String {
     )
 }
 
+/// A connection's staging table for events (TEMP: never written to the
+/// file): `ord`, then the columns of `events` but `seq`, emptied.
+///
+/// Declared column by column, not `CREATE … AS SELECT … LIMIT 0`: in
+/// DuckDB 1.2 a temp table made by `CREATE TABLE AS` in the transaction
+/// that then appends more than 204,800 rows to it (the appender's
+/// auto-flush) reads back empty — every row lost, without an error.
+pub fn events_stage_ddl() -> String {
+    format!(
+        "CREATE TEMP TABLE IF NOT EXISTS events_stage (
+    ord           BIGINT NOT NULL,
+    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});
+DELETE FROM temp.events_stage;"
+    )
+}
+
 /// `state_events`: derived state changes (docs/events.md), the same columns
 /// as `events`, keyed, with a sequence of their own (low volume).
 pub fn state_events_ddl() -> String {
