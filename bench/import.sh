@@ -12,8 +12,9 @@
 # 3. DuckDB: CREATE TABLE t AS SELECT * FROM read_csv(FILE) into a database
 #    FILE (what an import produces), with 1 and with 2 threads;
 # 4. calltrail: `import --no-state` of the file into a fresh store (parse on
-#    one thread, columnar appends on the other; the derived state is a
-#    separate figure, see bench/state.sh); DuckDB writing the very rows that
+#    one thread; each batch inserted through DuckDB's Arrow scan, which
+#    writes on DuckDB's threads; the derived state is a separate figure, see
+#    bench/state.sh); DuckDB writing the very rows that
 #    import stored (32 normalized columns) from memory into a file, 1 and 2
 #    threads: the floor of any import into this schema; then the same import
 #    again into the same store (everything already stored: nothing may be
