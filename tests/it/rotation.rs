@@ -377,6 +377,64 @@ fn import_and_tailing_store_identical_events() {
     assert_eq!(dumps[0], dumps[1]);
 }
 
+#[test]
+fn a_bulk_import_of_more_than_a_transaction_stores_what_tailing_stores() {
+    // More lines than one import transaction (two of DuckDB's row groups,
+    // inserted through DuckDB's Arrow scan on its threads), with a reject on
+    // each side of the first transaction's end: the rows are exactly those
+    // `run` stores line by line, with `seq`s 1..=N, and a re-import adds
+    // nothing.
+    let n: u32 = 250_000;
+    let mut text = String::with_capacity(n as usize * 48);
+    for i in 1..=n {
+        if i == 1_000 || i == 245_700 {
+            text.push_str("garbage line\n");
+        }
+        text.push_str(&ql(i));
+    }
+    let digest = "SELECT count(*) AS n, count(DISTINCT seq) AS seqs, min(seq) AS lo,
+        max(seq) AS hi, sum(hash(event_id, source_kind, source, pbx, ts, kind, verb, call_id,
+        linked_id, peer_call_id, queue, agent, agent_raw, caller, caller_raw, caller_name,
+        callee, callee_raw, direction, disposition, wait_s, talk_s, ring_ms, duration_s,
+        position, orig_position, answered_at, ended_at, info, data)::HUGEINT)::VARCHAR AS digest,
+        (SELECT count(*) FROM rejects) AS rejects FROM events";
+    let mut digests = Vec::new();
+    for mode in ["run", "import"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = config(tmp.path(), &queue_source(""));
+        let log = tmp.path().join("logs/queue_log");
+        std::fs::write(&log, &text).expect("write the log");
+        let args: &[&str] = if mode == "run" {
+            &["run", "--once"]
+        } else {
+            &["import", "--no-state", log.to_str().unwrap_or("")]
+        };
+        let out = calltrail(&cfg, args);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d = query_json(&cfg, digest);
+        assert_eq!(d[0]["n"].as_i64(), Some(i64::from(n)), "{mode}: {d:?}");
+        assert_eq!(d[0]["seqs"].as_i64(), Some(i64::from(n)), "{mode}: {d:?}");
+        assert_eq!(d[0]["rejects"].as_i64(), Some(2), "{mode}: {d:?}");
+        if mode == "import" {
+            assert_eq!(d[0]["lo"].as_i64(), Some(1), "{d:?}");
+            assert_eq!(d[0]["hi"].as_i64(), Some(i64::from(n)), "{d:?}");
+            let out = calltrail(&cfg, args);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains(&format!("0 new events, {n} duplicates skipped")),
+                "{stdout}"
+            );
+            assert_eq!(query_i64(&cfg, "SELECT count(*) FROM events"), i64::from(n));
+        }
+        digests.push(d[0]["digest"].clone());
+    }
+    assert_eq!(digests[0], digests[1]);
+}
+
 /// A queue source whose file holds `c1`, `c2`: (dir, config, log path).
 fn two_lines_written() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
