@@ -70,20 +70,6 @@ impl Reader {
         Ok(cell.get_or_init(|| Arc::new(out)))
     }
 
-    /// Opens `path`; `.gz` files are decompressed whole.
-    pub fn open(path: &Path) -> std::io::Result<Reader> {
-        let f = File::open(path)?;
-        if is_gz(path) {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
-                .take(MAX_GZ_BYTES)
-                .read_to_end(&mut out)?;
-            Ok(Reader::Memory(Arc::new(out)))
-        } else {
-            Ok(Reader::File(f))
-        }
-    }
-
     /// Current length in bytes.
     pub fn size(&self) -> std::io::Result<u64> {
         match self {

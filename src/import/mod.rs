@@ -9,16 +9,18 @@
 use crate::config::{Config, SourceConfig};
 use crate::ingest::{framing_of, parser_for, span_of, BatchParser, IngestStats};
 use crate::store::Store;
-use crate::tail::{
-    fp_hex, memchr_nl, rotation_order, split_records, Batch, DevIno, Reader, MAX_LINE,
-};
+use crate::tail::{fp_hex, rotation_order, Batch, DevIno, MAX_LINE};
 use anyhow::Context;
 use calltrail_parsers::SourceKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use text::Text;
+
+mod text;
 
 /// Overrides from the command line.
 #[derive(Debug, Clone, Default)]
@@ -192,7 +194,7 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
                 parser = Some(BatchParser::new(&src.name, parser_for(cfg, &src)?));
             }
             let Some(p) = parser.as_mut() else { continue };
-            let (stats, bytes) = import_file(p, &store, &path, disk_len, &bar)
+            let (stats, bytes) = import_file(p, &store, &path, &bar)
                 .with_context(|| format!("importing {}", path.display()))?;
             report.bytes += bytes;
             stats
@@ -245,13 +247,12 @@ enum Staged {
 /// batch took 1.4x as long), and so that DuckDB's two threads each take one.
 const IMPORT_BATCH: usize = 2 * crate::store::ROW_GROUP_ROWS;
 
-/// Reads one file: a thread splits and parses while this one stores.
+/// Reads one file: a thread reads, splits and parses while this one stores.
 /// Returns the file's totals and the uncompressed bytes read.
 fn import_file(
     parser: &mut BatchParser,
     store: &Store,
     path: &Path,
-    disk_len: u64,
     bar: &ProgressBar,
 ) -> anyhow::Result<(IngestStats, u64)> {
     let meta = std::fs::metadata(path)?;
@@ -259,14 +260,11 @@ fn import_file(
         dev: meta.dev(),
         ino: meta.ino(),
     };
-    let bytes = match Reader::open(path)? {
-        Reader::Memory(b) => b,
-        // `open` decompresses .gz whole; anything else is read as is.
-        Reader::File(_) | Reader::Gz(..) => Arc::new(std::fs::read(path)?),
-    };
-    let first_end = memchr_nl(&bytes).map_or(bytes.len(), |i| i + 1);
-    let head = Arc::new(bytes[..first_end.min(MAX_LINE)].to_vec());
-    let fp = crate::tail::fnv1a(&bytes[..first_end]);
+    let disk_read = Arc::new(AtomicU64::new(0));
+    let mut text = Text::open(path, disk_read.clone())?;
+    let first_end = text.first_line_end()?;
+    let head = Arc::new(text.buf[..first_end.min(MAX_LINE)].to_vec());
+    let fp = crate::tail::fnv1a(&text.buf[..first_end]);
     let framing = parser.framing();
     let source = parser.source().to_string();
     // What is already stored of this file (when anything is): its records
@@ -276,44 +274,27 @@ fn import_file(
     } else {
         store.stored_offsets_of(&source, &fp_hex(fp))?
     };
-    let total = bytes.len();
     let mut stats = IngestStats::default();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    let total = std::thread::scope(|scope| -> anyhow::Result<u64> {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
-        let data = bytes.clone();
-        let producer = scope.spawn(move || {
-            let (mut pos, mut line_no) = (0usize, 0u64);
-            while pos < data.len() {
-                let s = split_records(
-                    &data[pos..],
-                    pos as u64,
-                    line_no,
-                    IMPORT_BATCH,
-                    MAX_LINE,
-                    framing,
-                    true,
-                );
-                if s.used == 0 {
-                    break;
-                }
-                pos += s.used;
-                line_no = s.line_no;
-                let n = s.lines.len() as u64;
-                let batch = Batch::new(fp, devino, head.clone(), s.lines, pos as u64, line_no);
+        let producer = scope.spawn(move || -> std::io::Result<u64> {
+            text.batches(framing, IMPORT_BATCH, |lines, end, line_no| {
+                let n = lines.len() as u64;
+                let batch = Batch::new(fp, devino, head.clone(), lines, end, line_no);
                 let Some(span) = span_of(&batch) else {
-                    continue;
+                    return true;
                 };
                 let parsed = match parser.parse_columns(&batch, &stored) {
                     Some(cols) => Staged::Columns(Box::new(cols)),
                     None => Staged::Events(parser.parse(&batch)),
                 };
-                if tx.send((parsed, span, n, pos)).is_err() {
-                    break; // the store side failed
-                }
-            }
+                let on_disk = disk_read.load(Ordering::Relaxed);
+                // A failed send: the store side failed, stop reading.
+                tx.send((parsed, span, n, on_disk)).is_ok()
+            })
         });
         let mut shown = 0u64;
-        for (parsed, span, n, pos) in rx {
+        for (parsed, span, n, on_disk) in rx {
             let (c, blank, rejects) = match parsed {
                 Staged::Columns(p) => {
                     let p = *p;
@@ -338,13 +319,13 @@ fn import_file(
                 actions: 0,
             });
             // Progress in on-disk bytes (compressed for .gz).
-            let done = (pos as u128 * disk_len as u128 / total.max(1) as u128) as u64;
-            bar.inc(done.saturating_sub(shown));
-            shown = done;
+            bar.inc(on_disk.saturating_sub(shown));
+            shown = on_disk;
         }
         producer
             .join()
-            .map_err(|_| anyhow::anyhow!("the parser thread panicked"))
+            .map_err(|_| anyhow::anyhow!("the parser thread panicked"))?
+            .context("reading the file")
     })?;
-    Ok((stats, total as u64))
+    Ok((stats, total))
 }
