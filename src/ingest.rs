@@ -167,6 +167,34 @@ impl BatchParser {
         Some(out)
     }
 
+    /// [`BatchParser::parse_columns`] for any line source: queue_log
+    /// straight into columns, the others (CDR) through owned events.
+    pub fn parse_any_columns(&mut self, batch: &Batch, stored: &StoredOffsets) -> ParsedColumns {
+        if let Some(cols) = self.parse_columns(batch, stored) {
+            return cols;
+        }
+        let parsed = self.parse(batch);
+        let mut out = ParsedColumns {
+            columns: EventColumns::with_capacity(parsed.events.len()),
+            rejects: Vec::new(),
+            blank: parsed.blank,
+            duplicates: 0,
+        };
+        for ev in &parsed.events {
+            if crate::store::offset_of(&ev.event_id).is_some_and(|o| stored.contains(o)) {
+                out.duplicates += 1;
+            } else {
+                out.columns.push(ev);
+            }
+        }
+        out.rejects = parsed
+            .rejects
+            .into_iter()
+            .filter(|r| !stored.contains(r.byte_offset))
+            .collect();
+        out
+    }
+
     /// Parses every record of `batch`.
     pub fn parse(&mut self, batch: &Batch) -> Parsed {
         let fp = fp_hex(batch.file_fp);

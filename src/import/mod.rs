@@ -232,14 +232,6 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     bar
 }
 
-/// A parsed import batch on its way to the store.
-enum Staged {
-    /// Columns built from the parser's zero-copy events (queue_log).
-    Columns(Box<crate::ingest::ParsedColumns>),
-    /// Owned events (the other line sources).
-    Events(crate::ingest::Parsed),
-}
-
 /// Lines per batch of an import (one transaction each): two of DuckDB's row
 /// groups, so that a transaction's rows are merged into the table as the
 /// row groups DuckDB wrote while inserting them (a transaction of less than
@@ -284,10 +276,7 @@ fn import_file(
                 let Some(span) = span_of(&batch) else {
                     return true;
                 };
-                let parsed = match parser.parse_columns(&batch, &stored) {
-                    Some(cols) => Staged::Columns(Box::new(cols)),
-                    None => Staged::Events(parser.parse(&batch)),
-                };
+                let parsed = Box::new(parser.parse_any_columns(&batch, &stored));
                 let on_disk = disk_read.load(Ordering::Relaxed);
                 // A failed send: the store side failed, stop reading.
                 tx.send((parsed, span, n, on_disk)).is_ok()
@@ -295,21 +284,10 @@ fn import_file(
         });
         let mut shown = 0u64;
         for (parsed, span, n, on_disk) in rx {
-            let (c, blank, rejects) = match parsed {
-                Staged::Columns(p) => {
-                    let p = *p;
-                    let (r, blank, dups) = (p.rejects.len(), p.blank, p.duplicates);
-                    let mut c =
-                        store.commit_import_columns(&source, p.columns, &p.rejects, &span)?;
-                    c.duplicates = dups as usize;
-                    (c, blank, r)
-                }
-                Staged::Events(p) => (
-                    store.commit_import_batch(&source, &p.events, &p.rejects, &span)?,
-                    p.blank,
-                    p.rejects.len(),
-                ),
-            };
+            let p = *parsed;
+            let (rejects, blank, dups) = (p.rejects.len(), p.blank, p.duplicates);
+            let mut c = store.commit_import_columns(&source, p.columns, &p.rejects, &span)?;
+            c.duplicates = dups as usize;
             stats.add(&IngestStats {
                 lines: n,
                 blank,

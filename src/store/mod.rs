@@ -640,18 +640,6 @@ impl Store {
         Ok(stats)
     }
 
-    /// Commits events and rejects of a bulk import (no actions, no source
-    /// checkpoint: an import is idempotent instead).
-    pub fn commit_import_batch(
-        &self,
-        source: &str,
-        events: &[Event],
-        rejects: &[RejectRow],
-        span: &Span,
-    ) -> Result<CommitStats, StoreError> {
-        self.commit_batch(source, events, rejects, &[], None, Some(span))
-    }
-
     /// Derives the state of up to `limit` stored events after the state
     /// checkpoint (`sink_checkpoints` row `state`), in one transaction with
     /// the derived rows, the state changes they produce (`state_events`) and
