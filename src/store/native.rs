@@ -9,6 +9,8 @@
 //! all of DuckDB's threads as they fill, where the appender copies rows
 //! into transaction-local storage on one thread and compresses them again
 //! at commit (10 M queue_log lines: 14.8 s vs 30.6 s, `bench/import.sh`).
+//! `duckdb_arrow_scan` is marked deprecated in DuckDB's C API; should an
+//! upgrade drop it, [`RawConn::append`] is the slower path that remains.
 //!
 //! Everything unsafe is here, behind [`RawDb`] and [`RawConn`].
 
