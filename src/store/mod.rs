@@ -729,7 +729,7 @@ impl Store {
 
     /// Derives the state of every stored event not derived yet (`import`,
     /// `rederive`), in steps of [`BULK_DERIVE_STEP`] events and with DuckDB's
-    /// automatic checkpoint held back to every [`BULK_CHECKPOINT_WAL`] of
+    /// automatic checkpoint held back to every `BULK_CHECKPOINT_WAL` of
     /// WAL (restored after): every step deletes and rewrites rows all over
     /// the derived tables, and a checkpoint at DuckDB's default 16 MB of WAL
     /// rewrote their row groups after nearly every step. 10 M events: 719 s
