@@ -170,7 +170,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_state(cfg.state_config());
             let started = std::time::Instant::now();
             store.reset_state()?;
-            let recorded = store.derive_all()?;
+            let bar = calltrail::import::state_bar(
+                &calltrail::import::progress_bar(
+                    std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    0,
+                ),
+                store.underived()?,
+            );
+            let recorded = store.derive_all_with(|n| bar.set_position(n))?;
+            bar.finish_and_clear();
             println!(
                 "derived state rebuilt from the stored events in {:.2?} ({recorded} new state changes recorded)",
                 started.elapsed()

@@ -208,9 +208,9 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     }
     // The derived state of everything stored and not derived yet.
     if !args.skip_state {
-        bar.set_message("deriving state");
         let state_started = Instant::now();
-        report.derived = store.derive_all()? as u64;
+        let bar = state_bar(&bar, store.underived()?);
+        report.derived = store.derive_all_with(|n| bar.set_position(n))? as u64;
         report.state_elapsed = state_started.elapsed();
     }
     bar.finish_and_clear();
@@ -218,7 +218,8 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     Ok(report)
 }
 
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+/// A progress bar on stderr over `total` bytes (hidden unless `enabled`).
+pub fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
@@ -230,6 +231,19 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// The progress bar turned to the state derivation: `events` to derive.
+pub fn state_bar(bar: &ProgressBar, events: u64) -> ProgressBar {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:20!} [{bar:30}] {human_pos}/{human_len} events, eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_length(events);
+    bar.reset();
+    bar.set_message("deriving state");
+    bar.clone()
 }
 
 /// Lines per batch of an import (one transaction each): two of DuckDB's row

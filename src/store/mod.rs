@@ -736,19 +736,27 @@ impl Store {
     /// in steps of 50,000 with the default; 452 s with a 4 GB threshold;
     /// 260 s in steps of 200,000 with it.
     pub fn derive_all(&self) -> Result<usize, StoreError> {
+        self.derive_all_with(|_| {})
+    }
+
+    /// [`Store::derive_all`], calling `progress` with the events derived so
+    /// far after every step.
+    pub fn derive_all_with(&self, mut progress: impl FnMut(u64)) -> Result<usize, StoreError> {
         self.lock()
             .execute_batch(&format!(
                 "SET checkpoint_threshold = '{BULK_CHECKPOINT_WAL}'"
             ))
             .map_err(db("holding back checkpoints"))?;
         let derived = (|| {
-            let mut recorded = 0;
+            let (mut recorded, mut taken) = (0, 0u64);
             loop {
                 let (n, r) = self.derive_state(BULK_DERIVE_STEP)?;
                 recorded += r;
                 if n == 0 {
                     return Ok(recorded);
                 }
+                taken += n as u64;
+                progress(taken);
             }
         })();
         let restored = self
@@ -758,6 +766,20 @@ impl Store {
         let recorded = derived?;
         restored?;
         Ok(recorded)
+    }
+
+    /// How many stored events the state has not been derived from yet.
+    pub fn underived(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row(
+                "SELECT count(*) FROM events WHERE seq >
+                    (SELECT coalesce(max(seq), 0) FROM sink_checkpoints WHERE sink = ?)",
+                params![STATE_SINK],
+                |r| r.get(0),
+            )
+            .map_err(db("counting the events to derive"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Events with `seq > after`, oldest first.
@@ -969,5 +991,40 @@ mod tests {
         let before = setting(&store);
         store.derive_all().unwrap();
         assert_eq!(setting(&store), before);
+    }
+
+    /// `underived` counts what the deriver has not taken yet, and the
+    /// progress of a bulk derivation ends there.
+    #[test]
+    fn a_bulk_derivation_reports_its_progress() {
+        use calltrail_parsers::{EventKind, SourceKind, Str};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let now = Utc::now();
+        let events: Vec<Event> = (0..1_000)
+            .map(|i| {
+                let mut e = Event::new(
+                    SourceKind::AsteriskQueueLog,
+                    Str::from("q"),
+                    Str::from("pbx1"),
+                    now,
+                    EventKind::EnterQueue,
+                    Str::from("ENTERQUEUE"),
+                );
+                e.event_id = format!("q:00000000000000aa:{i}");
+                e.call_id = Some(format!("c{i}"));
+                e.queue = Some(Str::from("sales"));
+                e
+            })
+            .collect();
+        store
+            .commit_batch("q", &events, &[], &[], None, None)
+            .unwrap();
+        assert_eq!(store.underived().unwrap(), 1_000);
+        let mut seen = Vec::new();
+        store.derive_all_with(|n| seen.push(n)).unwrap();
+        assert_eq!(seen.last(), Some(&1_000));
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(store.underived().unwrap(), 0);
     }
 }
