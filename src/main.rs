@@ -167,6 +167,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli)?;
             let store = calltrail::store::Store::open(&cfg.store.path)
                 .context("opening the store (is `calltrail run` holding it?)")?
+                .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
                 .with_state(cfg.state_config());
             let started = std::time::Instant::now();
             store.reset_state()?;

@@ -147,7 +147,9 @@ fn spawn_tailer(
 
 /// Runs the daemon.
 pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
-    let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
+    let store = Store::open(&cfg.store.path)?
+        .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_state(cfg.state_config());
     // The local HTTP API (`calltrail query` while we hold the store). Not
     // with --once: a batch run answers no queries and must not need a port.
     let http = if cfg.http.enabled && !once {

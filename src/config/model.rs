@@ -44,14 +44,36 @@ pub struct StoreConfig {
     /// DuckDB database file.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// DuckDB's memory limit (`"1GB"`, `"512MB"`); DuckDB's own default
+    /// (80 % of RAM) when absent. Past it DuckDB spills to disk.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// DuckDB's worker threads; the machine's cores when absent.
+    #[serde(default)]
+    pub threads: Option<u32>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: default_store_path(),
+            memory_limit: None,
+            threads: None,
         }
     }
+}
+
+/// Whether `s` is a size DuckDB's `memory_limit` takes: a number and a unit
+/// (`B`, `KB`/`KiB` … `TB`/`TiB`), case-insensitive.
+pub fn is_memory_size(s: &str) -> bool {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    num.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite())
+        && ["b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib"].contains(&unit.as_str())
 }
 
 fn default_store_path() -> PathBuf {
@@ -379,6 +401,31 @@ impl Config {
             if let Some(ca) = &mut smtp.ca_file {
                 fix(ca);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        for ok in ["1GB", "512MB", "1.5 GiB", "300mb", " 2TB ", "4096B"] {
+            assert!(is_memory_size(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1",
+            "GB",
+            "lots",
+            "-1GB",
+            "0GB",
+            "1 GBs",
+            "1e3MB",
+            "1GB; DROP",
+        ] {
+            assert!(!is_memory_size(bad), "{bad}");
         }
     }
 }

@@ -97,6 +97,22 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             );
         }
     }
+    if let Some(m) = &cfg.store.memory_limit {
+        if !super::model::is_memory_size(m) {
+            p(
+                "store.memory_limit".into(),
+                "a size such as \"1GB\" or \"512MB\" (B, KB, MB, GB, TB or KiB … TiB)",
+                format!("{m:?}"),
+            );
+        }
+    }
+    if cfg.store.threads == Some(0) {
+        p(
+            "store.threads".into(),
+            "at least 1 thread (leave it out for one per core)",
+            "0".into(),
+        );
+    }
     if cfg.sources.is_empty() {
         p(
             "sources".into(),

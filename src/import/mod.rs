@@ -173,7 +173,9 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     });
     let total: u64 = jobs.iter().map(|j| j.2).sum();
     let bar = progress_bar(args.progress, total);
-    let store = Store::open(&cfg.store.path)?.with_state(cfg.state_config());
+    let store = Store::open(&cfg.store.path)?
+        .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_state(cfg.state_config());
     let mut report = ImportReport::default();
     let mut parser: Option<BatchParser> = None;
     for (src, path, disk_len) in jobs {

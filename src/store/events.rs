@@ -7,13 +7,20 @@ use duckdb::Row;
 use duckdb::{params, Connection};
 use serde::de::DeserializeOwned;
 
-/// `{table}` is `events` or `state_events`.
+/// Up to `$2` rows after `seq` `$1`, in `seq` order; `{table}` is `events`
+/// or `state_events`. The `seq` bound of the page is found by sorting `seq`
+/// alone; the rows are then a range scan. `ORDER BY seq LIMIT n` over all
+/// columns sorted every row after `$1` in full: 4.3 s (and out of memory
+/// under a 256 MB `memory_limit`) for the first page of 10 M events, where
+/// this takes 0.56 s.
 pub(super) const SELECT_AFTER: &str = "SELECT seq,
     event_id, source_kind, source, pbx, epoch_us(ts), kind, verb, call_id, linked_id, peer_call_id,
     queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw, direction,
     disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position, epoch_us(answered_at),
     epoch_us(ended_at), info, data
-    FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?";
+    FROM {table} WHERE seq > $1 AND seq <= (
+        SELECT coalesce(max(seq), $1) FROM (SELECT seq FROM {table} WHERE seq > $1 ORDER BY seq LIMIT $2))
+    ORDER BY seq";
 
 /// Decodes a snake_case enum name the same way serde does for the JSON form.
 fn enum_from<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {

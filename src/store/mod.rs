@@ -187,6 +187,10 @@ pub(super) fn insert_rejects(
 /// recorded as a state change (docs/schema.md).
 pub const BULK_DERIVE_STEP: usize = 200_000;
 
+/// The smallest step [`Store::derive_all`] falls back to when DuckDB runs
+/// out of memory (the daemon's own step).
+const MIN_DERIVE_STEP: usize = 20_000;
+
 /// WAL size that triggers a checkpoint during [`Store::derive_all`].
 const BULK_CHECKPOINT_WAL: &str = "1GB";
 
@@ -251,6 +255,31 @@ impl Store {
     pub fn with_state(mut self, cfg: StateConfig) -> Store {
         self.state = Arc::new(cfg);
         self
+    }
+
+    /// Applies `[store] memory_limit` and `threads` (DuckDB settings of the
+    /// whole database; `None` keeps DuckDB's defaults). The values are
+    /// checked by the config (`is_memory_size`) before they get here.
+    pub fn with_limits(
+        self,
+        memory_limit: Option<&str>,
+        threads: Option<u32>,
+    ) -> Result<Store, StoreError> {
+        {
+            let conn = self.lock();
+            if let Some(m) = memory_limit {
+                conn.execute_batch(&format!(
+                    "SET memory_limit = '{}'",
+                    m.trim().replace('\'', "''")
+                ))
+                .map_err(db("setting the memory limit"))?;
+            }
+            if let Some(t) = threads {
+                conn.execute_batch(&format!("SET threads = {}", t.max(1)))
+                    .map_err(db("setting the thread count"))?;
+            }
+        }
+        Ok(self)
     }
 
     /// The derived-state settings in use.
@@ -749,8 +778,19 @@ impl Store {
             .map_err(db("holding back checkpoints"))?;
         let derived = (|| {
             let (mut recorded, mut taken) = (0, 0u64);
+            let mut step = BULK_DERIVE_STEP;
             loop {
-                let (n, r) = self.derive_state(BULK_DERIVE_STEP)?;
+                let (n, r) = match self.derive_state(step) {
+                    Ok(done) => done,
+                    // Under a tight `[store] memory_limit` a big step may
+                    // not fit: it was rolled back whole; take smaller ones.
+                    Err(e) if step > MIN_DERIVE_STEP && e.to_string().contains("Out of Memory") => {
+                        step = (step / 4).max(MIN_DERIVE_STEP);
+                        tracing::warn!(step, "DuckDB ran out of memory deriving the state; going on in smaller steps (see [store] memory_limit)");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 recorded += r;
                 if n == 0 {
                     return Ok(recorded);
@@ -991,6 +1031,28 @@ mod tests {
         let before = setting(&store);
         store.derive_all().unwrap();
         assert_eq!(setting(&store), before);
+    }
+
+    /// `[store] memory_limit` and `threads` reach DuckDB.
+    #[test]
+    fn limits_are_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb"))
+            .unwrap()
+            .with_limits(Some("300MB"), Some(1))
+            .unwrap();
+        let get = |name: &str| -> String {
+            store
+                .lock()
+                .query_row(
+                    &format!("SELECT current_setting('{name}')::VARCHAR"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(get("memory_limit"), "286.1 MiB");
+        assert_eq!(get("threads"), "1");
     }
 
     /// `underived` counts what the deriver has not taken yet, and the

@@ -350,6 +350,9 @@ fn check_config_explains_every_problem() {
     std::fs::write(
         &cfg,
         r#"
+[store]
+memory_limit = "lots"
+threads = 0
 [numbers]
 default_region = "XX"
 [[sources]]
@@ -366,12 +369,15 @@ charset = "ebcdic"
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
+        "store.memory_limit: expected a size such as \"1GB\"",
+        "found \"lots\"",
+        "store.threads: expected at least 1 thread",
         "numbers.default_region: expected an ISO 3166",
         "found \"XX\"",
         "sources[0] (\"a\").timezone: expected an IANA time zone",
         "found \"Mars/Olympus\"",
         "sources[0] (\"a\").charset: expected one of utf8, cp1251",
-        "3 problem(s)",
+        "5 problem(s)",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
