@@ -221,14 +221,16 @@ impl RawConn {
                 &mut *stream as *mut FFI_ArrowArrayStream as ffi::duckdb_arrow_stream,
             )
         };
-        self.exec(&format!("USE {}", quote_ident(&cats.home)))?;
+        // Owned by the stage from here, so that any early return drops the
+        // view (by its qualified name) before the stream it reads.
         let stage = ArrowStage {
             conn: self,
-            view: Some(view),
+            view: (rc == ffi::DuckDBSuccess).then_some(view),
             rows,
             _stream: Some(stream),
         };
-        if rc != ffi::DuckDBSuccess {
+        self.exec(&format!("USE {}", quote_ident(&cats.home)))?;
+        if stage.view.is_none() {
             return Err(native("staging", "duckdb_arrow_scan failed"));
         }
         Ok(stage)
