@@ -763,7 +763,8 @@ impl Store {
     /// the derived tables, and a checkpoint at DuckDB's default 16 MB of WAL
     /// rewrote their row groups after nearly every step. 10 M events: 719 s
     /// in steps of 50,000 with the default; 452 s with a 4 GB threshold;
-    /// 260 s in steps of 200,000 with it.
+    /// 271 s in steps of 200,000 with 1 GB (233 s once events were read in
+    /// `seq`-bounded pages, see `events::SELECT_AFTER`).
     pub fn derive_all(&self) -> Result<usize, StoreError> {
         self.derive_all_with(|_| {})
     }
