@@ -6,7 +6,7 @@
 
 mod agents;
 mod calls;
-mod derived;
+pub(crate) mod derived;
 mod party;
 mod refresh;
 pub mod schema;

@@ -226,7 +226,6 @@ const STAGE_EVENT_COLUMNS: [&str; 32] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calltrail_parsers::{EventKind, SourceKind};
 
     /// More events than the appender's auto-flush (204,800), staged in the
     /// transaction that made the staging table (the first derivation step
@@ -240,17 +239,7 @@ mod tests {
         let now = Utc::now();
         let events: Vec<Event> = (0..n)
             .map(|i| {
-                let mut e = Event::new(
-                    SourceKind::Derived,
-                    Str::from("state"),
-                    Str::from("*"),
-                    now,
-                    EventKind::FirstCall,
-                    Str::from("FIRST_CALL"),
-                );
-                e.event_id = format!("state:first_call:+7916{i:07}");
-                e.caller = Some(format!("+7916{i:07}"));
-                e
+                crate::state::derived::first_call(&format!("+7916{i:07}"), now.timestamp_micros())
             })
             .collect();
         let mut conn = store.lock();
