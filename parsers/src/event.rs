@@ -267,6 +267,15 @@ pub struct Event {
     /// The other channel's id (the member's uniqueid on CONNECT, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_call_id: Option<String>,
+    /// The PBX channel a call record is about, as written (CDR `channel`:
+    /// `PJSIP/trunk-00000001`, `Local/201@from-queue-0000004a;2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The channel it dialled or was bridged to, as written (CDR
+    /// `dstchannel`); with [`Event::channel`] it ties the legs of one call
+    /// (a Local channel's `;2` half is the leg of whoever dialled its `;1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<Str>,
     /// Resolved agent id (see `AgentResolver`).
@@ -348,6 +357,8 @@ impl Event {
             call_id: None,
             linked_id: None,
             peer_call_id: None,
+            channel: None,
+            dst_channel: None,
             queue: None,
             agent: None,
             agent_raw: None,

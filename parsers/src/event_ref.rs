@@ -115,6 +115,8 @@ impl<'a> EventRef<'a> {
             call_id: owned(self.call_id),
             linked_id: owned(self.linked_id),
             peer_call_id: owned(self.peer_call_id),
+            channel: None,
+            dst_channel: None,
             queue: self.queue.cloned(),
             agent: self.agent.cloned(),
             agent_raw: self.agent_raw.cloned(),

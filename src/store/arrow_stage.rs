@@ -46,6 +46,8 @@ pub struct EventColumns {
     ended_at: TimestampMicrosecondBuilder,
     info: StringBuilder,
     data: StringBuilder,
+    channel: StringBuilder,
+    dst_channel: StringBuilder,
     json: String,
 }
 
@@ -110,6 +112,8 @@ impl EventColumns {
             ended_at: TimestampMicrosecondBuilder::with_capacity(n),
             info: s(),
             data: StringBuilder::with_capacity(n, n * 16),
+            channel: StringBuilder::with_capacity(n, 0),
+            dst_channel: StringBuilder::with_capacity(n, 0),
             json: String::new(),
         }
     }
@@ -162,6 +166,8 @@ impl EventColumns {
         } else {
             self.data.append_null();
         }
+        self.channel.append_option(e.channel.as_deref());
+        self.dst_channel.append_option(e.dst_channel.as_deref());
     }
 
     /// Appends a parser's zero-copy event under `event_id`.
@@ -204,6 +210,9 @@ impl EventColumns {
         } else {
             self.data.append_null();
         }
+        // queue_log lines name no channels.
+        self.channel.append_null();
+        self.dst_channel.append_null();
     }
 
     /// The record batch in the `events` table's column order, `seq`
@@ -265,8 +274,10 @@ impl EventColumns {
             ),
             ("ended_at", ts.clone(), Arc::new(self.ended_at.finish())),
             ("info", utf.clone(), s(&mut self.info)),
-            ("data", utf, s(&mut self.data)),
+            ("data", utf.clone(), s(&mut self.data)),
             ("ingested_at", ts, Arc::new(ingested.finish())),
+            ("channel", utf.clone(), s(&mut self.channel)),
+            ("dst_channel", utf, s(&mut self.dst_channel)),
         ];
         let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = cols
             .into_iter()

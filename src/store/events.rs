@@ -17,7 +17,7 @@ pub(super) const SELECT_AFTER: &str = "SELECT seq,
     event_id, source_kind, source, pbx, epoch_us(ts), kind, verb, call_id, linked_id, peer_call_id,
     queue, agent, agent_raw, caller, caller_raw, caller_name, callee, callee_raw, direction,
     disposition, wait_s, talk_s, ring_ms, duration_s, position, orig_position, epoch_us(answered_at),
-    epoch_us(ended_at), info, data
+    epoch_us(ended_at), info, data, channel, dst_channel
     FROM {table} WHERE seq > $1 AND seq <= (
         SELECT coalesce(max(seq), $1) FROM (SELECT seq FROM {table} WHERE seq > $1 ORDER BY seq LIMIT $2))
     ORDER BY seq";
@@ -97,6 +97,8 @@ pub(super) fn read_row(r: &Row<'_>) -> duckdb::Result<(i64, Result<Event, StoreE
             e.data = serde_json::from_str(&d)
                 .map_err(|e| StoreError::Malformed(format!("data: {e}")))?;
         }
+        e.channel = col(31)?;
+        e.dst_channel = col(32)?;
         Ok(e)
     };
     Ok((seq, build()))
@@ -188,7 +190,7 @@ pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize
 
 /// The staged event columns: `ord`, then the `events` columns in the order
 /// of the staging table (the `events` table's columns but `seq`).
-const STAGE_EVENT_COLUMNS: [&str; 32] = [
+const STAGE_EVENT_COLUMNS: [&str; 34] = [
     "ord",
     "event_id",
     "source_kind",
@@ -221,6 +223,8 @@ const STAGE_EVENT_COLUMNS: [&str; 32] = [
     "info",
     "data",
     "ingested_at",
+    "channel",
+    "dst_channel",
 ];
 
 #[cfg(test)]

@@ -32,8 +32,21 @@ const EVENT_COLUMNS: &str = "
     ended_at      TIMESTAMP,
     info          VARCHAR,
     data          VARCHAR,
-    ingested_at   TIMESTAMP NOT NULL
+    ingested_at   TIMESTAMP NOT NULL,
+    channel       VARCHAR,
+    dst_channel   VARCHAR
 ";
+
+/// Columns added after calltrail's first releases, at the end of the table
+/// (where `ALTER TABLE … ADD COLUMN` puts them in an older store, so that
+/// new and migrated stores have the same column order).
+fn added_columns(table: &str) -> String {
+    format!(
+        "
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS channel VARCHAR;
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS dst_channel VARCHAR;"
+    )
+}
 
 /// `events`: no key and no sequence default, so that batches are appended
 /// in columnar form at DuckDB's bulk speed (an ART key costs ~6 µs per row).
@@ -44,7 +57,8 @@ pub fn events_ddl() -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS events (
     seq           BIGINT NOT NULL,
-    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});"
+    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});{}",
+        added_columns("events")
     )
 }
 
@@ -71,7 +85,8 @@ pub fn state_events_ddl() -> String {
         "CREATE SEQUENCE IF NOT EXISTS state_events_seq START 1;
 CREATE TABLE IF NOT EXISTS state_events (
     seq           BIGINT NOT NULL DEFAULT nextval('state_events_seq'),
-    event_id      VARCHAR PRIMARY KEY,{EVENT_COLUMNS});"
+    event_id      VARCHAR PRIMARY KEY,{EVENT_COLUMNS});{}",
+        added_columns("state_events")
     )
 }
 

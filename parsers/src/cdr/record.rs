@@ -138,6 +138,8 @@ impl Builder {
         }
         ev.call_id = non_empty(get(Col::Uniqueid)).map(str::to_string);
         ev.linked_id = non_empty(get(Col::Linkedid)).map(str::to_string);
+        ev.channel = non_empty(get(Col::Channel)).map(str::to_string);
+        ev.dst_channel = non_empty(get(Col::Dstchannel)).map(str::to_string);
 
         let src = get(Col::Src);
         let dst = get(Col::Dst);
