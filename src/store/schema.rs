@@ -221,4 +221,52 @@ mod tests {
             .collect();
         assert_eq!(seqs, [1, 2, 3]);
     }
+
+    /// A store made before the CDR channels were recorded gets the two
+    /// columns at the end of `events` and `state_events`, where a new
+    /// store has them, so positional inserts fit both.
+    #[test]
+    fn a_store_without_channels_gets_them_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.duckdb");
+        let old = |ddl: String| {
+            let ddl = ddl.replace(
+                "    ingested_at   TIMESTAMP NOT NULL,\n    channel       VARCHAR,\n    dst_channel   VARCHAR\n",
+                "    ingested_at   TIMESTAMP NOT NULL\n",
+            );
+            ddl[..ddl.find("ALTER TABLE").unwrap()].to_string()
+        };
+        {
+            let c = duckdb::Connection::open(&path).unwrap();
+            c.execute_batch(&old(events_ddl())).unwrap();
+            c.execute_batch(&old(state_events_ddl())).unwrap();
+            let n: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM duckdb_columns() WHERE column_name = 'channel'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "the old layout has no channel column");
+        }
+        drop(crate::store::Store::open(&path).unwrap());
+        let fresh = dir.path().join("new.duckdb");
+        drop(crate::store::Store::open(&fresh).unwrap());
+        let columns = |p: &std::path::Path, table: &str| -> Vec<String> {
+            let c = duckdb::Connection::open(p).unwrap();
+            c.prepare(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+            )
+            .unwrap()
+            .query_map([table], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+        };
+        for table in ["events", "state_events"] {
+            let migrated = columns(&path, table);
+            assert_eq!(migrated, columns(&fresh, table), "{table}");
+            assert_eq!(migrated[migrated.len() - 2..], ["channel", "dst_channel"]);
+        }
+    }
 }
