@@ -1,7 +1,9 @@
 //! Building the `calls` rows of one call from all its stored events: queue
 //! stints from the queue_log verbs, merged with the call's CDR record (same
-//! uniqueid). A pure function of the set of events (sorted here by event
-//! time, never by arrival), so any arrival order gives the same rows.
+//! uniqueid); the CDR rows of its legs (other uniqueids, grouped by
+//! `legs.rs`) are attempts, never calls. A pure function of the set of
+//! events (sorted here by event time, never by arrival), so any arrival
+//! order gives the same rows.
 
 use super::StateConfig;
 
@@ -14,6 +16,7 @@ pub struct Ev {
     pub event_id: String,
     pub ts: i64,
     pub kind: String,
+    pub source_kind: String,
     pub queue: Option<String>,
     pub agent: Option<String>,
     pub caller: Option<String>,
@@ -25,6 +28,11 @@ pub struct Ev {
     pub talk_s: Option<i32>,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+    pub linked_id: Option<String>,
+    pub channel: Option<String>,
+    pub dst_channel: Option<String>,
+    /// `lastapp(lastdata)` of a CDR row.
+    pub info: Option<String>,
 }
 
 /// One `calls` row.
@@ -49,7 +57,7 @@ pub struct CallRow {
     pub missed: bool,
 }
 
-const US: i64 = 1_000_000;
+pub(crate) const US: i64 = 1_000_000;
 
 /// Order of same-second events within a stint.
 fn rank(kind: &str) -> u8 {
@@ -93,12 +101,14 @@ pub fn is_internal(n: &str, max_internal_len: usize) -> bool {
     !n.starts_with('+') && n.len() <= max_internal_len && !n.is_empty()
 }
 
-/// The rows of one call (all events share `pbx` and `call_id`).
-pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
+/// The rows of call `call_id` from the events of its group (all share
+/// `pbx`; those of other call ids are its legs' CDR rows, left to
+/// `attempts.rs`).
+pub fn build(events: &mut [Ev], call_id: &str, cfg: &StateConfig) -> Vec<CallRow> {
     let Some(first) = events.first() else {
         return Vec::new();
     };
-    let (pbx, call_id) = (first.pbx.clone(), first.call_id.clone());
+    let (pbx, call_id) = (first.pbx.clone(), call_id.to_string());
     events.sort_by(|a, b| {
         (a.ts, rank(&a.kind), &a.event_id).cmp(&(b.ts, rank(&b.kind), &b.event_id))
     });
@@ -106,6 +116,9 @@ pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
     let mut did: Option<String> = None;
     let mut cdr: Option<&Ev> = None;
     for e in events.iter() {
+        if e.call_id != call_id {
+            continue;
+        }
         if e.kind == "call_record" {
             // Forked CDRs: the answered one, else the latest.
             let better = match cdr {
@@ -246,14 +259,17 @@ pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
     }
     if rows.is_empty() {
         if let Some(c) = cdr {
-            let answered = c.disposition.as_deref() == Some("answered");
-            let outcome = match c.disposition.as_deref() {
-                Some("answered") => "answered",
-                Some("no_answer" | "cancel") => "no_answer",
-                Some("busy") => "busy",
-                _ => "failed",
+            let outcome = cdr_outcome(c);
+            let answered_at = if outcome == "answered" {
+                c.answered_at
+            } else {
+                None
             };
-            let answered_at = if answered { c.answered_at } else { None };
+            let wait_s = match outcome {
+                "answered" => answered_at.map(|a| ((a - c.ts) / US) as i32),
+                "abandoned" => c.ended_at.map(|t| ((t - c.ts).max(0) / US) as i32),
+                _ => None,
+            };
             rows.push(CallRow {
                 pbx: pbx.clone(),
                 call_id: call_id.clone(),
@@ -269,7 +285,7 @@ pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
                 ended_at: c.ended_at,
                 outcome: outcome.to_string(),
                 agent: c.agent.clone(),
-                wait_s: answered_at.map(|a| ((a - c.ts) / US) as i32),
+                wait_s,
                 talk_s: c.talk_s,
                 missed: false,
             });
@@ -291,7 +307,7 @@ pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
                 "timeout" | "exit_empty" | "exit_key" => true,
                 _ => false,
             },
-            Some((o, _, false)) => matches!(o.as_str(), "no_answer" | "busy"),
+            Some((o, _, false)) => matches!(o.as_str(), "no_answer" | "busy" | "voicemail"),
             None => false,
         };
     for r in &mut rows {
@@ -302,6 +318,37 @@ pub fn build(events: &mut [Ev], cfg: &StateConfig) -> Vec<CallRow> {
         };
     }
     rows
+}
+
+/// The outcome of a call known from its CDR alone (no queue_log lines).
+/// An inbound call that reached no agent (no `dstchannel`) is `abandoned`
+/// when it was in a queue (the trunk row's disposition is not the queue's
+/// outcome), `voicemail` when it ended in VoiceMail, `no_answer`/`busy` when
+/// it dialled something that did not answer, and else `ivr`: answered by
+/// the PBX itself (an IVR, an announcement) or hung up before being routed.
+fn cdr_outcome(c: &Ev) -> &'static str {
+    let disposition = super::attempts::outcome_of(c.disposition.as_deref());
+    let nobody = c.direction.as_deref() == Some("inbound") && c.agent.is_none();
+    if !nobody {
+        return match disposition {
+            "unknown" => "failed",
+            d => d,
+        };
+    }
+    let app = c
+        .info
+        .as_deref()
+        .and_then(|i| i.split('(').next())
+        .unwrap_or("");
+    if c.queue.is_some() {
+        "abandoned"
+    } else if app.eq_ignore_ascii_case("VoiceMail") {
+        "voicemail"
+    } else if app.eq_ignore_ascii_case("Dial") && matches!(disposition, "no_answer" | "busy") {
+        disposition
+    } else {
+        "ivr"
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +378,7 @@ mod tests {
         done.talk_s = Some(167);
         // Arrival order does not matter.
         let mut evs = vec![done, enter, conn];
-        let rows = build(&mut evs, &StateConfig::default());
+        let rows = build(&mut evs, "c1", &StateConfig::default());
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(
@@ -356,7 +403,7 @@ mod tests {
             enter.caller = Some("+79031396745".into());
             let mut ab = ev(100 + wait, "abandoned", Some("sales"));
             ab.wait_s = Some(wait as i32);
-            let rows = build(&mut [enter, ab], &cfg);
+            let rows = build(&mut [enter, ab], "c1", &cfg);
             assert_eq!(rows[0].outcome, "abandoned");
             assert_eq!(rows[0].missed, missed, "wait {wait}");
         }
@@ -377,7 +424,7 @@ mod tests {
         cdr.direction = Some("inbound".into());
         cdr.callee = Some("+74957877871".into());
         cdr.disposition = Some("answered".into());
-        let rows = build(&mut [d2, cdr, c2, c1, e1], &StateConfig::default());
+        let rows = build(&mut [d2, cdr, c2, c1, e1], "c1", &StateConfig::default());
         assert_eq!(rows.len(), 2, "{rows:#?}");
         assert_eq!(
             (rows[0].stint, rows[0].outcome.as_str(), rows[0].ended_at),
@@ -407,7 +454,7 @@ mod tests {
         cdr.disposition = Some("answered".into());
         cdr.answered_at = Some(507 * US);
         cdr.talk_s = Some(60);
-        let rows = build(&mut [cdr], &StateConfig::default());
+        let rows = build(&mut [cdr], "c1", &StateConfig::default());
         let r = &rows[0];
         assert_eq!(
             (

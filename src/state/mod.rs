@@ -1,17 +1,20 @@
-//! Derived state: call facts (`calls`), per-caller state (`callers`,
+//! Derived state: call facts (`calls`, `call_attempts`), per-caller state (`callers`,
 //! `last_agent`, `missed_calls`), service level (`sla_intervals`,
 //! `sla_breaches`) and `agent_status`, recomputed from the stored events of
 //! every key a batch touches, by event time, inside the batch's transaction
 //! (contract: `docs/schema.md`; formulas: `docs/metrics.md`).
 
 mod agents;
+mod attempts;
 mod calls;
 pub(crate) mod derived;
+mod legs;
 mod party;
 mod refresh;
 pub mod schema;
 mod sla;
 
+pub use attempts::AttemptRow;
 pub use calls::{build as build_call, CallRow, Ev};
 pub use party::{caller_row, episodes, last_agent, Episode, PartyCall};
 pub use refresh::{refresh, sweep, Touched};

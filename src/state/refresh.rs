@@ -2,7 +2,9 @@
 //! their stored events and calls, and writing the recomputed rows, all on
 //! the batch's transaction.
 
+use super::attempts::{self, AttemptRow};
 use super::calls::{build, CallRow, Ev};
+use super::legs;
 use super::party::{caller_row, calls_of, episodes, last_agent};
 use super::sla::{self, Breach, IntervalCounts, Wait};
 use super::{agents, derived, StateConfig};
@@ -109,6 +111,9 @@ pub fn refresh(
         }
         ins.flush()?;
     }
+    // The touched calls' events, and those of every call id that is one
+    // call with them (legs, see `legs.rs`), all in `_aff_calls`.
+    let by_call = load_call_groups(conn)?;
     let mut parties: BTreeSet<String> = BTreeSet::new();
     let mut intervals: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut agents_touched: BTreeSet<String> = touched.agents.clone();
@@ -133,49 +138,31 @@ pub fn refresh(
             }
         }
     }
-    // Rebuild the calls.
-    let mut by_call: HashMap<(String, String), Vec<Ev>> = HashMap::new();
-    {
-        let mut q = conn.prepare_cached(
-            "SELECT e.pbx, e.call_id, e.event_id, epoch_us(e.ts), e.kind, e.queue, e.agent,
-                    e.caller, e.caller_raw, e.callee, e.direction, e.disposition, e.wait_s,
-                    e.talk_s, epoch_us(e.answered_at), epoch_us(e.ended_at)
-             FROM events e JOIN _aff_calls a ON e.pbx = a.pbx AND e.call_id = a.call_id",
-        )?;
-        let mut rows = q.query([])?;
-        while let Some(r) = rows.next()? {
-            let ev = Ev {
-                pbx: r.get(0)?,
-                call_id: r.get(1)?,
-                event_id: r.get(2)?,
-                ts: r.get(3)?,
-                kind: r.get(4)?,
-                queue: r.get(5)?,
-                agent: r.get(6)?,
-                caller: r.get(7)?,
-                caller_raw: r.get(8)?,
-                callee: r.get(9)?,
-                direction: r.get(10)?,
-                disposition: r.get(11)?,
-                wait_s: r.get(12)?,
-                talk_s: r.get(13)?,
-                answered_at: r.get(14)?,
-                ended_at: r.get(15)?,
-            };
-            by_call
-                .entry((ev.pbx.clone(), ev.call_id.clone()))
-                .or_default()
-                .push(ev);
-        }
+    // Rebuild the calls: each group's events under its call id.
+    let all: Vec<Ev> = by_call.into_values().flatten().collect();
+    let call_of = legs::group(&all);
+    let mut by_root: BTreeMap<(String, String), Vec<Ev>> = BTreeMap::new();
+    for e in all {
+        let root = call_of
+            .get(&(e.pbx.clone(), e.call_id.clone()))
+            .cloned()
+            .unwrap_or_else(|| (e.pbx.clone(), e.call_id.clone()));
+        by_root.entry(root).or_default().push(e);
     }
-    conn.execute(
-        "DELETE FROM calls USING _aff_calls a WHERE calls.pbx = a.pbx AND calls.call_id = a.call_id",
-        [],
-    )?;
+    for table in ["calls", "call_attempts"] {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} USING _aff_calls a
+                 WHERE {table}.pbx = a.pbx AND {table}.call_id = a.call_id"
+            ),
+            [],
+        )?;
+    }
     {
         let mut ins = conn.appender("calls")?;
-        for evs in by_call.values_mut() {
-            for r in build(evs, cfg) {
+        let mut ins_attempts = conn.appender("call_attempts")?;
+        for ((_, root), evs) in by_root.iter_mut() {
+            for r in build(evs, root, cfg) {
                 if let Some(p) = &r.party {
                     parties.insert(p.clone());
                 }
@@ -189,8 +176,12 @@ pub fn refresh(
                 }
                 insert_call(&mut ins, &r, now)?;
             }
+            for a in attempts::build(evs, root) {
+                insert_attempt(&mut ins_attempts, &a)?;
+            }
         }
         ins.flush()?;
+        ins_attempts.flush()?;
     }
     let t1 = t0.elapsed();
     refresh_parties(conn, &parties, cfg, now, &mut out)?;
@@ -209,6 +200,165 @@ pub fn refresh(
         "state refreshed"
     );
     Ok(out)
+}
+
+/// How many rounds [`load_call_groups`] follows links (a leg of a leg …).
+const MAX_LINK_ROUNDS: usize = 8;
+
+/// How far apart in time the CDR rows of one call may start.
+const LINK_WINDOW_US: i64 = 12 * 3600 * 1_000_000;
+
+const SELECT_CALL_EVENTS: &str = "SELECT e.pbx, e.call_id, e.event_id, epoch_us(e.ts), e.kind,
+        e.queue, e.agent, e.caller, e.caller_raw, e.callee, e.direction, e.disposition, e.wait_s,
+        e.talk_s, epoch_us(e.answered_at), epoch_us(e.ended_at), e.source_kind, e.linked_id,
+        e.channel, e.dst_channel, e.info
+     FROM events e JOIN {ids} a ON e.pbx = a.pbx AND e.call_id = a.call_id";
+
+/// Call ids with a CDR row related to the keys in `_links` (by linkedid,
+/// or as the other half of a Local channel), within a time window.
+const SELECT_LINKED: &str = "
+    SELECT e.pbx, e.call_id FROM events e JOIN _links l ON e.pbx = l.pbx AND e.linked_id = l.k
+    WHERE l.kind = 'linked' AND e.ts BETWEEN $1 AND $2 AND e.call_id IS NOT NULL
+      AND e.source_kind IN ('asterisk_cdr_csv', 'asterisk_cdr_custom')
+    UNION
+    SELECT e.pbx, e.call_id FROM events e JOIN _links l ON e.pbx = l.pbx AND e.channel = l.k
+    WHERE l.kind = 'channel' AND e.ts BETWEEN $1 AND $2 AND e.call_id IS NOT NULL
+      AND e.source_kind IN ('asterisk_cdr_csv', 'asterisk_cdr_custom')
+    UNION
+    SELECT e.pbx, e.call_id FROM events e JOIN _links l ON e.pbx = l.pbx AND e.dst_channel = l.k
+    WHERE l.kind = 'dst' AND e.ts BETWEEN $1 AND $2 AND e.call_id IS NOT NULL
+      AND e.source_kind IN ('asterisk_cdr_csv', 'asterisk_cdr_custom')";
+
+/// Loads the stored events of the call ids in `_aff_calls`, then adds the
+/// call ids their CDR rows link to (and theirs, up to
+/// [`MAX_LINK_ROUNDS`]) to `_aff_calls` with their events.
+fn load_call_groups(conn: &Connection) -> duckdb::Result<HashMap<(String, String), Vec<Ev>>> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS _aff_new (pbx VARCHAR, call_id VARCHAR);
+         CREATE TEMP TABLE IF NOT EXISTS _links (pbx VARCHAR, k VARCHAR, kind VARCHAR);
+         DELETE FROM _aff_new; DELETE FROM _links;",
+    )?;
+    let mut by_call: HashMap<(String, String), Vec<Ev>> = HashMap::new();
+    let mut fresh = read_call_events(conn, "_aff_calls", &mut by_call)?;
+    for _ in 0..MAX_LINK_ROUNDS {
+        let mut keys: BTreeSet<(String, String, &str)> = BTreeSet::new();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for e in fresh.iter().flat_map(|k| &by_call[k]) {
+            if !legs::is_asterisk_cdr(e) {
+                continue;
+            }
+            let before = keys.len();
+            if let Some(l) = e.linked_id.as_deref().filter(|l| !l.is_empty()) {
+                keys.insert((e.pbx.clone(), l.to_string(), "linked"));
+            }
+            if let Some((base, 1)) = e.dst_channel.as_deref().and_then(legs::local_half) {
+                keys.insert((e.pbx.clone(), format!("{base};2"), "channel"));
+            }
+            if let Some((base, 2)) = e.channel.as_deref().and_then(legs::local_half) {
+                keys.insert((e.pbx.clone(), format!("{base};1"), "dst"));
+            }
+            if keys.len() > before {
+                lo = lo.min(e.ts);
+                hi = hi.max(e.ts);
+            }
+        }
+        if keys.is_empty() {
+            break;
+        }
+        conn.execute_batch("DELETE FROM _links; DELETE FROM _aff_new;")?;
+        {
+            let mut ins = temp_appender(conn, "_links")?;
+            for (pbx, k, kind) in &keys {
+                ins.append_row(params![pbx, k, kind])?;
+            }
+            ins.flush()?;
+        }
+        let mut found: Vec<(String, String)> = Vec::new();
+        {
+            let mut q = conn.prepare_cached(SELECT_LINKED)?;
+            let mut rows = q.query(params![ts(lo - LINK_WINDOW_US), ts(hi + LINK_WINDOW_US)])?;
+            while let Some(r) = rows.next()? {
+                let key: (String, String) = (r.get(0)?, r.get(1)?);
+                if !by_call.contains_key(&key) {
+                    found.push(key);
+                }
+            }
+        }
+        if found.is_empty() {
+            break;
+        }
+        {
+            let mut ins = temp_appender(conn, "_aff_new")?;
+            let mut all = temp_appender(conn, "_aff_calls")?;
+            for (pbx, call) in &found {
+                ins.append_row(params![pbx, call])?;
+                all.append_row(params![pbx, call])?;
+            }
+            ins.flush()?;
+            all.flush()?;
+        }
+        fresh = read_call_events(conn, "_aff_new", &mut by_call)?;
+    }
+    Ok(by_call)
+}
+
+/// Reads the events of the call ids in temp table `ids` into `by_call`;
+/// returns the call ids read.
+fn read_call_events(
+    conn: &Connection,
+    ids: &str,
+    by_call: &mut HashMap<(String, String), Vec<Ev>>,
+) -> duckdb::Result<Vec<(String, String)>> {
+    let mut read = BTreeSet::new();
+    let mut q = conn.prepare_cached(&SELECT_CALL_EVENTS.replace("{ids}", ids))?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let ev = Ev {
+            pbx: r.get(0)?,
+            call_id: r.get(1)?,
+            event_id: r.get(2)?,
+            ts: r.get(3)?,
+            kind: r.get(4)?,
+            queue: r.get(5)?,
+            agent: r.get(6)?,
+            caller: r.get(7)?,
+            caller_raw: r.get(8)?,
+            callee: r.get(9)?,
+            direction: r.get(10)?,
+            disposition: r.get(11)?,
+            wait_s: r.get(12)?,
+            talk_s: r.get(13)?,
+            answered_at: r.get(14)?,
+            ended_at: r.get(15)?,
+            source_kind: r.get(16)?,
+            linked_id: r.get(17)?,
+            channel: r.get(18)?,
+            dst_channel: r.get(19)?,
+            info: r.get(20)?,
+        };
+        let key = (ev.pbx.clone(), ev.call_id.clone());
+        read.insert(key.clone());
+        by_call.entry(key).or_default().push(ev);
+    }
+    Ok(read.into_iter().collect())
+}
+
+fn insert_attempt(ins: &mut duckdb::Appender<'_>, a: &AttemptRow) -> duckdb::Result<()> {
+    ins.append_row(params![
+        a.pbx,
+        a.call_id,
+        a.attempt,
+        a.agent,
+        a.channel,
+        a.leg_call_id,
+        a.queue,
+        ts(a.rang_at),
+        opt_ts(a.answered_at),
+        opt_ts(a.ended_at),
+        a.ring_s,
+        a.talk_s,
+        a.outcome,
+    ])
 }
 
 fn insert_call(ins: &mut duckdb::Appender<'_>, r: &CallRow, now: i64) -> duckdb::Result<()> {
@@ -255,7 +405,8 @@ fn refresh_parties(
     {
         let mut q = conn.prepare_cached(
             "SELECT c.party, c.pbx, c.call_id, c.stint, c.direction, c.queue,
-                    epoch_us(c.entered_at), epoch_us(c.answered_at), c.agent, c.missed
+                    epoch_us(c.entered_at), epoch_us(c.answered_at), c.agent, c.missed,
+                    epoch_us(c.ended_at), c.outcome
              FROM calls c JOIN _aff_party p ON c.party = p.caller",
         )?;
         let mut rows = q.query([])?;
@@ -271,6 +422,8 @@ fn refresh_parties(
                 answered_at: r.get(7)?,
                 agent: r.get(8)?,
                 missed: r.get(9)?,
+                ended_at: r.get(10)?,
+                outcome: r.get(11)?,
                 ..CallRow::default()
             });
         }

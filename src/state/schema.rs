@@ -24,6 +24,24 @@ CREATE TABLE IF NOT EXISTS calls (
     PRIMARY KEY (pbx, call_id, stint)
 );
 
+-- Every agent a call's CDR says was rung (docs/schema.md).
+CREATE TABLE IF NOT EXISTS call_attempts (
+    pbx          VARCHAR NOT NULL,
+    call_id      VARCHAR NOT NULL,
+    attempt      INTEGER NOT NULL,
+    agent        VARCHAR,
+    channel      VARCHAR NOT NULL,
+    leg_call_id  VARCHAR,
+    queue        VARCHAR,
+    rang_at      TIMESTAMP NOT NULL,
+    answered_at  TIMESTAMP,
+    ended_at     TIMESTAMP,
+    ring_s       INTEGER,
+    talk_s       INTEGER,
+    outcome      VARCHAR NOT NULL,
+    PRIMARY KEY (pbx, call_id, attempt)
+);
+
 CREATE TABLE IF NOT EXISTS callers (
     caller            VARCHAR PRIMARY KEY,
     first_seen_at     TIMESTAMP NOT NULL,

@@ -1,6 +1,6 @@
 //! Expected per-party state: `callers`, `last_agent` and `missed_calls`
-//! (episodes walked per party by time), per docs/schema.md, from the
-//! simulator's ground truth.
+//! (episodes by the moments calls were lost and answered), per
+//! docs/schema.md, from the simulator's ground truth.
 
 use super::expect_calls::is_missed;
 use super::table::{soft, text, ts, Expected, Row, NOTE};
@@ -16,6 +16,9 @@ struct Fact<'a> {
     /// Answered conversations with an agent: (answered_at, agent id).
     convs: Vec<(Ts, &'static str)>,
     missed: bool,
+    /// When the call was lost (its last stint's end, or the CDR end of a
+    /// call outside queues); meaningful for missed calls.
+    lost_at: Ts,
 }
 
 fn facts(day: &Day) -> BTreeMap<String, Vec<Fact<'_>>> {
@@ -25,13 +28,13 @@ fn facts(day: &Day) -> BTreeMap<String, Vec<Fact<'_>>> {
             continue;
         }
         let Some(party) = c.party() else { continue };
-        let (entered, answered_at, convs) = if c.stints.is_empty() {
+        let (entered, answered_at, convs, lost_at) = if c.stints.is_empty() {
             let r = c.cdr.as_ref().expect("CDR row");
             let convs = match (r.answer, c.cdr_agent) {
                 (Some(a), Some(agent)) => vec![(a, day.agents[agent].id)],
                 _ => Vec::new(),
             };
-            (r.start, r.answer, convs)
+            (r.start, r.answer, convs, r.end)
         } else {
             let convs: Vec<(Ts, &'static str)> = c
                 .stints
@@ -39,7 +42,14 @@ fn facts(day: &Day) -> BTreeMap<String, Vec<Fact<'_>>> {
                 .filter_map(|s| s.connect.as_ref())
                 .map(|x| (x.at, day.agents[x.agent].id))
                 .collect();
-            (c.stints[0].entered, convs.first().map(|v| v.0), convs)
+            let last = c.stints.last().expect("a stint");
+            let lost_at = last.end.as_ref().map_or(last.entered, |e| e.at);
+            (
+                c.stints[0].entered,
+                convs.first().map(|v| v.0),
+                convs,
+                lost_at,
+            )
         };
         by_party.entry(party.to_string()).or_default().push(Fact {
             call: c,
@@ -47,6 +57,7 @@ fn facts(day: &Day) -> BTreeMap<String, Vec<Fact<'_>>> {
             answered_at,
             convs,
             missed: is_missed(c),
+            lost_at,
         });
     }
     for v in by_party.values_mut() {
@@ -65,7 +76,10 @@ pub fn callers(day: &Day) -> Expected {
         if inbound.is_empty() {
             continue;
         }
-        let first_answered = inbound.iter().find(|f| f.answered_at.is_some());
+        let first_answered = inbound
+            .iter()
+            .filter(|f| f.answered_at.is_some())
+            .min_by_key(|f| f.answered_at);
         let mut r = Row::new();
         r.insert("caller", party.clone());
         r.insert("first_seen_at", ts(Some(inbound[0].entered)));
@@ -142,23 +156,22 @@ struct Episode {
     count: usize,
 }
 
-/// How an episode opened at `opened_at` ends, if it does: the first by
-/// time of an answered later inbound call (returned) or an answered
-/// outbound call from an agent (called back).
+/// How an episode opened at `opened_at` ends, if it does: the first answer
+/// by time, at or after the moment it opened (a loss and an answer in the
+/// same second: the loss came first), of an inbound call (returned) or of
+/// an outbound call from an agent (called back).
 fn resolution(facts: &[Fact], opened_at: Ts) -> Option<Resolution> {
     facts
         .iter()
-        .filter(|f| f.answered_at.is_some())
+        .filter(|f| f.answered_at.is_some_and(|a| a >= opened_at))
         .filter_map(|f| match f.call.direction {
-            Direction::Inbound if f.entered > opened_at => {
-                Some((f.answered_at?, Some(f.call.id.clone()), "returned"))
-            }
-            Direction::Outbound if f.entered >= opened_at && f.call.cdr_agent.is_some() => {
+            Direction::Inbound => Some((f.answered_at?, Some(f.call.id.clone()), "returned")),
+            Direction::Outbound if f.call.cdr_agent.is_some() => {
                 Some((f.answered_at?, Some(f.call.id.clone()), "called_back"))
             }
             _ => None,
         })
-        .min_by_key(|r| r.0)
+        .min_by_key(|r| (r.0, r.2 != "returned", r.1.clone()))
 }
 
 /// When the missed-call episodes expire, and the time they are judged at.
@@ -183,24 +196,26 @@ pub fn missed_calls(day: &Day, expiry: Expiry) -> Expected {
     for (party, facts) in facts(day) {
         let mut episodes: Vec<(Episode, Option<Resolution>)> = Vec::new();
         let mut open: Option<Episode> = None;
-        for f in facts.iter().filter(|f| f.missed) {
+        let mut lost: Vec<&Fact> = facts.iter().filter(|f| f.missed).collect();
+        lost.sort_by(|a, b| (a.lost_at, &a.call.id).cmp(&(b.lost_at, &b.call.id)));
+        for f in lost {
             if let Some(ep) = open.take() {
                 match closing(&facts, &ep, expiry) {
-                    Some(res) if res.0 < f.entered => episodes.push((ep, Some(res))),
+                    Some(res) if res.0 < f.lost_at => episodes.push((ep, Some(res))),
                     _ => open = Some(ep),
                 }
             }
             match &mut open {
                 Some(ep) => {
                     ep.count += 1;
-                    ep.last_missed_at = f.entered;
+                    ep.last_missed_at = f.lost_at;
                 }
                 None => {
                     open = Some(Episode {
                         queue: f.call.stints.last().map(|s| s.queue),
-                        opened_at: f.entered,
+                        opened_at: f.lost_at,
                         opened_by: f.call.id.clone(),
-                        last_missed_at: f.entered,
+                        last_missed_at: f.lost_at,
                         count: 1,
                     })
                 }
@@ -212,10 +227,16 @@ pub fn missed_calls(day: &Day, expiry: Expiry) -> Expected {
         }
         for (ep, res) in episodes {
             let until = res.as_ref().map_or(Ts::MAX, |r| r.0);
+            let resolver = res.as_ref().and_then(|r| r.1.as_deref());
+            // Outbound calls dialled while it was open, and the callback
+            // that resolved it (it may have been dialled before the loss).
             let attempts = facts
                 .iter()
                 .filter(|f| f.call.direction == Direction::Outbound)
-                .filter(|f| f.entered >= ep.opened_at && f.entered <= until)
+                .filter(|f| {
+                    (f.entered >= ep.opened_at && f.entered <= until)
+                        || Some(f.call.id.as_str()) == resolver
+                })
                 .count();
             let mut r = Row::new();
             r.insert("caller", party.clone());

@@ -9,6 +9,7 @@ pub mod cast;
 pub mod compare;
 pub mod day;
 pub mod expect_agents;
+pub mod expect_attempts;
 pub mod expect_breaches;
 pub mod expect_calls;
 pub mod expect_party;
@@ -25,6 +26,7 @@ use table::Expected;
 pub fn expected_tables(day: &truth::Day, expiry: expect_party::Expiry) -> Vec<Expected> {
     vec![
         expect_calls::expected(day),
+        expect_attempts::expected(day),
         expect_party::callers(day),
         expect_party::last_agent(day),
         expect_party::missed_calls(day, expiry),
