@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 /// calltrail: PBX logs in, normalized call events, state and actions out.
 #[derive(Debug, Parser)]
-#[command(name = "calltrail", version, about, long_about = None)]
+#[command(
+    name = "calltrail",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment: CALLTRAIL_NOW=<RFC 3339 instant, e.g. 2026-11-20T10:00:00Z> fixes the clock of the derived state (episode expiry, breaches going on) at that instant, for tests."
+)]
 pub struct Cli {
     /// Config file (TOML). Relative paths inside it are relative to its directory.
     #[arg(

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod import;

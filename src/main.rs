@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use calltrail::cli::{Cli, Command};
+use calltrail::clock::Clock;
 use calltrail::import::ImportArgs;
 use calltrail::{config, import, query, run};
 use calltrail_parsers::SourceKind;
@@ -38,7 +39,21 @@ fn load(cli: &Cli) -> anyhow::Result<config::Config> {
     config::load(&cli.config).map_err(anyhow::Error::from)
 }
 
+/// The derived state's clock: `CALLTRAIL_NOW` read once, at start.
+fn clock() -> anyhow::Result<Clock> {
+    let clock = Clock::from_env()?;
+    if let Clock::Fixed(at) = clock {
+        tracing::warn!(
+            "clock fixed at {} ({}): the derived state takes that instant as now",
+            at.to_rfc3339(),
+            calltrail::clock::NOW_ENV
+        );
+    }
+    Ok(clock)
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let clock = clock()?;
     match &cli.command {
         Command::CheckConfig => match config::load(&cli.config) {
             Ok(cfg) if !config::environment_problems(&cfg).is_empty() => {
@@ -86,7 +101,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let report = rt.block_on(run::run(&cfg, *once))?;
+            let report = rt.block_on(run::run(&cfg, *once, clock))?;
             if *once {
                 print_summary(&cfg, &report);
             }
@@ -116,6 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 paths: paths.clone(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 skip_state: *no_state,
+                clock,
             };
             let r = import::import(&cfg, &args)?;
             for f in &r.files {
@@ -168,7 +184,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = calltrail::store::Store::open(&cfg.store.path)
                 .context("opening the store (is `calltrail run` holding it?)")?
                 .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
-                .with_state(cfg.state_config());
+                .with_state(cfg.state_config())
+                .with_clock(clock);
             let started = std::time::Instant::now();
             store.reset_state()?;
             let bar = calltrail::import::state_bar(

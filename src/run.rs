@@ -3,6 +3,7 @@
 //! and what it caused is published and done).
 
 use crate::actions::{self, ActionStats};
+use crate::clock::Clock;
 use crate::config::{Config, SourceConfig};
 use crate::ingest::{Ingest, IngestStats};
 use crate::publish::{self, Mode};
@@ -145,11 +146,12 @@ fn spawn_tailer(
         .context("starting a tailer thread")
 }
 
-/// Runs the daemon.
-pub async fn run(cfg: &Config, once: bool) -> anyhow::Result<RunReport> {
+/// Runs the daemon, deriving the state by `clock`.
+pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunReport> {
     let store = Store::open(&cfg.store.path)?
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
-        .with_state(cfg.state_config());
+        .with_state(cfg.state_config())
+        .with_clock(clock);
     // The local HTTP API (`calltrail query` while we hold the store). Not
     // with --once: a batch run answers no queries and must not need a port.
     let http = if cfg.http.enabled && !once {

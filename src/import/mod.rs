@@ -36,6 +36,8 @@ pub struct ImportArgs {
     /// Leave deriving the state of what was imported to the next `run` or
     /// `rederive` (`--no-state`).
     pub skip_state: bool,
+    /// The derived state's clock (`CALLTRAIL_NOW`, else the system's).
+    pub clock: crate::clock::Clock,
 }
 
 /// One imported file.
@@ -175,7 +177,8 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let bar = progress_bar(args.progress, total);
     let store = Store::open(&cfg.store.path)?
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
-        .with_state(cfg.state_config());
+        .with_state(cfg.state_config())
+        .with_clock(args.clock);
     let mut report = ImportReport::default();
     let mut parser: Option<BatchParser> = None;
     for (src, path, disk_len) in jobs {

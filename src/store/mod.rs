@@ -20,6 +20,7 @@ pub use covered::{offset_of, Covered, Span, StoredOffsets};
 pub use native::ROW_GROUP_ROWS;
 pub use snapshot::{RowState, SNAPSHOT_DDL};
 
+use crate::clock::Clock;
 use crate::state::{StateConfig, Touched};
 use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
@@ -127,6 +128,9 @@ pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
     state: Arc<StateConfig>,
+    /// "Now" for the derived state (expiries, breaches still going on):
+    /// the system clock unless fixed (`CALLTRAIL_NOW`, see [`crate::clock`]).
+    clock: Clock,
     /// Shared by every handle: commits are serialized, so event `seq`s
     /// become visible in increasing order and a reader that follows `seq`
     /// (the Kafka publisher) never skips one committed late.
@@ -241,6 +245,7 @@ impl Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             state: Arc::new(StateConfig::default()),
+            clock: Clock::System,
             commit_lock: Arc::new(Mutex::new(())),
             state_lock: Arc::new(Mutex::new(())),
             next_seq: Arc::new(Mutex::new(next)),
@@ -255,6 +260,17 @@ impl Store {
     pub fn with_state(mut self, cfg: StateConfig) -> Store {
         self.state = Arc::new(cfg);
         self
+    }
+
+    /// Uses `clock` for the derived state's "now" (handles inherit it).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock of the derived state.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Applies `[store] memory_limit` and `threads` (DuckDB settings of the
@@ -312,6 +328,7 @@ impl Store {
             conn: Mutex::new(conn),
             path: self.path.clone(),
             state: self.state.clone(),
+            clock: self.clock,
             commit_lock: self.commit_lock.clone(),
             state_lock: self.state_lock.clone(),
             next_seq: self.next_seq.clone(),
@@ -675,7 +692,10 @@ impl Store {
     /// the advanced checkpoint. Returns how many events were taken (0 =
     /// caught up) and how many state changes were recorded.
     pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
-        let now = Utc::now();
+        // The state is derived as of the store's clock; when it was stored
+        // is the real time.
+        let now = self.clock.now();
+        let stored_at = Utc::now();
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
@@ -714,12 +734,12 @@ impl Store {
             .map_err(db("updating the derived state"))?;
         let mut recorded = 0;
         if !derived.is_empty() {
-            events::stage(&tx, &derived, now, 0)?;
+            events::stage(&tx, &derived, stored_at, 0)?;
             recorded = events::insert_staged_into(&tx, "state_events")?;
         }
         tx.execute(
             "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
-            params![STATE_SINK, last, ts(now)],
+            params![STATE_SINK, last, ts(stored_at)],
         )
         .map_err(db("writing the state checkpoint"))?;
         tx.commit().map_err(db("committing the derived state"))?;
@@ -990,16 +1010,18 @@ impl Store {
         Ok(())
     }
 
-    /// Settles time-dependent state (expired missed-call episodes).
+    /// Settles time-dependent state (expired missed-call episodes, breaches
+    /// of callers still waiting) as of the store's clock.
     pub fn sweep(&self) -> Result<usize, StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
+        let stored_at = Utc::now();
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let closed =
             crate::state::sweep(&tx, &self.state, now).map_err(db("sweeping the state"))?;
         if !closed.is_empty() {
-            events::stage(&tx, &closed, now, 0)?;
+            events::stage(&tx, &closed, stored_at, 0)?;
             events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the sweep"))?;
@@ -1032,6 +1054,66 @@ mod tests {
         let before = setting(&store);
         store.derive_all().unwrap();
         assert_eq!(setting(&store), before);
+    }
+
+    /// The deriver and the sweep decide time-dependent state by the store's
+    /// clock, not the system's: one miss in 2020 and one in 2099 are both
+    /// `open` an hour after the first (the system clock would have expired
+    /// the first), and both `expired` eight days after the second (the
+    /// system clock would leave the second open).
+    #[test]
+    fn the_derived_state_follows_the_store_clock() {
+        use calltrail_parsers::{
+            AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
+        };
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let past = 1_577_836_800; // 2020-01-01T00:00:00Z
+        let future = 4_070_908_800; // 2099-01-01T00:00:00Z
+        let at = |t: i64| Clock::Fixed(Utc.timestamp_opt(t, 0).unwrap());
+        let store = Store::open(&dir.path().join("s.duckdb"))
+            .unwrap()
+            .with_clock(at(past + 3600));
+        assert_eq!(store.clock(), at(past + 3600));
+        let mut parser = QueueLogParser::new(
+            SourceContext::new("q", "pbx1"),
+            NumberNormalizer::new(NumberConfig::default()).unwrap(),
+            AgentResolver::default(),
+        );
+        let lines = [
+            format!("{past}|c1|sales|NONE|ENTERQUEUE||89161234567|1"),
+            format!("{}|c1|sales|NONE|ABANDON|1|1|30", past + 30),
+            format!("{future}|c2|sales|NONE|ENTERQUEUE||89167654321|1"),
+            format!("{}|c2|sales|NONE|ABANDON|1|1|30", future + 30),
+        ];
+        let events: Vec<Event> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut e = parser.parse_line(l.as_bytes()).unwrap().unwrap();
+                e.event_id = format!("q:00000000000000aa:{i}");
+                e
+            })
+            .collect();
+        store
+            .commit_batch("q", &events, &[], &[], None, None)
+            .unwrap();
+        store.derive_state(100).unwrap();
+        let statuses = |s: &Store| -> Vec<String> {
+            s.with_conn(|c| {
+                let mut st = c
+                    .prepare("SELECT status FROM missed_calls ORDER BY last_missed_at")
+                    .unwrap();
+                let rows = st.query_map([], |r| r.get(0)).unwrap();
+                rows.map(Result::unwrap).collect()
+            })
+        };
+        assert_eq!(statuses(&store), ["open", "open"]);
+        // A handle keeps the clock; another clock is the handle's own.
+        assert_eq!(store.handle().unwrap().clock(), store.clock());
+        let later = store.handle().unwrap().with_clock(at(future + 8 * 86_400));
+        assert_eq!(later.sweep().unwrap(), 2);
+        assert_eq!(statuses(&store), ["expired", "expired"]);
     }
 
     /// `[store] memory_limit` and `threads` reach DuckDB.

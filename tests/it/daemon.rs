@@ -12,11 +12,19 @@ pub fn bin() -> &'static str {
 
 /// Runs `calltrail --config CFG ARGS…` to completion.
 pub fn calltrail(config: &Path, args: &[&str]) -> Output {
+    calltrail_env(config, args, &[])
+}
+
+/// [`calltrail`] with variables added to its environment (such as
+/// `CALLTRAIL_NOW`, which fixes the derived state's clock).
+pub fn calltrail_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
         .arg("--config")
         .arg(config)
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("CALLTRAIL_NOW")
+        .envs(env.iter().copied())
         .output()
         .expect("cannot start calltrail")
 }
@@ -56,6 +64,11 @@ impl Daemon {
     /// on a free port, so that daemons of parallel tests do not all want the
     /// default port.
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_env(config, log, &[])
+    }
+
+    /// [`Daemon::start`] with variables added to its environment.
+    pub fn start_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
         let text = std::fs::read_to_string(config).expect("read config");
         if !text.lines().any(|l| l.trim() == "[http]") {
             let port = crate::support::tools::free_port();
@@ -70,6 +83,8 @@ impl Daemon {
             .arg(config)
             .args(["--log", "calltrail=debug,info", "run"])
             .env_remove("RUST_LOG")
+            .env_remove("CALLTRAIL_NOW")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -1,8 +1,11 @@
 //! Derived state on the real binary: the samples' queue_log and Master.csv
 //! give the expected episodes and derived events, a second run derives
-//! nothing new, and an import of the same files changes no state.
+//! nothing new, and an import of the same files changes no state. The
+//! samples are of one morning (2026-11-20): these runs fix the derived
+//! state's clock shortly after it (`CALLTRAIL_NOW`), so that what they
+//! expect does not depend on the day the tests run.
 
-use crate::daemon::{append, calltrail, query_i64, query_json, Daemon};
+use crate::daemon::{append, calltrail, calltrail_env, query_i64, query_json, Daemon};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,13 +42,40 @@ timezone = "Europe/Moscow"
     cfg
 }
 
-fn run_once(cfg: &Path) {
-    let out = calltrail(cfg, &["run", "--once"]);
+/// A few hours after the samples' last call (06:40 UTC): every episode
+/// they leave unresolved is still `open` ([state] missed_expiry_hours 168).
+const SAMPLES_NOW: &str = "2026-11-20T12:00:00Z";
+
+/// Runs `calltrail ARGS…` with the derived state's clock fixed at `now`.
+fn at(cfg: &Path, now: &str, args: &[&str]) -> std::process::Output {
+    let out = calltrail_env(cfg, args, &[("CALLTRAIL_NOW", now)]);
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+fn run_once(cfg: &Path) {
+    at(cfg, SAMPLES_NOW, &["run", "--once"]);
+}
+
+/// `caller status` of every missed-call episode.
+fn episodes(cfg: &Path) -> Vec<String> {
+    query_json(
+        cfg,
+        "SELECT caller, status FROM missed_calls ORDER BY caller",
+    )
+    .iter()
+    .map(|r| {
+        format!(
+            "{} {}",
+            r["caller"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or("")
+        )
+    })
+    .collect()
 }
 
 fn derived(cfg: &Path) -> Vec<String> {
@@ -122,8 +152,9 @@ fn samples_derive_episodes_and_state_events_once() {
     let before = dumps(&cfg);
     // Nothing new: a second run, then an import of the same files.
     run_once(&cfg);
-    let out = calltrail(
+    at(
         &cfg,
+        SAMPLES_NOW,
         &[
             "import",
             tmp.path().join("queue_log").to_str().unwrap_or(""),
@@ -131,13 +162,63 @@ fn samples_derive_episodes_and_state_events_once() {
             "q",
         ],
     );
+    assert_eq!(derived(&cfg).len(), n, "no new derived events");
+    assert_eq!(dumps(&cfg), before, "state unchanged");
+}
+
+/// The derived state's "now" is the clock `CALLTRAIL_NOW` fixes, not the
+/// system's: the same stored events give `open` episodes an hour after the
+/// last miss and `expired` ones eight days later (past the 168 h expiry),
+/// whatever the day the test runs; a value that is no instant is refused.
+#[test]
+fn the_clock_decides_when_episodes_expire() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(tmp.path());
+    // The samples' last miss: 09:40 Moscow time (Master.csv).
+    let out = at(&cfg, "2026-11-20T07:40:00Z", &["run", "--once"]);
     assert!(
-        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).contains("clock fixed at 2026-11-20T07:40:00+00:00"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(derived(&cfg).len(), n, "no new derived events");
-    assert_eq!(dumps(&cfg), before, "state unchanged");
+    let open = vec![
+        "+74991112233 open",
+        "+79031112233 open",
+        "+79031396745 called_back",
+        "+79161234567 open",
+        "+79167654321 open",
+    ];
+    assert_eq!(episodes(&cfg), open);
+    at(&cfg, "2026-11-28T07:40:00Z", &["rederive"]);
+    assert_eq!(
+        episodes(&cfg),
+        vec![
+            "+74991112233 expired",
+            "+79031112233 expired",
+            "+79031396745 called_back",
+            "+79161234567 expired",
+            "+79167654321 expired",
+        ]
+    );
+    // Expired a week after each last miss, whatever the clock said then.
+    assert_eq!(
+        query_i64(
+            &cfg,
+            "SELECT count(*) FROM missed_calls WHERE status = 'expired'
+               AND resolved_at = last_missed_at + INTERVAL 168 HOUR"
+        ),
+        4
+    );
+    // And back: the state is a function of the events and the clock.
+    at(&cfg, "2026-11-20T07:40:00Z", &["rederive"]);
+    assert_eq!(episodes(&cfg), open);
+    let out = calltrail_env(&cfg, &["rederive"], &[("CALLTRAIL_NOW", "last tuesday")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CALLTRAIL_NOW=\"last tuesday\" is not an RFC 3339 instant"),
+        "{err}"
+    );
 }
 
 /// Polls `sql` (through the running daemon) until it returns `want` rows.
