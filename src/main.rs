@@ -68,6 +68,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
             Ok(cfg) => {
+                for w in config::warnings(&cfg) {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: OK ({} source{}, store {}, kafka {}, email {}, http {})",
                     cli.config.display(),

@@ -146,8 +146,21 @@ fn spawn_tailer(
         .context("starting a tailer thread")
 }
 
-/// Runs the daemon, deriving the state by `clock`.
+/// Runs the daemon, deriving the state by `clock`. Refuses a config without
+/// sources (nothing to follow); warns of a source whose path is not there
+/// (yet: it is followed once it appears).
 pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunReport> {
+    if cfg.sources.is_empty() {
+        anyhow::bail!(
+            "{} has no [[sources]]: `run` has nothing to follow (import, query and rederive work without sources)",
+            cfg.file.display()
+        );
+    }
+    for src in &cfg.sources {
+        if let Some(why) = crate::config::missing_path(&src.path) {
+            tracing::warn!(source = %src.name, path = %src.path.display(), "the source's path {why}; it is read once it appears");
+        }
+    }
     let store = Store::open(&cfg.store.path)?
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
         .with_state(cfg.state_config())

@@ -8,7 +8,9 @@ mod validate;
 
 pub use http::*;
 pub use model::*;
-pub use validate::{environment_problems, ConfigError, Problem};
+pub use validate::{
+    environment_problems, is_source_name, missing_path, warnings, ConfigError, Problem,
+};
 
 use std::path::{Path, PathBuf};
 

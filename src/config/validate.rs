@@ -113,22 +113,10 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             "0".into(),
         );
     }
-    if cfg.sources.is_empty() {
-        p(
-            "sources".into(),
-            "at least one [[sources]] table",
-            "none".into(),
-        );
-    }
     let mut names = HashSet::new();
     for (i, s) in cfg.sources.iter().enumerate() {
         let at = |k: &str| format!("sources[{i}] ({:?}).{k}", s.name);
-        if s.name.trim().is_empty()
-            || !s
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !is_source_name(&s.name) {
             p(
                 at("name"),
                 "a non-empty name of letters, digits, '-', '_' or '.'",
@@ -398,6 +386,49 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
     out
 }
 
+/// Whether `name` can name a source: letters, digits, '-', '_' or '.' (it
+/// is the first part of every event id, `<source>:<fp>:<offset>`).
+pub fn is_source_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// What is worth saying about a valid config without being wrong: no
+/// `[[sources]]` (`run` has nothing to follow; `import`, `query` and
+/// `rederive` work), a source whose path does not exist (yet: a log may
+/// appear later, and `run` follows it once it does). One sentence each.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if cfg.sources.is_empty() {
+        out.push(
+            "no [[sources]]: `run` has nothing to follow (import, query and rederive work without them)"
+                .to_string(),
+        );
+    }
+    for s in &cfg.sources {
+        if let Some(why) = missing_path(&s.path) {
+            out.push(format!(
+                "source {:?}: path {} {why} (`run` reads it once it appears)",
+                s.name,
+                s.path.display()
+            ));
+        }
+    }
+    out
+}
+
+/// Why `path` cannot be seen, when it cannot: "does not exist", or the
+/// error that prevented looking.
+pub fn missing_path(path: &std::path::Path) -> Option<String> {
+    match path.try_exists() {
+        Ok(true) => None,
+        Ok(false) => Some("does not exist".into()),
+        Err(e) => Some(format!("cannot be checked ({e})")),
+    }
+}
+
 /// What the environment must provide for `run` (not needed to query or
 /// import): checked by `check-config`, which runs where the daemon will.
 pub fn environment_problems(cfg: &Config) -> Vec<Problem> {
@@ -431,5 +462,61 @@ fn plausible_address(a: &str) -> bool {
                     .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_without_sources_is_valid_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg =
+            crate::config::parse("[store]\npath = \"s.duckdb\"\n", &dir.path().join("c.toml"))
+                .unwrap();
+        assert!(cfg.sources.is_empty());
+        let w = warnings(&cfg);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("no [[sources]]"), "{w:?}");
+    }
+
+    #[test]
+    fn a_missing_source_path_is_a_warning_with_its_name_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("queue_log"), "").unwrap();
+        let text = r#"
+[[sources]]
+name = "here"
+kind = "asterisk_queue_log"
+path = "queue_log"
+pbx = "p"
+[[sources]]
+name = "later"
+kind = "asterisk_cdr_csv"
+path = "cdr/Master.csv"
+pbx = "p"
+"#;
+        let cfg = crate::config::parse(text, &dir.path().join("c.toml")).unwrap();
+        let w = warnings(&cfg);
+        assert_eq!(w.len(), 1, "{w:?}");
+        let missing = dir.path().join("cdr/Master.csv");
+        assert_eq!(
+            w[0],
+            format!(
+                "source \"later\": path {} does not exist (`run` reads it once it appears)",
+                missing.display()
+            )
+        );
+    }
+
+    #[test]
+    fn source_names() {
+        for ok in ["q", "pbx1-queue", "a_b.c", "X9"] {
+            assert!(is_source_name(ok), "{ok}");
+        }
+        for bad in ["", " ", "a:b", "a b", "q/1", "é"] {
+            assert!(!is_source_name(bad), "{bad}");
+        }
     }
 }

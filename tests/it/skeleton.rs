@@ -398,6 +398,61 @@ charset = "ebcdic"
     );
 }
 
+/// A source whose log is not there (yet) is worth a warning, not an error:
+/// `check-config` names the source and the path and still says OK, and
+/// `run` says so in its log when it starts. A config without sources is
+/// valid (for import, query, rederive), but `run` refuses it.
+#[test]
+fn check_config_and_run_warn_of_a_missing_source_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let missing = dir.path().join("logs/queue_log");
+    let out = calltrail(&cfg, &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: source \"pbx1-queue\": path {} does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": OK (1 source,"));
+    let out = calltrail(&cfg, &["run", "--once"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("the source's path does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("pbx1-queue"), "{err}");
+    // Once the file is there, nothing to say.
+    std::fs::write(&missing, "").expect("log");
+    let out = calltrail(&cfg, &["check-config"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, "[store]\npath = \"bare.duckdb\"\n").expect("write");
+    let out = calltrail(&bare, &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: no [[sources]]"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": OK (0 sources,"));
+    let out = calltrail(&bare, &["run", "--once"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no [[sources]]: `run` has nothing to follow"),
+        "{err}"
+    );
+    assert!(!dir.path().join("bare.duckdb").exists(), "run made a store");
+}
+
 #[test]
 fn query_formats() {
     let dir = tempfile::tempdir().expect("tempdir");
