@@ -43,18 +43,24 @@ pub enum Command {
     /// Read whole log files (history, rotated archives) into the store.
     /// Importing the same file again adds nothing.
     Import {
-        /// The configured source the files belong to (default: the source of
+        /// The source the files belong to (default: the configured source of
         /// the kind given by --kind or suggested by the file name:
-        /// `queue_log*` → asterisk_queue_log, `*.csv` → CDR).
+        /// `queue_log*` → asterisk_queue_log, `*.csv` → CDR). When the config
+        /// has no source of that kind, the name to store them under (default
+        /// `import-<pbx>-<kind>`; give the name the live source will have).
         #[arg(long, value_name = "NAME")]
         source: Option<String>,
-        /// Source kind of the files, when no --source is given.
+        /// Source kind of the files, when the file name does not tell it.
         #[arg(long, value_name = "KIND")]
         kind: Option<String>,
-        /// PBX name the events belong to (default: the configured source's).
+        /// PBX name the events belong to (default: the configured source's;
+        /// without one, the configured sources' PBX when they all name one,
+        /// else `default`).
         #[arg(long, value_name = "NAME")]
         pbx: Option<String>,
-        /// Time zone of timestamps written without one (default: the source's).
+        /// Time zone of timestamps written without one (default: the
+        /// source's; without a configured source, the zone of the PBX's
+        /// configured sources when they agree, else UTC).
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
         /// Store the events only; the derived state (calls, missed calls,

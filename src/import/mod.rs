@@ -13,6 +13,7 @@ use crate::tail::{fp_hex, rotation_order, Batch, DevIno, MAX_LINE};
 use anyhow::Context;
 use calltrail_parsers::SourceKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,22 +94,38 @@ fn kind_from_name(path: &Path) -> Option<SourceKind> {
     None
 }
 
-/// The source settings a file is imported under: `--source`, else the
-/// configured source of `--kind` (or of the kind the file name suggests),
-/// and PBX when given, with the command line's overrides.
-pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Result<SourceConfig> {
-    let mut src = if let Some(name) = &args.source {
-        cfg.sources
-            .iter()
-            .find(|s| &s.name == name)
-            .cloned()
-            .with_context(|| {
-                let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
-                format!(
-                    "--source {name:?}: no such source (configured: {})",
-                    names.join(", ")
-                )
-            })?
+/// The PBX name of an import into a source the config does not have, when
+/// neither `--pbx` nor the configured sources give one.
+pub const DEFAULT_PBX: &str = "default";
+
+/// The source a file is imported under, and how it was chosen.
+#[derive(Debug, Clone)]
+pub struct ImportSource {
+    pub config: SourceConfig,
+    /// Not a configured source: made from the command line and defaults.
+    pub unconfigured: bool,
+    /// The time zone is UTC by default, not by `--timezone` or the config.
+    pub timezone_assumed: bool,
+}
+
+/// The source settings a file is imported under: `--source` when it is a
+/// configured source, else the configured source of `--kind` (or of the
+/// kind the file name suggests) for `--pbx` when given, with the command
+/// line's overrides. When the config has no source of that kind (an import
+/// of history before the live sources are configured, or a config with only
+/// `[store]`), the source is made from the command line: the name is
+/// `--source` (default `import-<pbx>-<kind>`), the PBX `--pbx` (default: the
+/// PBX of the configured sources when they all name one, else
+/// [`DEFAULT_PBX`]), the time zone `--timezone` (default: the zone of that
+/// PBX's configured sources when they agree on one, else UTC), every other
+/// setting its default.
+pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Result<ImportSource> {
+    let configured = args
+        .source
+        .as_ref()
+        .and_then(|name| cfg.sources.iter().find(|s| &s.name == name));
+    let (mut src, unconfigured) = if let Some(s) = configured {
+        (s.clone(), false)
     } else {
         let line_sources: Vec<&SourceConfig> = cfg
             .sources
@@ -118,11 +135,20 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
         let kind = match args.kind.or_else(|| kind_from_name(path)) {
             Some(k) => k,
             None => match line_sources.as_slice() {
-                [only] => only.kind,
-                _ => anyhow::bail!(
-                    "cannot tell which source {} belongs to: give --source NAME or --kind KIND",
-                    path.display()
-                ),
+                [only] if args.source.is_none() => only.kind,
+                _ => {
+                    let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                    anyhow::bail!(
+                        "cannot tell what kind of log {} is: give --kind KIND (one of {}){}",
+                        path.display(),
+                        names.join(", "),
+                        if cfg.sources.is_empty() {
+                            ""
+                        } else {
+                            " or --source NAME"
+                        }
+                    )
+                }
             },
         };
         let same_kind = |k: SourceKind| {
@@ -133,26 +159,84 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
                         | (SourceKind::AsteriskCdrCustom, SourceKind::AsteriskCdrCsv)
                 )
         };
-        match line_sources.iter().find(|s| same_kind(s.kind)) {
-            Some(s) => (*s).clone(),
-            None => {
-                let pbx = args.pbx.clone().with_context(|| {
-                    format!("no configured {kind} source: give --pbx (and --timezone)")
-                })?;
-                SourceConfig::new(format!("import-{pbx}-{kind}"), kind, pbx)
-            }
+        match (&args.source, line_sources.iter().find(|s| same_kind(s.kind))) {
+            (None, Some(s)) => ((*s).clone(), false),
+            // Lines stored under two names are two copies (event ids and
+            // the de-duplication are per source): a name that is not
+            // configured, next to a configured source of the same log, is
+            // far more likely a typo.
+            (Some(name), Some(s)) => anyhow::bail!(
+                "--source {name:?}: no such source in {}; the configured {kind} source{} is {:?} (give --source {}, or --pbx for another PBX)",
+                cfg.file.display(),
+                args.pbx
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" of PBX {p:?}")),
+                s.name,
+                s.name
+            ),
+            (name, None) => (new_source(cfg, args, kind, name.as_deref())?, true),
         }
     };
+    let mut timezone_assumed = false;
     if let Some(tz) = &args.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
             anyhow::anyhow!("--timezone {tz:?}: not an IANA time zone (e.g. Europe/Moscow)")
         })?;
         src.timezone = tz.clone();
+    } else if unconfigured {
+        let zones: BTreeSet<&str> = cfg
+            .sources
+            .iter()
+            .filter(|s| s.pbx == src.pbx)
+            .map(|s| s.timezone.as_str())
+            .collect();
+        match zones.into_iter().collect::<Vec<_>>().as_slice() {
+            [tz] => src.timezone = (*tz).to_string(),
+            _ => timezone_assumed = true,
+        }
     }
     if let Some(pbx) = &args.pbx {
         src.pbx = pbx.clone();
     }
-    Ok(src)
+    Ok(ImportSource {
+        config: src,
+        unconfigured,
+        timezone_assumed,
+    })
+}
+
+/// A source of `kind` the config does not have, from the command line and
+/// the defaults (see [`source_for`]).
+fn new_source(
+    cfg: &Config,
+    args: &ImportArgs,
+    kind: SourceKind,
+    name: Option<&str>,
+) -> anyhow::Result<SourceConfig> {
+    let pbx = match &args.pbx {
+        Some(p) => p.clone(),
+        None => {
+            let pbxes: BTreeSet<&str> = cfg.sources.iter().map(|s| s.pbx.as_str()).collect();
+            match pbxes.into_iter().collect::<Vec<_>>().as_slice() {
+                [] => DEFAULT_PBX.to_string(),
+                [one] => (*one).to_string(),
+                several => anyhow::bail!(
+                    "no configured {kind} source, and the configured sources belong to several PBXes ({}): give --pbx NAME",
+                    several.join(", ")
+                ),
+            }
+        }
+    };
+    if pbx.trim().is_empty() {
+        anyhow::bail!("--pbx: give a PBX name, not an empty string");
+    }
+    let name = name.map_or_else(|| format!("import-{pbx}-{kind}"), str::to_string);
+    if !crate::config::is_source_name(&name) {
+        anyhow::bail!(
+            "source name {name:?}: use letters, digits, '-', '_' or '.' (give --source NAME)"
+        );
+    }
+    Ok(SourceConfig::new(name, kind, pbx))
 }
 
 /// Imports every path, oldest rotated file first per source.
@@ -160,13 +244,22 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     // Resolve every file's source before reading anything.
     let mut jobs: Vec<(SourceConfig, PathBuf, u64)> = Vec::new();
+    let mut announced = BTreeSet::new();
     for path in &args.paths {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if !meta.is_file() {
             anyhow::bail!("{} is not a file", path.display());
         }
-        jobs.push((source_for(cfg, args, path)?, path.clone(), meta.len()));
+        let src = source_for(cfg, args, path)?;
+        if src.unconfigured && announced.insert(src.config.name.clone()) {
+            let s = &src.config;
+            tracing::info!(source = %s.name, kind = %s.kind, pbx = %s.pbx, timezone = %s.timezone, "importing into a source the config does not have (its settings come from the command line and the defaults)");
+            if src.timezone_assumed {
+                tracing::warn!(source = %s.name, "timestamps written without a zone are taken as UTC: give --timezone TZ if the PBX clock is not UTC");
+            }
+        }
+        jobs.push((src.config, path.clone(), meta.len()));
     }
     jobs.sort_by(|a, b| {
         a.0.name
@@ -325,4 +418,100 @@ fn import_file(
             .context("reading the file")
     })?;
     Ok((stats, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(sources: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[store]\npath = \"s.duckdb\"\n{sources}");
+        crate::config::parse(&text, &dir.path().join("c.toml")).unwrap()
+    }
+
+    fn source(name: &str, kind: &str, pbx: &str, tz: &str) -> String {
+        format!(
+            "[[sources]]\nname = \"{name}\"\nkind = \"{kind}\"\npath = \"{name}.log\"\npbx = \"{pbx}\"\ntimezone = \"{tz}\"\n"
+        )
+    }
+
+    fn args(source: Option<&str>, kind: Option<SourceKind>, pbx: Option<&str>) -> ImportArgs {
+        ImportArgs {
+            source: source.map(str::to_string),
+            kind,
+            pbx: pbx.map(str::to_string),
+            ..ImportArgs::default()
+        }
+    }
+
+    fn resolve(cfg: &Config, a: &ImportArgs, file: &str) -> anyhow::Result<ImportSource> {
+        source_for(cfg, a, Path::new(file))
+    }
+
+    #[test]
+    fn without_sources_the_command_line_and_the_defaults_make_one() {
+        let cfg = config("");
+        let s = resolve(&cfg, &args(None, None, None), "/h/queue_log.1").unwrap();
+        assert!(s.unconfigured && s.timezone_assumed);
+        assert_eq!(s.config.name, "import-default-asterisk_queue_log");
+        assert_eq!(s.config.pbx, DEFAULT_PBX);
+        assert_eq!(s.config.timezone, "UTC");
+        let a = ImportArgs {
+            timezone: Some("Europe/Moscow".into()),
+            ..args(
+                Some("pbx1-cdr"),
+                Some(SourceKind::AsteriskCdrCsv),
+                Some("pbx1"),
+            )
+        };
+        let s = resolve(&cfg, &a, "/h/cdr-2025.txt").unwrap();
+        assert!(s.unconfigured && !s.timezone_assumed);
+        assert_eq!(
+            (s.config.name.as_str(), s.config.kind, s.config.pbx.as_str()),
+            ("pbx1-cdr", SourceKind::AsteriskCdrCsv, "pbx1")
+        );
+        assert_eq!(s.config.timezone, "Europe/Moscow");
+        // What cannot be told.
+        let e = resolve(&cfg, &args(None, None, None), "/h/history.txt").unwrap_err();
+        assert!(e.to_string().contains("give --kind KIND"), "{e}");
+        let e = resolve(&cfg, &args(Some("a b"), None, None), "/h/queue_log").unwrap_err();
+        assert!(e.to_string().contains("use letters, digits"), "{e}");
+    }
+
+    #[test]
+    fn a_new_source_takes_the_pbx_and_zone_the_config_agrees_on() {
+        let cfg = config(&source("q", "asterisk_queue_log", "pbx1", "Europe/Moscow"));
+        // The configured source of the kind.
+        let s = resolve(&cfg, &args(None, None, None), "/h/queue_log").unwrap();
+        assert!(!s.unconfigured);
+        assert_eq!(s.config.name, "q");
+        // A kind the config does not have: its PBX and zone.
+        let s = resolve(&cfg, &args(None, None, None), "/h/Master.csv").unwrap();
+        assert!(s.unconfigured && !s.timezone_assumed);
+        assert_eq!(s.config.name, "import-pbx1-asterisk_cdr_csv");
+        assert_eq!(s.config.timezone, "Europe/Moscow");
+        // Another PBX: a new source, zone unknown.
+        let s = resolve(&cfg, &args(None, None, Some("pbx2")), "/h/queue_log").unwrap();
+        assert_eq!(s.config.name, "import-pbx2-asterisk_queue_log");
+        assert!(s.timezone_assumed);
+        // A new name beside the configured source of the same log.
+        let e = resolve(&cfg, &args(Some("qq"), None, None), "/h/queue_log").unwrap_err();
+        assert!(e.to_string().contains("is \"q\""), "{e}");
+    }
+
+    #[test]
+    fn several_pbxes_need_pbx() {
+        let cfg = config(&format!(
+            "{}{}",
+            source("a", "asterisk_queue_log", "pbx1", "UTC"),
+            source("b", "asterisk_queue_log", "pbx2", "UTC")
+        ));
+        let e = resolve(&cfg, &args(None, None, None), "/h/Master.csv").unwrap_err();
+        assert!(e.to_string().contains("give --pbx NAME"), "{e}");
+        let s = resolve(&cfg, &args(None, None, Some("pbx2")), "/h/Master.csv").unwrap();
+        assert_eq!(s.config.pbx, "pbx2");
+        assert_eq!(s.config.timezone, "UTC");
+        assert!(!s.timezone_assumed);
+    }
 }

@@ -5,6 +5,7 @@
 mod chaos;
 mod daemon;
 mod harness;
+mod import_history;
 mod import_kill;
 mod query_live;
 mod rotation;
