@@ -1,4 +1,5 @@
-//! The command line (clap): `calltrail [--config FILE] <command>`.
+//! The command line (clap): `calltrail [--config FILE] <command>`, and how
+//! to type this program again in the hints it prints ([`invocation`]).
 
 use crate::query::Format;
 use clap::{Parser, Subcommand};
@@ -88,4 +89,111 @@ pub enum Command {
     /// from the stored events, e.g. after changing [state] settings. Needs
     /// the store to itself (stop `run` first).
     Rederive,
+}
+
+/// This program as the user can type it again, for the hints it prints:
+/// `cargo run --` (`--release`, `--profile P`) when it runs from a cargo
+/// target directory (a `cargo run` user has no `calltrail` on PATH), else
+/// the program as it was invoked (argv[0]: a path, or a name PATH found).
+pub fn invocation() -> String {
+    let argv0 = std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    invocation_of(std::env::current_exe().ok().as_deref(), &argv0)
+}
+
+/// [`invocation`] for the executable `exe` started as `argv0`.
+pub fn invocation_of(exe: Option<&std::path::Path>, argv0: &str) -> String {
+    match exe.and_then(cargo_profile_dir) {
+        Some(dir) if dir == "debug" => "cargo run --".to_string(),
+        Some(dir) if dir == "release" => "cargo run --release --".to_string(),
+        Some(dir) => format!("cargo run --profile {} --", shell_word(&dir)),
+        None if argv0.is_empty() => "calltrail".to_string(),
+        None => shell_word(argv0),
+    }
+}
+
+/// The profile directory (`debug`, `release`, …) when `exe` lies in a cargo
+/// target directory (`target/<profile>/` or `target/<triple>/<profile>/`,
+/// recognised by the `CACHEDIR.TAG` cargo writes at its top).
+fn cargo_profile_dir(exe: &std::path::Path) -> Option<String> {
+    let dir = exe.parent()?;
+    let profile = dir.file_name()?.to_str()?.to_string();
+    dir.ancestors()
+        .skip(1)
+        .take(2)
+        .any(|t| t.join("CACHEDIR.TAG").is_file())
+        .then_some(profile)
+}
+
+/// `s` as one word for a POSIX shell (quoted only when it must be).
+pub fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cargo_built_binary_is_run_with_cargo() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        for sub in ["debug", "release", "x86_64-unknown-linux-gnu/release", "ci"] {
+            std::fs::create_dir_all(target.join(sub)).unwrap();
+        }
+        std::fs::write(
+            target.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
+        let exe = |sub: &str| target.join(sub).join("calltrail");
+        let argv0 = "target/debug/calltrail";
+        assert_eq!(invocation_of(Some(&exe("debug")), argv0), "cargo run --");
+        assert_eq!(
+            invocation_of(Some(&exe("release")), argv0),
+            "cargo run --release --"
+        );
+        assert_eq!(
+            invocation_of(Some(&exe("x86_64-unknown-linux-gnu/release")), argv0),
+            "cargo run --release --"
+        );
+        assert_eq!(
+            invocation_of(Some(&exe("ci")), argv0),
+            "cargo run --profile ci --"
+        );
+    }
+
+    #[test]
+    fn an_installed_binary_is_run_as_invoked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        let exe = dir.path().join("bin/calltrail");
+        assert_eq!(invocation_of(Some(&exe), "calltrail"), "calltrail");
+        assert_eq!(
+            invocation_of(Some(&exe), "/opt/call trail/bin/calltrail"),
+            "'/opt/call trail/bin/calltrail'"
+        );
+        assert_eq!(invocation_of(None, "./calltrail"), "./calltrail");
+        assert_eq!(invocation_of(None, ""), "calltrail");
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(
+            shell_word("samples/calltrail.toml"),
+            "samples/calltrail.toml"
+        );
+        assert_eq!(shell_word("my config.toml"), "'my config.toml'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

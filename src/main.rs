@@ -2,7 +2,7 @@
 //! dispatches to the library's commands.
 
 use anyhow::Context;
-use calltrail::cli::{Cli, Command};
+use calltrail::cli::{invocation, shell_word, Cli, Command};
 use calltrail::clock::Clock;
 use calltrail::import::ImportArgs;
 use calltrail::{config, import, query, run};
@@ -176,8 +176,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if s.rejects > 0 {
                 println!(
-                    "rejected lines are kept with their position and reason: calltrail --config {} query \"SELECT source, line_no, reason FROM rejects ORDER BY rejected_at DESC LIMIT 20\"",
-                    cfg.file.display()
+                    "rejected lines are kept with their position and reason: {} --config {} query \"SELECT source, line_no, reason FROM rejects ORDER BY rejected_at DESC LIMIT 20\"",
+                    invocation(),
+                    shell_word(&cfg.file.to_string_lossy())
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -238,7 +239,8 @@ fn print_summary(cfg: &config::Config, r: &run::RunReport) {
     println!("  store:   {}", cfg.store.path.display());
     println!("Try:");
     println!(
-        "  calltrail --config {} query \"SELECT kind, count(*) AS n FROM events GROUP BY ALL ORDER BY n DESC\"",
-        cfg.file.display()
+        "  {} --config {} query \"SELECT kind, count(*) AS n FROM events GROUP BY ALL ORDER BY n DESC\"",
+        invocation(),
+        shell_word(&cfg.file.to_string_lossy())
     );
 }
