@@ -756,6 +756,7 @@ impl Store {
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         for t in [
             "calls",
+            "call_attempts",
             "callers",
             "last_agent",
             "missed_calls",
