@@ -2,6 +2,7 @@
 //! links DuckDB and librdkafka is a large link), run against real
 //! components started by the harness in `support/`.
 
+mod asterisk_live;
 mod chaos;
 mod daemon;
 mod harness;
