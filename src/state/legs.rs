@@ -83,15 +83,16 @@ impl Sets {
 /// Groups the call ids of `events` into calls: call id → the call id of
 /// the call it is part of (itself for a call's own id). Every call id of
 /// `events` is a key.
-pub fn group(events: &[Ev]) -> HashMap<CallKey, CallKey> {
-    let keys: Vec<CallKey> = events
+pub fn group(events: &[&Ev]) -> HashMap<CallKey, CallKey> {
+    let keys: Vec<(&str, &str)> = events
         .iter()
-        .map(|e| (e.pbx.clone(), e.call_id.clone()))
+        .map(|e| (e.pbx.as_str(), e.call_id.as_str()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let index: HashMap<&CallKey, usize> = keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
-    let idx = |e: &Ev| index.get(&(e.pbx.clone(), e.call_id.clone())).copied();
+    let index: HashMap<(&str, &str), usize> =
+        keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+    let idx = |e: &Ev| index.get(&(e.pbx.as_str(), e.call_id.as_str())).copied();
     let mut sets = Sets {
         parent: (0..keys.len()).collect(),
         anchored: vec![false; keys.len()],
@@ -101,7 +102,7 @@ pub fn group(events: &[Ev]) -> HashMap<CallKey, CallKey> {
     let mut dialled: BTreeMap<(&str, &str), BTreeSet<usize>> = BTreeMap::new();
     let mut runs: BTreeMap<(&str, &str), BTreeSet<usize>> = BTreeMap::new();
     let mut linked: BTreeMap<(&str, &str), BTreeSet<usize>> = BTreeMap::new();
-    for e in events {
+    for &e in events {
         let Some(i) = idx(e) else { continue };
         if e.kind != "call_record" {
             sets.anchored[i] = true;
@@ -134,7 +135,7 @@ pub fn group(events: &[Ev]) -> HashMap<CallKey, CallKey> {
             relations.extend(it.map(|&o| (first, o)));
         }
     }
-    let earlier = |a: usize, b: usize| uniqueid_key(&keys[a].1) < uniqueid_key(&keys[b].1);
+    let earlier = |a: usize, b: usize| uniqueid_key(keys[a].1) < uniqueid_key(keys[b].1);
     for (a, b) in relations {
         let (ra, rb) = (sets.find(a), sets.find(b));
         if ra == rb || (sets.anchored[ra] && sets.anchored[rb]) {
@@ -155,7 +156,8 @@ pub fn group(events: &[Ev]) -> HashMap<CallKey, CallKey> {
     for i in 0..keys.len() {
         let r = sets.find(i);
         let call = if sets.anchored[r] { r } else { sets.first[r] };
-        out.insert(keys[i].clone(), keys[call].clone());
+        let owned = |(pbx, id): (&str, &str)| (pbx.to_string(), id.to_string());
+        out.insert(owned(keys[i]), owned(keys[call]));
     }
     out
 }
@@ -187,6 +189,10 @@ mod tests {
             source_kind: "asterisk_queue_log".into(),
             ..Ev::default()
         }
+    }
+
+    fn grouped(evs: &[Ev]) -> HashMap<CallKey, CallKey> {
+        group(&evs.iter().collect::<Vec<_>>())
     }
 
     fn call_of(g: &HashMap<CallKey, CallKey>, id: &str) -> String {
@@ -235,7 +241,7 @@ mod tests {
             }
             for rot in 0..evs.len() {
                 evs.rotate_left(1);
-                let g = group(&evs);
+                let g = grouped(&evs);
                 for id in ["1796321147.1", "1796321147.3", "1796321147.7"] {
                     assert_eq!(call_of(&g, id), "1796321147.1", "{id} rot {rot}");
                 }
@@ -243,7 +249,7 @@ mod tests {
             }
         }
         // A leg alone (its call's row not read yet) is its own call for now.
-        let g = group(&rows[..1]);
+        let g = grouped(&rows[..1]);
         assert_eq!(call_of(&g, "1796321147.3"), "1796321147.3");
     }
 
@@ -258,7 +264,7 @@ mod tests {
             cdr("10.9", "PJSIP/201-02", "", Some("10.0")),
             queue("10.9"),
         ];
-        let g = group(&evs);
+        let g = grouped(&evs);
         assert_eq!(call_of(&g, "10.5"), "10.1");
         assert_eq!(call_of(&g, "10.1"), "10.1");
         assert_eq!(call_of(&g, "10.9"), "10.9");
@@ -270,7 +276,7 @@ mod tests {
         let mut b = cdr("b", "", "", Some("chain"));
         a.source_kind = "oktell_csv".into();
         b.source_kind = "oktell_csv".into();
-        let g = group(&[a, b]);
+        let g = grouped(&[a, b]);
         assert_eq!(
             (call_of(&g, "a"), call_of(&g, "b")),
             ("a".into(), "b".into())

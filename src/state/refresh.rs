@@ -139,15 +139,11 @@ pub fn refresh(
         }
     }
     // Rebuild the calls: each group's events under its call id.
-    let all: Vec<Ev> = by_call.into_values().flatten().collect();
-    let call_of = legs::group(&all);
+    let call_of = legs::group(&by_call.values().flatten().collect::<Vec<_>>());
     let mut by_root: BTreeMap<(String, String), Vec<Ev>> = BTreeMap::new();
-    for e in all {
-        let root = call_of
-            .get(&(e.pbx.clone(), e.call_id.clone()))
-            .cloned()
-            .unwrap_or_else(|| (e.pbx.clone(), e.call_id.clone()));
-        by_root.entry(root).or_default().push(e);
+    for (key, evs) in by_call {
+        let root = call_of.get(&key).cloned().unwrap_or(key);
+        by_root.entry(root).or_default().extend(evs);
     }
     for table in ["calls", "call_attempts"] {
         conn.execute(
