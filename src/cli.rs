@@ -85,10 +85,77 @@ pub enum Command {
     },
     /// Check the config file and explain every problem found.
     CheckConfig,
+    /// The directory of known numbers (names, companies, VIP / blacklist /
+    /// employee, preferred agent), kept in the store. Needs the store to
+    /// itself (stop `run` first).
+    Numbers {
+        #[command(subcommand)]
+        action: NumbersCommand,
+    },
     /// Rebuild every derived table (calls, callers, missed_calls, SLA, …)
     /// from the stored events, e.g. after changing [state] settings. Needs
     /// the store to itself (stop `run` first).
     Rederive,
+}
+
+/// `calltrail numbers …`.
+#[derive(Debug, Subcommand)]
+pub enum NumbersCommand {
+    /// Add a number; refuses one already there (see `numbers set`).
+    Add {
+        /// The number, in any form a caller id takes (normalized with [numbers]).
+        number: String,
+        #[command(flatten)]
+        fields: EntryArgs,
+    },
+    /// Change the given fields of a number already there (an empty value
+    /// clears a field).
+    Set {
+        number: String,
+        #[command(flatten)]
+        fields: EntryArgs,
+    },
+    /// Remove a number.
+    Remove { number: String },
+    /// Every entry with every column, and whether it is valid now.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Add or replace the entries of a CSV file (header row: number, and
+    /// any of name, company, class, agent, valid_from, valid_until, note).
+    /// Every row is checked first: one bad row and nothing is applied.
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        path: PathBuf,
+    },
+    /// Every entry as CSV on stdout, in the form `numbers import` reads.
+    Export,
+}
+
+/// The fields `numbers add` / `numbers set` take. DATE: `YYYY-MM-DD` (a
+/// whole day: --from its start, --until its end) or an RFC 3339 instant.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EntryArgs {
+    /// vip, blacklist or employee.
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[arg(long, value_name = "COMPANY")]
+    pub company: Option<String>,
+    /// Preferred agent id.
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Option<String>,
+    /// Valid from (DATE).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Valid until (DATE, exclusive: a day counts whole).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 /// This program as the user can type it again, for the hints it prints:

@@ -14,6 +14,7 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod numbers;
 pub mod publish;
 pub mod query;
 pub mod readonly;

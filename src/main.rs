@@ -183,6 +183,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Numbers { action } => {
+            let cfg = load(&cli)?;
+            let stdout = std::io::stdout();
+            calltrail::numbers::run(&cfg, action, clock, &mut stdout.lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rederive => {
             let cfg = load(&cli)?;
             let store = calltrail::store::Store::open(&cfg.store.path)

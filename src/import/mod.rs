@@ -184,15 +184,9 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
         })?;
         src.timezone = tz.clone();
     } else if unconfigured {
-        let zones: BTreeSet<&str> = cfg
-            .sources
-            .iter()
-            .filter(|s| s.pbx == src.pbx)
-            .map(|s| s.timezone.as_str())
-            .collect();
-        match zones.into_iter().collect::<Vec<_>>().as_slice() {
-            [tz] => src.timezone = (*tz).to_string(),
-            _ => timezone_assumed = true,
+        match agreed_timezone(cfg, Some(&src.pbx)) {
+            Some(tz) => src.timezone = tz.to_string(),
+            None => timezone_assumed = true,
         }
     }
     if let Some(pbx) = &args.pbx {
@@ -203,6 +197,21 @@ pub fn source_for(cfg: &Config, args: &ImportArgs, path: &Path) -> anyhow::Resul
         unconfigured,
         timezone_assumed,
     })
+}
+
+/// The time zone every configured source (of `pbx`, when given) agrees
+/// on; `None` when they name several, or there are none.
+pub fn agreed_timezone<'a>(cfg: &'a Config, pbx: Option<&str>) -> Option<&'a str> {
+    let zones: BTreeSet<&str> = cfg
+        .sources
+        .iter()
+        .filter(|s| pbx.is_none_or(|p| s.pbx == p))
+        .map(|s| s.timezone.as_str())
+        .collect();
+    match zones.into_iter().collect::<Vec<_>>().as_slice() {
+        [tz] => Some(tz),
+        _ => None,
+    }
 }
 
 /// A source of `kind` the config does not have, from the command line and

@@ -10,6 +10,7 @@
 
 pub mod arrow_stage;
 mod covered;
+pub mod directory;
 mod events;
 mod native;
 mod recent;
@@ -228,6 +229,8 @@ impl Store {
             .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
+        conn.execute_batch(directory::DIRECTORY_DDL)
+            .map_err(db("creating the known_numbers table"))?;
         let v1: i64 = conn
             .query_row(schema::IS_V1, [], |r| r.get(0))
             .map_err(db("checking the events layout"))?;
