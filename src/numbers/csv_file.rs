@@ -53,7 +53,7 @@ pub fn read(file: &str, input: impl Read, checker: &mut Checker) -> Result<Vec<R
     let mut records = r.records();
     let header = match records.next() {
         Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(fail(line_of(&e).unwrap_or(1), e.to_string())),
+        Some(Err(e)) => return Err(fail(line_of(&e).unwrap_or(1), csv_reason(&e))),
         None => {
             return Err(fail(
                 1,
@@ -86,7 +86,7 @@ pub fn read(file: &str, input: impl Read, checker: &mut Checker) -> Result<Vec<R
     let mut rows = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     for rec in records {
-        let rec = rec.map_err(|e| fail(line_of(&e).unwrap_or(0), e.to_string()))?;
+        let rec = rec.map_err(|e| fail(line_of(&e).unwrap_or(0), csv_reason(&e)))?;
         let line = rec.position().map_or(0, |p| p.line());
         let get = |col: &str| columns.get(col).and_then(|&i| rec.get(i)).unwrap_or("");
         let row = check(get, checker).map_err(|e| fail(line, e.to_string()))?;
@@ -107,6 +107,17 @@ pub fn read(file: &str, input: impl Read, checker: &mut Checker) -> Result<Vec<R
 
 fn line_of(e: &csv::Error) -> Option<u64> {
     e.position().map(|p| p.line())
+}
+
+/// What is wrong with a record the CSV reader refused.
+fn csv_reason(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields where the header row has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
+        _ => e.to_string(),
+    }
 }
 
 fn check<'a>(
@@ -212,7 +223,10 @@ mod tests {
         );
         assert!(reason("number\n201\n+79160000001\n8 916 000 00 01\n")
             .starts_with("f.csv:4: number \"+79160000001\" is already on line 3"));
-        assert!(reason("number,name\n201\n").starts_with("f.csv:2: "));
+        assert_eq!(
+            reason("number,name\n201\n"),
+            "f.csv:2: 1 fields where the header row has 2"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod daemon;
 mod harness;
 mod import_history;
 mod import_kill;
+mod numbers;
 mod query_live;
 mod rotation;
 mod sim;
