@@ -2,10 +2,12 @@
 //! file, an import with a bad row in the middle applies nothing, export →
 //! import into a fresh store gives the same directory, a number that does
 //! not normalize is refused, an entry past its `--until` is listed as not
-//! valid.
+//! valid; while `run` holds the store the command refuses, saying so, and
+//! the directory survives the daemon's run.
 
-use crate::daemon::{calltrail, calltrail_env, query_json};
+use crate::daemon::{calltrail, calltrail_env, query_json, Daemon};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A config of a store only (a fresh store is created by the command),
 /// with the day zone of its one source: Europe/Moscow.
@@ -271,4 +273,32 @@ fn an_entry_past_its_until_is_not_valid() {
     let out = calltrail(&cfg, &["numbers", "list"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("(3 rows)"));
+}
+
+#[test]
+fn a_store_held_by_run_is_refused_and_the_directory_survives_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "s");
+    std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
+    crate::daemon::append(&cfg, b"[email]\noutbox = \"outbox\"\n");
+    ok(&cfg, &["add", "201", "--name", "Reception"]);
+    let daemon = Daemon::start(&cfg, &dir.path().join("daemon.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon.log().contains("HTTP API listening") {
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not start: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let e = err(&cfg, &["add", "202", "--name", "Bob"]);
+    assert!(
+        e.contains("is held by another process") && e.contains("calltrail run"),
+        "{e}"
+    );
+    let status = daemon.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(numbers_listed(&cfg), ["201"]);
+    assert_eq!(list(&cfg)[0]["name"], "Reception");
 }
