@@ -175,6 +175,19 @@ mod tests {
     }
 
     #[test]
+    fn with_match_last_digits_the_key_is_the_last_digits() {
+        let n = NumberNormalizer::new(NumberConfig {
+            default_region: "RU".into(),
+            match_last_digits: Some(10),
+            ..NumberConfig::default()
+        })
+        .unwrap();
+        let mut c = Checker::new(n, Tz::UTC);
+        assert_eq!(c.key("8 (916) 000-00-01").unwrap(), "9160000001");
+        assert_eq!(c.key("+7 916 000 00 01").unwrap(), "9160000001");
+    }
+
+    #[test]
     fn days_are_whole_days_in_the_zone() {
         let utc = checker(Tz::UTC);
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
