@@ -321,14 +321,35 @@ pub fn build(events: &mut [Ev], call_id: &str, cfg: &StateConfig) -> Vec<CallRow
 }
 
 /// The outcome of a call known from its CDR alone (no queue_log lines).
-/// An inbound call that reached no agent (no `dstchannel`) is `abandoned`
-/// when it was in a queue (the trunk row's disposition is not the queue's
-/// outcome), `voicemail` when it ended in VoiceMail, `no_answer`/`busy` when
+/// An inbound queue call (lastapp `Queue`) is `abandoned` unless a member
+/// answered. An inbound call that reached no agent (no `dstchannel`) is
+/// `abandoned` when it was in a queue (the trunk row's disposition is not
+/// the queue's outcome), `voicemail` when it ended in VoiceMail, `no_answer`/`busy` when
 /// it dialled something that did not answer, and else `ivr`: answered by
 /// the PBX itself (an IVR, an announcement) or hung up before being routed.
+///
+/// An inbound row that runs in a Local channel's `;2` half and rang an agent
+/// is `leg`: a member's leg whose call's row has not been read yet (Asterisk
+/// writes a leg's row when the member stops ringing, the call's when the
+/// caller hangs up, maybe minutes later). Once that row is read the leg is
+/// an attempt of its call (`legs.rs`); until then it is no call of the
+/// caller's and never missed, so it cannot open an episode of its own.
 fn cdr_outcome(c: &Ev) -> &'static str {
     let disposition = super::attempts::outcome_of(c.disposition.as_deref());
-    let nobody = c.direction.as_deref() == Some("inbound") && c.agent.is_none();
+    let inbound = c.direction.as_deref() == Some("inbound");
+    let local_leg = c
+        .channel
+        .as_deref()
+        .and_then(super::legs::local_half)
+        .is_some_and(|(_, half)| half == 2);
+    if inbound && local_leg && c.agent.is_some() {
+        return "leg";
+    }
+    // A queue call no member answered (the row names the last one rung).
+    if inbound && c.queue.is_some() && disposition != "answered" {
+        return "abandoned";
+    }
+    let nobody = inbound && c.agent.is_none();
     if !nobody {
         return match disposition {
             "unknown" => "failed",
@@ -442,6 +463,37 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.callee.as_deref() == Some("+74957877871")));
+    }
+
+    /// A FreePBX member's leg (Local `;2`, ringing the phone) read before
+    /// its call's row: kept, but no call of the caller's and never missed.
+    #[test]
+    fn a_member_leg_alone_is_a_leg() {
+        for disposition in ["no_answer", "answered"] {
+            let mut leg = ev(500, "call_record", None);
+            leg.source_kind = "asterisk_cdr_csv".into();
+            leg.direction = Some("inbound".into());
+            leg.caller = Some("+79031396745".into());
+            leg.channel = Some("Local/205@from-queue-0000004a;2".into());
+            leg.dst_channel = Some("PJSIP/205-00000051".into());
+            leg.agent = Some("205".into());
+            leg.disposition = Some(disposition.into());
+            leg.answered_at = Some(503 * US);
+            let rows = build(&mut [leg.clone()], "c1", &StateConfig::default());
+            assert_eq!(
+                (
+                    rows[0].outcome.as_str(),
+                    rows[0].missed,
+                    rows[0].answered_at
+                ),
+                ("leg", false, None),
+                "{disposition}"
+            );
+            // The same row on a device channel is a direct call.
+            leg.channel = Some("PJSIP/trunk-00000050".into());
+            let rows = build(&mut [leg], "c1", &StateConfig::default());
+            assert_eq!(rows[0].outcome, disposition);
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct PartyCall {
     /// Queue of the last stint.
     pub queue: Option<String>,
     /// False for a call the PBX answered itself and that reached nobody
-    /// (outcome `ivr`): not a call of the caller's in `callers`.
+    /// (outcome `ivr`) and for a member's leg whose call has not been read
+    /// (`leg`): not a call of the caller's in `callers`.
     pub counts: bool,
 }
 
@@ -67,7 +68,7 @@ pub fn calls_of(rows: &[CallRow]) -> Vec<PartyCall> {
         // The last stint's end is the call's.
         c.ended_at = r.ended_at;
         c.queue = r.queue.clone();
-        c.counts = r.outcome != "ivr";
+        c.counts = !matches!(r.outcome.as_str(), "ivr" | "leg");
     }
     out.sort_by(|a, b| (a.entered_at, &a.call_id).cmp(&(b.entered_at, &b.call_id)));
     out

@@ -550,3 +550,70 @@ fn tailed_live() {
         settled.join("\n")
     );
 }
+
+/// FreePBX with phones behind the Local members: the member's leg row
+/// (`Local/205@from-queue-…;2`, ringing `PJSIP/205-…`) is written when the
+/// member stops ringing, minutes before the caller's row. Alone it is a
+/// `leg`, which opens no episode and is no call of the caller's; once the
+/// caller's row is read it is that call's attempt, and the call (nobody
+/// answered, CDR only) is the missed one.
+#[test]
+fn a_member_leg_read_before_its_call_opens_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cdr = tmp.path().join("Master.csv");
+    std::fs::write(&cdr, b"").expect("empty file");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[store]
+path = "s.duckdb"
+[numbers]
+default_region = "RU"
+[email]
+outbox = "outbox"
+[rules.missed_call_email]
+enabled = false
+[[sources]]
+name = "cdr"
+kind = "asterisk_cdr_csv"
+path = "Master.csv"
+pbx = "pbx1"
+timezone = "UTC"
+"#,
+    )
+    .expect("config");
+    let leg = "\"\",\"89161234567\",\"205\",\"from-queue\",\"\"\"\" <89161234567>\",\"Local/205@from-queue-0000004a;2\",\"PJSIP/205-00000051\",\"Dial\",\"PJSIP/205,,HhtrM\",\"2026-12-03 18:05:47\",,\"2026-12-03 18:06:02\",15,0,\"NO ANSWER\",\"DOCUMENTATION\",\"1796321147.3\",\"\"\n";
+    let call = "\"\",\"89161234567\",\"4951112233\",\"from-pstn\",\"\"\"\" <89161234567>\",\"PJSIP/trunk-00000050\",\"Local/205@from-queue-0000004a;1\",\"Queue\",\"support,r,,,75\",\"2026-12-03 18:05:46\",\"2026-12-03 18:05:46\",\"2026-12-03 18:07:16\",90,90,\"NO ANSWER\",\"DOCUMENTATION\",\"1796321146.1\",\"\"\n";
+    append(&cdr, leg.as_bytes());
+    run(&cfg, &["run", "--once"]);
+    let state = |cfg: &Path| {
+        let one = |sql: &str| {
+            rows(cfg, sql)
+                .into_iter()
+                .map(|(k, v)| format!("{k} {}", v.iter().map(s).collect::<Vec<_>>().join(" ")))
+                .collect::<Vec<_>>()
+        };
+        (
+            one("SELECT call_id, outcome, missed FROM calls"),
+            one("SELECT caller, status FROM missed_calls"),
+            one("SELECT caller, calls FROM callers"),
+            one("SELECT call_id, agent, leg_call_id, outcome FROM call_attempts"),
+        )
+    };
+    let (calls, episodes, callers, attempts) = state(&cfg);
+    assert_eq!(calls, ["1796321147.3 leg false"]);
+    assert!(
+        episodes.is_empty() && callers.is_empty(),
+        "{episodes:?} {callers:?}"
+    );
+    // What the leg's own row says: 205 rang, nobody answered.
+    assert_eq!(attempts, ["1796321147.3 205 - no_answer"]);
+    append(&cdr, call.as_bytes());
+    run(&cfg, &["run", "--once"]);
+    let (calls, episodes, callers, attempts) = state(&cfg);
+    assert_eq!(calls, ["1796321146.1 abandoned true"]);
+    assert_eq!(episodes, ["+79161234567 open"]);
+    assert_eq!(callers, ["+79161234567 1"]);
+    assert_eq!(attempts, ["1796321146.1 205 1796321147.3 no_answer"]);
+}
