@@ -3,8 +3,8 @@
 //! as a table, CSV or a JSON array of objects.
 
 use crate::config::Config;
-use crate::http::client::{self, ClientError};
 use crate::readonly;
+use crate::serve::client::{self, ClientError};
 use anyhow::Context;
 use duckdb::types::{TimeUnit, Value};
 use std::io::Write;

@@ -169,7 +169,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     // with --once: a batch run answers no queries and must not need a port.
     let http = if cfg.http.enabled && !once {
         Some(
-            crate::http::start(&cfg.http.listen, &store, cfg.query.limits())
+            crate::serve::start(&cfg.http.listen, &store, cfg.query.limits())
                 .await
                 .context("starting the HTTP API ([http] in the config)")?,
         )

@@ -1,5 +1,5 @@
-//! The daemon's local HTTP API (axum), served by `calltrail run` on
-//! `[http] listen`:
+//! What the daemon answers: its local HTTP API (axum), served by
+//! `calltrail run` on `[http] listen`:
 //!
 //! - `GET /healthz` — `ok calltrail <version>` ([`health`]);
 //! - `POST /api/query` — one read-only SQL statement, answered as JSON
@@ -7,8 +7,8 @@
 //!
 //! [`router`] wires the endpoints (one file each) to the shared state;
 //! [`client`] is the small blocking client `calltrail query` uses while the
-//! daemon holds the store. Later endpoints (dialplan lookups, the wallboard)
-//! go next to these.
+//! daemon holds the store. Later endpoints (dialplan lookups, the
+//! wallboard, reports, metrics) and the FastAGI server go next to these.
 
 pub mod client;
 pub mod health;
