@@ -5,12 +5,16 @@
 //! - `POST /api/query` — one read-only SQL statement, answered as JSON
 //!   ([`query`]).
 //!
+//! [`hashcompat`] writes the body of a dialplan lookup answer for
+//! `CURL()` + `CURLOPT(hashcompat)` (read by `HASH()`).
+//!
 //! [`router`] wires the endpoints (one file each) to the shared state;
 //! [`client`] is the small blocking client `calltrail query` uses while the
 //! daemon holds the store. Later endpoints (dialplan lookups, the
 //! wallboard, reports, metrics) and the FastAGI server go next to these.
 
 pub mod client;
+pub mod hashcompat;
 pub mod health;
 pub mod query;
 pub mod router;

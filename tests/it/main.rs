@@ -6,6 +6,7 @@ mod asterisk_live;
 mod chaos;
 mod daemon;
 mod harness;
+mod hashcompat;
 mod import_history;
 mod import_kill;
 mod numbers;

@@ -7,12 +7,15 @@
 //!   plus an independent kafka-python client to read back what was published;
 //! * [`smtp::SmtpServer`]: an aiosmtpd server that stores mail in a Maildir,
 //!   optionally with STARTTLS / implicit TLS and AUTH;
+//! * [`asterisk_curl`]: a model of what Asterisk makes of a `CURL()` body
+//!   under `CURLOPT(hashcompat)` and `HASH()` (checked against a real one);
 //! * [`tools`]: where those external tools live, free ports, running helper
 //!   processes with a deadline.
 //!
 //! The tools are installed by `bash tests/setup.sh`; when they are missing the
 //! tests fail (they never skip) and say so.
 
+pub mod asterisk_curl;
 pub mod broker;
 pub mod chaos_writer;
 pub mod smtp;
