@@ -57,8 +57,6 @@ pub const MAX_KEY_BYTES: usize = 32;
 /// Most pairs [`encode`] accepts in one answer (`debug_assert!`).
 pub const MAX_PAIRS: usize = 16;
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
 /// Whether `b` is written as itself: `[A-Za-z0-9_.-]`.
 fn is_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
@@ -135,17 +133,15 @@ fn balanced(s: &str, open: char, close: char) -> bool {
     depth == 0
 }
 
+/// Every byte but `[A-Za-z0-9_.-]` is written `%XX` (uppercase hex).
+const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-');
+
 /// Appends `s` with every byte outside the safe alphabet as `%XX`.
 fn push_encoded(out: &mut String, s: &str) {
-    for &b in s.as_bytes() {
-        if is_safe(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, ENCODED));
 }
 
 #[cfg(test)]
