@@ -12,7 +12,7 @@ use calltrail_parsers::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The keys a batch touched.
 #[derive(Debug, Default, Clone)]
@@ -239,23 +239,47 @@ fn load_call_groups(conn: &Connection) -> duckdb::Result<HashMap<(String, String
     for _ in 0..MAX_LINK_ROUNDS {
         let mut keys: BTreeSet<(String, String, &str)> = BTreeSet::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for e in fresh.iter().flat_map(|k| &by_call[k]) {
-            if !legs::is_asterisk_cdr(e) {
-                continue;
-            }
-            let before = keys.len();
-            if let Some(l) = e.linked_id.as_deref().filter(|l| !l.is_empty()) {
-                keys.insert((e.pbx.clone(), l.to_string(), "linked"));
-            }
-            if let Some((base, 1)) = e.dst_channel.as_deref().and_then(legs::local_half) {
-                keys.insert((e.pbx.clone(), format!("{base};2"), "channel"));
-            }
-            if let Some((base, 2)) = e.channel.as_deref().and_then(legs::local_half) {
-                keys.insert((e.pbx.clone(), format!("{base};1"), "dst"));
-            }
-            if keys.len() > before {
-                lo = lo.min(e.ts);
-                hi = hi.max(e.ts);
+        {
+            // A Local channel has one `;1` and one `;2` half: a pair whose
+            // other half is loaded already needs no look-up (in a bulk step,
+            // most legs and their calls are read together). A linkedid may
+            // have rows anywhere, so it is always looked up.
+            let cdr = || {
+                by_call
+                    .values()
+                    .flatten()
+                    .filter(|e| legs::is_asterisk_cdr(e))
+            };
+            let channels: HashSet<(&str, &str)> = cdr()
+                .filter_map(|e| Some((e.pbx.as_str(), e.channel.as_deref()?)))
+                .collect();
+            let dsts: HashSet<(&str, &str)> = cdr()
+                .filter_map(|e| Some((e.pbx.as_str(), e.dst_channel.as_deref()?)))
+                .collect();
+            for e in fresh.iter().flat_map(|k| &by_call[k]) {
+                if !legs::is_asterisk_cdr(e) {
+                    continue;
+                }
+                let before = keys.len();
+                if let Some(l) = e.linked_id.as_deref().filter(|l| !l.is_empty()) {
+                    keys.insert((e.pbx.clone(), l.to_string(), "linked"));
+                }
+                if let Some((base, 1)) = e.dst_channel.as_deref().and_then(legs::local_half) {
+                    let leg = format!("{base};2");
+                    if !channels.contains(&(e.pbx.as_str(), leg.as_str())) {
+                        keys.insert((e.pbx.clone(), leg, "channel"));
+                    }
+                }
+                if let Some((base, 2)) = e.channel.as_deref().and_then(legs::local_half) {
+                    let dialled = format!("{base};1");
+                    if !dsts.contains(&(e.pbx.as_str(), dialled.as_str())) {
+                        keys.insert((e.pbx.clone(), dialled, "dst"));
+                    }
+                }
+                if keys.len() > before {
+                    lo = lo.min(e.ts);
+                    hi = hi.max(e.ts);
+                }
             }
         }
         if keys.is_empty() {
