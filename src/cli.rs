@@ -136,7 +136,8 @@ pub enum NumbersCommand {
 
 /// The fields `numbers add` / `numbers set` take. DATE: `YYYY-MM-DD` (a
 /// whole day: --from its start, --until its end) or an RFC 3339 instant.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntryArgs {
     /// vip, blacklist or employee.
     #[arg(long, value_name = "CLASS")]

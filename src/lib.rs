@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod import;
 pub mod ingest;
+pub mod lookup;
 pub mod numbers;
 pub mod publish;
 pub mod query;

@@ -18,6 +18,7 @@ pub enum Format {
 }
 
 /// Column names and rows of a result, as JSON values.
+#[derive(Debug)]
 pub struct ResultSet {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,

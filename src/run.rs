@@ -6,7 +6,9 @@ use crate::actions::{self, ActionStats};
 use crate::clock::Clock;
 use crate::config::{Config, SourceConfig};
 use crate::ingest::{Ingest, IngestStats};
+use crate::lookup::Index;
 use crate::publish::{self, Mode};
+use crate::serve::{self, auth};
 use crate::store::Store;
 use crate::tail::{DevIno, Position, TailOptions, Tailer, Verdict};
 use anyhow::Context;
@@ -165,16 +167,39 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
         .with_state(cfg.state_config())
         .with_clock(clock);
-    // The local HTTP API (`calltrail query` while we hold the store). Not
-    // with --once: a batch run answers no queries and must not need a port.
-    let http = if cfg.http.enabled && !once {
-        Some(
-            crate::serve::start(&cfg.http.listen, &store, cfg.query.limits())
-                .await
-                .context("starting the HTTP API ([http] in the config)")?,
-        )
+    // The local HTTP API (`calltrail query` while we hold the store, the
+    // dialplan lookup, the directory's admin API) and FastAGI. Not with
+    // --once: a batch run answers nothing and must not need a port.
+    let serving = !once && (cfg.http.enabled || cfg.agi.enabled);
+    let index = if serving {
+        Some(lookup_index(cfg, &store, clock)?)
     } else {
         None
+    };
+    let http = match (&index, cfg.http.enabled) {
+        (Some(index), true) => Some(
+            crate::serve::start(
+                &cfg.http.listen,
+                &store,
+                cfg.query.limits(),
+                serve_options(cfg, index, clock)?,
+            )
+            .await
+            .context("starting the HTTP API ([http] in the config)")?,
+        ),
+        _ => None,
+    };
+    let agi = match (&index, cfg.agi.enabled) {
+        (Some(index), true) => Some(
+            crate::serve::agi::start(&cfg.agi.listen, &cfg.agi.allow, index.clone())
+                .await
+                .context("starting the FastAGI server ([agi] in the config)")?,
+        ),
+        _ => None,
+    };
+    let hits = match &index {
+        Some(i) => Some(tokio::spawn(flush_hits(i.clone(), store.handle()?))),
+        None => None,
     };
     let mailer = mailer(cfg)?;
     let mail_via = mailer.describe();
@@ -252,8 +277,16 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         tracing::info!("stopping: finishing the current batches");
         stop.store(true, Ordering::Relaxed);
     }
+    if let Some(server) = agi {
+        server.stop().await;
+    }
     if let Some(server) = http {
         server.stop(Duration::from_secs(5)).await;
+    }
+    if let (Some(task), Some(index)) = (hits, &index) {
+        task.abort();
+        let store = store.handle()?;
+        write_hits(index, &store);
     }
     let mut report = RunReport {
         mail_via,
@@ -300,6 +333,78 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         ),
     }
     Ok(report)
+}
+
+/// The dialplan lookup's index, loaded from the store and then kept
+/// current by the state deriver.
+fn lookup_index(cfg: &Config, store: &Store, clock: Clock) -> anyhow::Result<Arc<Index>> {
+    let started = std::time::Instant::now();
+    let index = Arc::new(Index::new(cfg, clock).context("[lookup] in the config")?);
+    let sizes = index
+        .load(store)
+        .context("loading the lookup's index from the store")?;
+    store.observe_state(index.clone());
+    tracing::info!(
+        parties = sizes.parties,
+        agents = sizes.agents,
+        known_numbers = sizes.numbers,
+        ms = started.elapsed().as_millis() as u64,
+        "lookup index loaded"
+    );
+    Ok(index)
+}
+
+/// The HTTP server's tokens, allow list, lookup and directory API.
+fn serve_options(cfg: &Config, index: &Arc<Index>, clock: Clock) -> anyhow::Result<serve::Options> {
+    let token = auth::read_token("CALLTRAIL_TOKEN", cfg.http.token_file.as_deref())
+        .context("[http] token_file")?;
+    let admin = match auth::read_token(
+        "CALLTRAIL_ADMIN_TOKEN",
+        cfg.http.admin_token_file.as_deref(),
+    )
+    .context("[http] admin_token_file")?
+    {
+        Some(t) => t,
+        None => {
+            let path = auth::admin_token_path(&cfg.store.path);
+            let t = auth::generate_admin_token(&path)?;
+            tracing::info!(file = %path.display(), "admin token written (calltrail numbers reads it)");
+            t
+        }
+    };
+    Ok(serve::Options {
+        token,
+        allow: cfg.http.allow.clone(),
+        admin: Some(admin),
+        lookup: Some(index.clone()),
+        numbers: Some(Arc::new(serve::numbers::NumbersApi {
+            cfg: cfg.clone(),
+            clock,
+            index: Some(index.clone()),
+        })),
+    })
+}
+
+/// Adds the lookups' directory hits to the store every few seconds.
+async fn flush_hits(index: Arc<Index>, store: Store) {
+    let store = Arc::new(store);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let (i, s) = (index.clone(), store.clone());
+        let _ = tokio::task::spawn_blocking(move || write_hits(&i, &s)).await;
+    }
+}
+
+fn write_hits(index: &Index, store: &Store) {
+    let hits = index.take_hits();
+    if hits.is_empty() {
+        return;
+    }
+    let n = hits.len();
+    if let Err(e) = store.with_conn(|c| crate::store::directory::add_hits(c, &hits)) {
+        tracing::warn!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+    }
 }
 
 /// Keeps the derived tables up to date with the stored events: derives
@@ -383,7 +488,7 @@ const DERIVE_BATCH: usize = 20_000;
 
 /// How long the state deriver lets commits accumulate after a wake-up, at
 /// least (twice its last pass, up to the maximum).
-const STATE_COALESCE: Duration = Duration::from_millis(500);
+const STATE_COALESCE: Duration = Duration::from_millis(200);
 const STATE_COALESCE_MAX: Duration = Duration::from_secs(5);
 
 /// Settles the time-dependent state (missed-call episodes expiring, callers

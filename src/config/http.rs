@@ -4,6 +4,7 @@
 use super::Problem;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// `[http]`: the local HTTP API `calltrail run` serves (`calltrail query`
 /// uses it while the daemon holds the store).
@@ -14,10 +15,24 @@ pub struct HttpSection {
     /// the daemon runs when this is false).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// `IP:port` to listen on. It answers SQL over the whole store without
-    /// authentication: keep it on a loopback address.
+    /// `IP:port` to listen on. Loopback by default; any other address needs
+    /// `token_file` (or `CALLTRAIL_TOKEN`) or `allow`, or `run` refuses to
+    /// start.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A file holding the token clients other than loopback ones must send
+    /// (`Authorization: Bearer <token>` or `?token=`); the environment
+    /// variable `CALLTRAIL_TOKEN` overrides it.
+    pub token_file: Option<PathBuf>,
+    /// Client addresses (`192.0.2.10`, `10.1.0.0/16`) allowed besides
+    /// loopback ones; with a token too, both must match.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// A file holding the admin token (the directory's API); the
+    /// environment variable `CALLTRAIL_ADMIN_TOKEN` overrides it. Without
+    /// either, `run` writes a random one to `<store path>.admin-token`
+    /// (mode 0600), which `calltrail numbers` reads.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -25,6 +40,9 @@ impl Default for HttpSection {
         HttpSection {
             enabled: true,
             listen: default_listen(),
+            token_file: None,
+            allow: Vec::new(),
+            admin_token_file: None,
         }
     }
 }
@@ -62,8 +80,23 @@ impl HttpSection {
             }),
             Ok(_) => {}
         }
+        out.extend(allow_problems("http.allow", &self.allow));
         out
     }
+}
+
+/// Problems of an allow list: every entry an IP address or a CIDR network.
+pub(super) fn allow_problems(location: &str, allow: &[String]) -> Vec<Problem> {
+    allow
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| crate::serve::auth::parse_net(a).is_none())
+        .map(|(i, a)| Problem {
+            location: format!("{location}[{i}]"),
+            expected: "an IP address (192.0.2.10) or a network (10.1.0.0/16)".into(),
+            found: format!("{a:?}"),
+        })
+        .collect()
 }
 
 /// `[query]`: limits of one statement run by `calltrail query`, applied the

@@ -3,10 +3,12 @@
 //! what was expected, what was found) before the daemon starts.
 
 mod http;
+mod lookup;
 mod model;
 mod validate;
 
 pub use http::*;
+pub use lookup::*;
 pub use model::*;
 pub use validate::{
     environment_problems, is_source_name, missing_path, warnings, ConfigError, Problem,

@@ -33,6 +33,12 @@ pub struct Config {
     pub http: super::HttpSection,
     #[serde(default)]
     pub query: super::QuerySection,
+    /// The dialplan lookup's policy and window.
+    #[serde(default)]
+    pub lookup: super::LookupSection,
+    /// The FastAGI server.
+    #[serde(default)]
+    pub agi: super::AgiSection,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,
@@ -387,6 +393,12 @@ impl Config {
         };
         fix(&mut self.store.path);
         fix(&mut self.email.outbox);
+        for f in [&mut self.http.token_file, &mut self.http.admin_token_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(f);
+        }
         for s in &mut self.sources {
             fix(&mut s.path);
             if let Some(pats) = &mut s.rotated {

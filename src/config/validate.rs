@@ -383,6 +383,8 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
     }
     out.extend(cfg.http.problems());
     out.extend(cfg.query.problems());
+    out.extend(cfg.lookup.problems());
+    out.extend(cfg.agi.problems());
     out
 }
 

@@ -4,20 +4,25 @@
 //!
 //! Numbers are keyed the way events' callers are (`[numbers]`); a
 //! `YYYY-MM-DD` is a day in the zone every configured source agrees on,
-//! else in UTC. While another process (a running `calltrail run`) holds the
-//! store, the command refuses with a message saying so.
+//! else in UTC. While a running `calltrail run` holds the store, the
+//! command goes through the daemon's admin API ([`remote`]); either way the
+//! same [`ops::execute`] does it.
 
 mod csv_file;
 mod fields;
+mod ops;
+mod remote;
 
 pub use csv_file::{CsvError, Row, HEADER};
+pub use fields::text as text_field;
 pub use fields::{Bound, Checker, FieldError, CLASSES};
+pub use ops::{execute, Op, OpError, Reply};
 
 use crate::cli::{invocation, shell_word, NumbersCommand};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::query::{self, ResultSet};
-use crate::store::directory::{self, Entry, Fields};
+use crate::store::directory::{self, Entry};
 use crate::store::Store;
 use anyhow::Context;
 use calltrail_parsers::{NumberConfig, NumberNormalizer};
@@ -55,105 +60,97 @@ pub fn checker(cfg: &Config) -> anyhow::Result<Checker> {
     Ok(Checker::new(n, zone(cfg)))
 }
 
-/// Opens (creating if needed) the store; a store held by another process
-/// is refused with a message saying so.
-fn open(cfg: &Config) -> anyhow::Result<Store> {
-    let path = &cfg.store.path;
-    match Store::open(path) {
-        Ok(s) => Ok(s),
-        Err(e) if e.to_string().contains("lock") => anyhow::bail!(
-            "the store {} is held by another process (a running `calltrail run`?): stop it to change the directory of known numbers (DuckDB: {e})",
-            path.display()
-        ),
-        Err(e) => Err(e).with_context(|| format!("opening the store {}", path.display())),
-    }
-}
-
-/// Runs one `numbers` command; its output goes to `out`.
+/// Runs one `numbers` command; its output goes to `out`. On the store
+/// file when it can be opened; while a daemon (`calltrail run`) holds it,
+/// through the daemon's admin API with the admin token.
 pub fn run(
     cfg: &Config,
     cmd: &NumbersCommand,
     clock: Clock,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut checker = checker(cfg)?;
-    let store = open(cfg)?;
-    let by = actor();
-    let hint = |verb: &str, number: &str| {
+    let op = op_of(cmd)?;
+    // A list judges validity by the state's clock; changes are stamped
+    // with the real time.
+    let now = if op.writes() { Utc::now() } else { clock.now() };
+    let reply = match Store::open(&cfg.store.path) {
+        Ok(store) => {
+            let mut checker = checker(cfg)?;
+            let hint = hinter(cfg);
+            directory::with_conn(&store, |conn| {
+                execute(conn, &mut checker, &op, &actor(), now, &hint)
+            })?
+        }
+        Err(e) if e.to_string().contains("lock") => {
+            tracing::debug!(store = %cfg.store.path.display(), "the store is held (a running `calltrail run`): through its admin API");
+            remote::send(cfg, &op)?
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("opening the store {}", cfg.store.path.display()))
+        }
+    };
+    print(reply, cmd, out)
+}
+
+/// The operation a command stands for (an import reads its file here).
+fn op_of(cmd: &NumbersCommand) -> anyhow::Result<Op> {
+    Ok(match cmd {
+        NumbersCommand::Add { number, fields } => Op::Add {
+            number: number.clone(),
+            fields: fields.clone(),
+        },
+        NumbersCommand::Set { number, fields } => Op::Set {
+            number: number.clone(),
+            fields: fields.clone(),
+        },
+        NumbersCommand::Remove { number } => Op::Remove {
+            number: number.clone(),
+        },
+        NumbersCommand::List { .. } => Op::List,
+        NumbersCommand::Export => Op::Export,
+        NumbersCommand::Import { path } => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Op::Import {
+                name: path.display().to_string(),
+                csv: String::from_utf8(bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: not UTF-8 text (byte {})",
+                        path.display(),
+                        e.utf8_error().valid_up_to()
+                    )
+                })?,
+            }
+        }
+    })
+}
+
+/// The hints errors give: the command to type next.
+pub fn hinter(cfg: &Config) -> impl Fn(&str, &str) -> String + '_ {
+    move |verb: &str, number: &str| {
         format!(
             "{} --config {} numbers {verb} {}",
             invocation(),
             shell_word(&cfg.file.to_string_lossy()),
             shell_word(number)
         )
-    };
-    directory::with_conn(&store, |conn| -> anyhow::Result<()> {
-        match cmd {
-            NumbersCommand::Add { number, fields } => {
-                let key = checker.key(number)?;
-                let mut f = Fields {
-                    number_raw: fields::text(number.trim()).unwrap_or_default(),
-                    ..Fields::default()
-                };
-                checker.apply(&mut f, fields)?;
-                if !directory::insert(conn, &key, &f, &by, Utc::now())? {
-                    anyhow::bail!(
-                        "{number:?} ({key}) is already in the directory: change it with `{} …`",
-                        hint("set", number)
-                    );
-                }
-                writeln!(out, "added {key}")?;
-            }
-            NumbersCommand::Set { number, fields } => {
-                let key = checker.key(number)?;
-                let Some(e) = directory::get(conn, &key)? else {
-                    anyhow::bail!(
-                        "{number:?} ({key}) is not in the directory: add it with `{} …`",
-                        hint("add", number)
-                    );
-                };
-                let mut f = e.fields;
-                checker.apply(&mut f, fields)?;
-                directory::update(conn, &key, &f, &by, Utc::now())?;
-                writeln!(out, "changed {key}")?;
-            }
-            NumbersCommand::Remove { number } => {
-                let key = checker.key(number)?;
-                if !directory::remove(conn, &key)? {
-                    anyhow::bail!("{number:?} ({key}) is not in the directory");
-                }
-                writeln!(out, "removed {key}")?;
-            }
-            NumbersCommand::List { format } => {
-                let rs = result_set(&directory::list(conn)?, clock.now());
-                query::print(&rs, *format, out)?;
-            }
-            NumbersCommand::Import { path } => {
-                let file = std::fs::File::open(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let rows = csv_file::read(
-                    &path.display().to_string(),
-                    std::io::BufReader::new(file),
-                    &mut checker,
-                )?;
-                let rows: Vec<(String, Fields)> =
-                    rows.into_iter().map(|r| (r.number, r.fields)).collect();
-                let s = directory::upsert_all(conn, &rows, &by, Utc::now())?;
-                tracing::info!(file = %path.display(), added = s.added, updated = s.updated, "known numbers imported");
-                writeln!(
-                    out,
-                    "imported {}: {} added, {} updated",
-                    path.display(),
-                    s.added,
-                    s.updated
-                )?;
-            }
-            NumbersCommand::Export => {
-                csv_file::write(&directory::list(conn)?, &mut *out).context("writing the CSV")?;
-            }
+    }
+}
+
+fn print(reply: Reply, cmd: &NumbersCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    match reply {
+        Reply::Done(line) => writeln!(out, "{line}")?,
+        Reply::List(rs) => {
+            let format = match cmd {
+                NumbersCommand::List { format } => *format,
+                _ => crate::query::Format::Table,
+            };
+            query::print(&rs, format, out)?;
         }
-        Ok(())
-    })
+        Reply::Csv(text) => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
 }
 
 /// The columns of `numbers list`: every column of the table, and

@@ -3,19 +3,24 @@
 //!
 //! - `GET /healthz` — `ok calltrail <version>` ([`health`]);
 //! - `POST /api/query` — one read-only SQL statement, answered as JSON
-//!   ([`query`]).
+//!   ([`query`]);
+//! - `GET /dialplan/lookup`, `GET /api/lookup` — the dialplan lookup
+//!   ([`lookup`]; [`hashcompat`] writes its `CURL()` answer);
+//! - `/api/numbers…` — the directory's admin API ([`numbers`]).
 //!
-//! [`hashcompat`] writes the body of a dialplan lookup answer for
-//! `CURL()` + `CURLOPT(hashcompat)` (read by `HASH()`).
-//!
-//! [`router`] wires the endpoints (one file each) to the shared state;
-//! [`client`] is the small blocking client `calltrail query` uses while the
-//! daemon holds the store. Later endpoints (dialplan lookups, the
-//! wallboard, reports, metrics) and the FastAGI server go next to these.
+//! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
+//! [`router`] wires the endpoints (one file each) to the shared state and
+//! [`auth`] says who may call; [`client`] is the small blocking client
+//! `calltrail query` and `calltrail numbers` use while the daemon holds the
+//! store. Later endpoints (wallboard, reports, metrics) go next to these.
 
+pub mod agi;
+pub mod auth;
 pub mod client;
 pub mod hashcompat;
 pub mod health;
+pub mod lookup;
+pub mod numbers;
 pub mod query;
 pub mod router;
 
@@ -44,6 +49,21 @@ pub enum HttpError {
     Store(#[from] StoreError),
     #[error("turning off DuckDB's file access for queries: {0}")]
     LockDown(duckdb::Error),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+}
+
+/// What the server serves besides queries, and to whom.
+#[derive(Default)]
+pub struct Options {
+    /// `[http] token_file` / `CALLTRAIL_TOKEN`.
+    pub token: Option<auth::Token>,
+    /// `[http] allow`.
+    pub allow: Vec<String>,
+    /// The directory's admin token.
+    pub admin: Option<auth::Token>,
+    pub lookup: Option<Arc<crate::lookup::Index>>,
+    pub numbers: Option<Arc<numbers::NumbersApi>>,
 }
 
 /// A running server; [`Server::stop`] shuts it down.
@@ -57,11 +77,23 @@ pub struct Server {
 /// Binds `listen` and serves the API on the current tokio runtime. Queries
 /// run on connections cloned from `store`. This turns off DuckDB's file and
 /// network access for the whole database (see [`readonly::lock_down`]).
-pub async fn start(listen: &str, store: &Store, limits: Limits) -> Result<Server, HttpError> {
+pub async fn start(
+    listen: &str,
+    store: &Store,
+    limits: Limits,
+    opts: Options,
+) -> Result<Server, HttpError> {
     let addr: SocketAddr = listen.trim().parse().map_err(|source| HttpError::Address {
         listen: listen.to_string(),
         source,
     })?;
+    let access = auth::Access::new(
+        "[http]",
+        "[http] token_file (or CALLTRAIL_TOKEN) or [http] allow",
+        addr,
+        opts.token,
+        &opts.allow,
+    )?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
@@ -72,8 +104,13 @@ pub async fn start(listen: &str, store: &Store, limits: Limits) -> Result<Server
     store
         .with_conn(readonly::lock_down)
         .map_err(HttpError::LockDown)?;
-    let state = Arc::new(router::AppState::new(store, limits));
-    let app = router::router(state.clone());
+    let mut state = router::AppState::new(store, limits);
+    state.access = access;
+    state.admin = opts.admin;
+    state.lookup = opts.lookup;
+    state.numbers = opts.numbers;
+    let state = Arc::new(state);
+    let app = router::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -82,10 +119,7 @@ pub async fn start(listen: &str, store: &Store, limits: Limits) -> Result<Server
             })
             .await
     });
-    tracing::info!(%addr, "HTTP API listening (GET /healthz, POST /api/query)");
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "the HTTP API answers SQL over the whole store without authentication, on a non-loopback address");
-    }
+    tracing::info!(%addr, "HTTP API listening (GET /healthz, POST /api/query, GET /dialplan/lookup, GET /api/lookup, /api/numbers)");
     Ok(Server {
         addr,
         state,

@@ -1,12 +1,19 @@
-//! The routes of the HTTP API and the state the endpoints share.
+//! The routes of the HTTP API, who may call them, and the state the
+//! endpoints share.
 
+use super::auth::{Access, Token};
+use crate::lookup::Index;
 use crate::readonly::Limits;
 use crate::store::Store;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use duckdb::InterruptHandle;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +27,14 @@ pub struct AppState {
     /// A store handle used only to clone a connection per query.
     pub store: Store,
     pub limits: Limits,
+    /// Who may call (loopback always; others by `[http]` allow / token).
+    pub access: Access,
+    /// The directory's admin token (`None`: the admin API is refused).
+    pub admin: Option<Token>,
+    /// The dialplan lookup (`None`: not running).
+    pub lookup: Option<Arc<Index>>,
+    /// The directory's admin API's own settings.
+    pub numbers: Option<Arc<super::numbers::NumbersApi>>,
     /// Bounds the queries running at once (memory, cores).
     pub permits: Arc<tokio::sync::Semaphore>,
     running: Mutex<HashMap<u64, Arc<InterruptHandle>>>,
@@ -32,6 +47,10 @@ impl AppState {
         AppState {
             store,
             limits,
+            access: Access::default(),
+            admin: None,
+            lookup: None,
+            numbers: None,
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -80,11 +99,80 @@ impl Drop for Running {
     }
 }
 
-/// Every route of the API.
+/// Every route of the API: `/healthz` for anyone, the admin API with the
+/// admin token, the rest as `[http]` allows.
 pub fn router(state: Arc<AppState>) -> Router {
+    let admin = super::numbers::routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let open = Router::new()
+        .route("/api/query", post(super::query::query))
+        .route("/dialplan/lookup", get(super::lookup::dialplan))
+        .route("/api/lookup", get(super::lookup::api))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_access,
+        ));
     Router::new()
         .route("/healthz", get(super::health::healthz))
-        .route("/api/query", post(super::query::query))
+        .merge(open)
+        .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// The token a request brings: `Authorization: Bearer T`, else `token=T`
+/// in the query string.
+fn token_of(req: &Request) -> Option<String> {
+    if let Some(v) = req.headers().get(header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+async fn require_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(ip) = peer(&req) else {
+        return (StatusCode::FORBIDDEN, "unknown client\n").into_response();
+    };
+    if state.access.permits(ip, token_of(&req).as_deref()) {
+        next.run(req).await
+    } else {
+        tracing::warn!(client = %ip, path = %req.uri().path(), "HTTP request refused: client not allowed or no valid token");
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "not authorized: this client needs [http] allow or the token\n",
+        )
+            .into_response()
+    }
+}
+
+async fn require_admin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let given = token_of(&req);
+    let ok = match (&state.admin, given.as_deref()) {
+        (Some(t), Some(g)) => t.matches(g),
+        _ => false,
+    };
+    if ok && peer(&req).is_some_and(|ip| state.access.listed(ip)) {
+        next.run(req).await
+    } else {
+        tracing::warn!(path = %req.uri().path(), "admin request refused: no valid admin token");
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({
+                "error": "the admin API needs the admin token (Authorization: Bearer <token>)",
+                "kind": "unauthorized"
+            })),
+        )
+            .into_response()
+    }
 }

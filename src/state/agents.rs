@@ -66,3 +66,139 @@ pub const STATUS_SQL: &str = "INSERT INTO agent_status
     LEFT JOIN calls_of c USING (agent)
     LEFT JOIN touched t USING (agent)
     WHERE m.agent IS NOT NULL OR l.agent IS NOT NULL OR p.agent IS NOT NULL OR c.agent IS NOT NULL";
+
+/// An agent's presence as `agent_status` has it (the dialplan lookup's
+/// copy in memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentPresence {
+    pub queues: Vec<String>,
+    pub logged_in: bool,
+    pub paused: bool,
+    pub pause_reason: Option<String>,
+    pub on_call_since: Option<i64>,
+    /// Whether any line ever said the agent is a member of a queue or
+    /// logged in or out (static members never are: their presence is
+    /// known only while they are on a call).
+    pub known: bool,
+}
+
+/// The `agent_status` rows of `agents` (every row when `None`); an agent
+/// in `agents` without a row comes back with `None` (forgotten).
+pub fn read_presence(
+    conn: &duckdb::Connection,
+    agents: Option<&[String]>,
+) -> duckdb::Result<Vec<(String, Option<AgentPresence>)>> {
+    let mut q = conn.prepare_cached(
+        "SELECT s.agent, s.queues::VARCHAR[], s.logged_in, s.paused, s.pause_reason,
+                epoch_us(s.on_call_since),
+                EXISTS (SELECT 1 FROM agent_facts f
+                        WHERE f.agent = s.agent AND f.fact IN ('member', 'login'))
+         FROM agent_status s",
+    )?;
+    let mut rows = q.query([])?;
+    let mut out: std::collections::HashMap<String, Option<AgentPresence>> = agents
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| (a.clone(), None))
+        .collect();
+    while let Some(r) = rows.next()? {
+        let agent: String = r.get(0)?;
+        if agents.is_some() && !out.contains_key(&agent) {
+            continue;
+        }
+        let queues = match r.get::<_, duckdb::types::Value>(1)? {
+            duckdb::types::Value::List(l) => l
+                .into_iter()
+                .filter_map(|v| match v {
+                    duckdb::types::Value::Text(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.insert(
+            agent,
+            Some(AgentPresence {
+                queues,
+                logged_in: r.get(2)?,
+                paused: r.get(3)?,
+                pause_reason: r.get(4)?,
+                on_call_since: r.get(5)?,
+                known: r.get(6)?,
+            }),
+        );
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The dialable interface an event shows for its agent, and whether it is
+/// a device (`PJSIP/201`, preferred) rather than a Local channel: a queue
+/// member's interface (`agent_raw`), or a CDR channel with Asterisk's
+/// `-0000001a` suffix removed (the agent's side: `dstchannel` of an
+/// inbound row, `channel` of an outbound one).
+pub fn interface_of(e: &Event) -> Option<(String, bool)> {
+    e.agent.as_ref()?;
+    let from_cdr = matches!(
+        e.source_kind,
+        calltrail_parsers::SourceKind::AsteriskCdrCsv
+            | calltrail_parsers::SourceKind::AsteriskCdrCustom
+    );
+    let raw = if from_cdr {
+        let ch = match e.direction {
+            Some(calltrail_parsers::Direction::Outbound) => e.channel.as_deref(),
+            _ => e.dst_channel.as_deref(),
+        }?;
+        strip_channel_suffix(ch)
+    } else {
+        e.agent_raw.as_deref()?
+    };
+    interface(raw)
+}
+
+/// `raw` as an interface, if it names one (`TECH/resource`).
+fn interface(raw: &str) -> Option<(String, bool)> {
+    let (tech, rest) = raw.split_once('/')?;
+    if rest.is_empty() || rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let device = match tech.to_ascii_uppercase().as_str() {
+        "PJSIP" | "SIP" | "IAX2" | "DAHDI" => true,
+        "LOCAL" => false,
+        _ => return None,
+    };
+    Some((raw.to_string(), device))
+}
+
+/// `PJSIP/201-0000001a` → `PJSIP/201`; `Local/201@from-queue-00000012;1`
+/// → `Local/201@from-queue`.
+fn strip_channel_suffix(ch: &str) -> &str {
+    let ch = ch.split(';').next().unwrap_or(ch);
+    match ch.rsplit_once('-') {
+        Some((head, tail)) if tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
+        _ => ch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces() {
+        assert_eq!(strip_channel_suffix("PJSIP/201-0000001a"), "PJSIP/201");
+        assert_eq!(
+            strip_channel_suffix("Local/201@from-queue-00000012;1"),
+            "Local/201@from-queue"
+        );
+        assert_eq!(strip_channel_suffix("PJSIP/trunk-a"), "PJSIP/trunk-a");
+        assert_eq!(interface("PJSIP/201"), Some(("PJSIP/201".into(), true)));
+        assert_eq!(
+            interface("Local/201@from-queue/n"),
+            Some(("Local/201@from-queue/n".into(), false))
+        );
+        assert_eq!(interface("Ivan Petrov"), None);
+        assert_eq!(interface("Agent/201"), None);
+    }
+}

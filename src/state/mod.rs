@@ -2,7 +2,8 @@
 //! `last_agent`, `missed_calls`), service level (`sla_intervals`,
 //! `sla_breaches`) and `agent_status`, recomputed from the stored events of
 //! every key a batch touches, by event time, inside the batch's transaction
-//! (contract: `docs/schema.md`; formulas: `docs/metrics.md`).
+//! (contract: `docs/schema.md`; formulas: `docs/metrics.md`). A
+//! [`StateObserver`] hears what each commit changed (the lookup's memory).
 
 mod agents;
 mod attempts;
@@ -10,14 +11,34 @@ mod calls;
 pub(crate) mod derived;
 mod legs;
 mod party;
+pub mod party_facts;
 mod refresh;
 pub mod schema;
 mod sla;
 
+pub use agents::{interface_of, read_presence, AgentPresence};
 pub use attempts::AttemptRow;
 pub use calls::{build as build_call, CallRow, Ev};
 pub use party::{caller_row, episodes, last_agent, Episode, PartyCall};
+pub use party_facts::PartyFacts;
 pub use refresh::{refresh, sweep, Touched};
+
+/// What one committed derivation changed that an observer keeping state in
+/// memory (the dialplan lookup's index) must follow.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Every party recomputed, with its facts (empty facts: no calls left).
+    pub parties: Vec<(String, PartyFacts)>,
+    /// Every agent recomputed; `None`: no `agent_status` row any more.
+    pub agents: Vec<(String, Option<AgentPresence>)>,
+    /// `(agent, interface, is a device, event time µs)` seen in the events.
+    pub interfaces: Vec<(String, String, bool, i64)>,
+}
+
+/// Told, after each commit of the state deriver, what it changed.
+pub trait StateObserver: Send + Sync {
+    fn committed(&self, changes: Changes);
+}
 
 use serde::Deserialize;
 

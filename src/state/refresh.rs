@@ -90,11 +90,16 @@ DELETE FROM _aff_calls; DELETE FROM _aff_party; DELETE FROM _aff_int; DELETE FRO
 
 /// Recomputes everything `touched` can affect. Runs on the batch's
 /// transaction (`conn` is the transaction's connection).
+/// Recomputes the derived rows of every key `touched` names (and of the
+/// calls, parties, intervals and agents those rows were or become about);
+/// returns the state changes as events. With `changes`, also collects what
+/// the lookup's memory must follow (`super::Changes`).
 pub fn refresh(
     conn: &Connection,
     touched: &Touched,
     cfg: &StateConfig,
     now: DateTime<Utc>,
+    mut changes: Option<&mut super::Changes>,
 ) -> duckdb::Result<Vec<Event>> {
     let mut out = Vec::new();
     if touched.is_empty() {
@@ -180,11 +185,16 @@ pub fn refresh(
         ins_attempts.flush()?;
     }
     let t1 = t0.elapsed();
-    refresh_parties(conn, &parties, cfg, now, &mut out)?;
+    refresh_parties(conn, &parties, cfg, now, &mut out, changes.as_deref_mut())?;
     let t2 = t0.elapsed();
     refresh_sla(conn, &intervals, cfg, now, &mut out)?;
     let t3 = t0.elapsed();
     refresh_agents(conn, touched, &agents_touched)?;
+    if let Some(ch) = changes {
+        let agents: Vec<String> = agents_touched.into_iter().collect();
+        ch.agents
+            .extend(agents::read_presence(conn, Some(&agents))?);
+    }
     tracing::debug!(
         calls = touched.calls.len(),
         parties = parties.len(),
@@ -410,6 +420,7 @@ fn refresh_parties(
     cfg: &StateConfig,
     now: i64,
     out: &mut Vec<Event>,
+    changes: Option<&mut super::Changes>,
 ) -> duckdb::Result<()> {
     if parties.is_empty() {
         return Ok(());
@@ -545,6 +556,14 @@ fn refresh_parties(
     ins_caller.flush()?;
     ins_last.flush()?;
     ins_missed.flush()?;
+    if let Some(ch) = changes {
+        let mut names = super::party_facts::AgentNames::default();
+        for party in parties {
+            let rows = by_party.get(party).map(Vec::as_slice).unwrap_or(&[]);
+            let facts = super::party_facts::of_party(rows, cfg, now, &mut names);
+            ch.parties.push((party.clone(), facts));
+        }
+    }
     Ok(())
 }
 

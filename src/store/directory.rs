@@ -220,6 +220,36 @@ pub fn update(
     Ok(n > 0)
 }
 
+/// Adds lookups that matched entries: `(number, how many, the last one)`,
+/// in one transaction (an entry removed meanwhile is skipped).
+pub fn add_hits(
+    conn: &Connection,
+    hits: &[(String, i64, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(db("starting to count hits"))?;
+    let result = hits.iter().try_for_each(|(number, n, at)| {
+        conn.execute(
+            "UPDATE known_numbers SET hits = hits + ?,
+                 last_hit_at = greatest(coalesce(last_hit_at, ?), ?)
+             WHERE number = ?",
+            params![n, ts(*at), ts(*at), number],
+        )
+        .map(|_| ())
+        .map_err(db("counting a hit"))
+    });
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(db("committing hits")),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Removes `number` (normalized); `false` when it was absent.
 pub fn remove(conn: &Connection, number: &str) -> Result<bool, StoreError> {
     let n = conn

@@ -149,6 +149,9 @@ pub struct Store {
     recent: Arc<Mutex<recent::Recent>>,
     /// The bulk import's C-API connection (see [`native`]), made on first use.
     bulk: Arc<Mutex<Option<native::RawConn>>>,
+    /// Told what each state derivation changed, once committed (set by
+    /// `run` for the lookup's index; shared by every handle).
+    observer: Arc<std::sync::OnceLock<Arc<dyn crate::state::StateObserver>>>,
     /// The database itself: last, so that it is closed after every
     /// connection of this handle.
     raw: Arc<native::RawDb>,
@@ -255,6 +258,7 @@ impl Store {
             covered_cache: Arc::default(),
             recent: Arc::new(Mutex::new(recent::Recent::new(next))),
             bulk: Arc::default(),
+            observer: Arc::default(),
             raw,
         })
     }
@@ -269,6 +273,12 @@ impl Store {
     pub fn with_clock(mut self, clock: Clock) -> Store {
         self.clock = clock;
         self
+    }
+
+    /// Tells `observer` what every later state derivation changed, after
+    /// its commit (this handle and every other; set once).
+    pub fn observe_state(&self, observer: Arc<dyn crate::state::StateObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// The clock of the derived state.
@@ -338,6 +348,7 @@ impl Store {
             covered_cache: self.covered_cache.clone(),
             recent: self.recent.clone(),
             bulk: self.bulk.clone(),
+            observer: self.observer.clone(),
             raw: self.raw.clone(),
         })
     }
@@ -733,8 +744,27 @@ impl Store {
         if last == after {
             return Ok((0, 0));
         }
-        let derived = crate::state::refresh(&tx, &Touched::from_events(&evs), &self.state, now)
-            .map_err(db("updating the derived state"))?;
+        let observer = self.observer.get();
+        let mut changes = observer.map(|_| crate::state::Changes::default());
+        let derived = crate::state::refresh(
+            &tx,
+            &Touched::from_events(&evs),
+            &self.state,
+            now,
+            changes.as_mut(),
+        )
+        .map_err(db("updating the derived state"))?;
+        if let Some(ch) = &mut changes {
+            ch.interfaces.extend(evs.iter().filter_map(|e| {
+                let (iface, device) = crate::state::interface_of(e)?;
+                Some((
+                    e.agent.as_deref()?.to_string(),
+                    iface,
+                    device,
+                    e.ts.timestamp_micros(),
+                ))
+            }));
+        }
         let mut recorded = 0;
         if !derived.is_empty() {
             events::stage(&tx, &derived, stored_at, 0)?;
@@ -746,6 +776,9 @@ impl Store {
         )
         .map_err(db("writing the state checkpoint"))?;
         tx.commit().map_err(db("committing the derived state"))?;
+        if let (Some(o), Some(ch)) = (observer, changes) {
+            o.committed(ch);
+        }
         Ok((evs.len().max(1), recorded))
     }
 

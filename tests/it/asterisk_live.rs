@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The derived state's clock: an hour after the run, so no episode expired.
-const NOW: &str = "2026-12-03T19:20:00Z";
+pub const NOW: &str = "2026-12-03T19:20:00Z";
 
-fn sample() -> PathBuf {
+pub fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/samples/asterisk-live-r1")
 }
 
@@ -32,14 +32,14 @@ const CUSTOM_COLUMNS: &str = r#"["accountcode", "src", "dst", "dcontext", "clid"
   "disposition", "amaflags", "uniqueid", "userfield", "linkedid", "sequence", "-", "-", "-"]"#;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Cdr {
+pub enum Cdr {
     Csv,
     Custom,
 }
 
 /// A config over `dir/queue_log` and `dir/Master.csv` (copies of the
 /// sample's files, or empty files to append to).
-fn setup(dir: &Path, cdr: Cdr, copy: bool) -> PathBuf {
+pub fn setup(dir: &Path, cdr: Cdr, copy: bool) -> PathBuf {
     let cdr_file = match cdr {
         Cdr::Csv => "Master.csv",
         Cdr::Custom => "Master-custom.csv",

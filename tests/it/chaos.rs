@@ -782,8 +782,10 @@ fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
         &cfg,
         format!(
             "[store]\npath = \"store.duckdb\"\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+             [agi]\nlisten = \"127.0.0.1:{}\"\n\
              [[sources]]\nname = \"{QUEUE_SOURCE}\"\nkind = \"asterisk_queue_log\"\n\
              path = \"logs/queue_log\"\npbx = \"pbx1\"\n{extra}",
+            tools::free_port(),
             tools::free_port()
         ),
     )

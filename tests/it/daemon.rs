@@ -60,9 +60,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `calltrail run`. A config without an `[http]` section gets one
-    /// on a free port, so that daemons of parallel tests do not all want the
-    /// default port.
+    /// Starts `calltrail run`. A config without an `[http]` (`[agi]`)
+    /// section gets one on a free port, so that daemons of parallel tests do
+    /// not all want the default ports.
     pub fn start(config: &Path, log: &Path) -> Daemon {
         Daemon::start_env(config, log, &[])
     }
@@ -75,6 +75,13 @@ impl Daemon {
             append(
                 config,
                 format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n").as_bytes(),
+            );
+        }
+        if !text.lines().any(|l| l.trim() == "[agi]") {
+            let port = crate::support::tools::free_port();
+            append(
+                config,
+                format!("\n[agi]\nlisten = \"127.0.0.1:{port}\"\n").as_bytes(),
             );
         }
         let file = std::fs::File::create(log).expect("log file");

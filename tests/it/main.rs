@@ -9,6 +9,7 @@ mod harness;
 mod hashcompat;
 mod import_history;
 mod import_kill;
+mod lookup;
 mod numbers;
 mod query_live;
 mod rotation;

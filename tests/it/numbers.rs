@@ -2,8 +2,9 @@
 //! file, an import with a bad row in the middle applies nothing, export →
 //! import into a fresh store gives the same directory, a number that does
 //! not normalize is refused, an entry past its `--until` is listed as not
-//! valid; while `run` holds the store the command refuses, saying so, and
-//! the directory survives the daemon's run.
+//! valid; while `run` holds the store the commands go through its admin
+//! API (with the token it wrote next to the store) with the same answers,
+//! and the directory survives the daemon's run.
 
 use crate::daemon::{calltrail, calltrail_env, query_json, Daemon};
 use std::path::{Path, PathBuf};
@@ -276,7 +277,7 @@ fn an_entry_past_its_until_is_not_valid() {
 }
 
 #[test]
-fn a_store_held_by_run_is_refused_and_the_directory_survives_it() {
+fn while_run_holds_the_store_the_commands_go_through_its_admin_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), "s");
     std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
@@ -292,13 +293,47 @@ fn a_store_held_by_run_is_refused_and_the_directory_survives_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let e = err(&cfg, &["add", "202", "--name", "Bob"]);
-    assert!(
-        e.contains("is held by another process") && e.contains("calltrail run"),
-        "{e}"
+    // The admin token the daemon wrote next to the store, private.
+    let token = dir.path().join("s.duckdb.admin-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert_eq!(ok(&cfg, &["add", "202", "--name", "Bob"]), "added 202\n");
+    assert_eq!(ok(&cfg, &["set", "202", "--class", "vip"]), "changed 202\n");
+    let e = err(&cfg, &["add", "202"]);
+    assert!(e.contains("already in the directory"), "{e}");
+    let e = err(&cfg, &["remove", "299"]);
+    assert!(e.contains("is not in the directory"), "{e}");
+    // A bad row: nothing of the file applied, cited as FILE:LINE.
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "number,name,class\n203,Carol,vip\n204,Dan,boss\n").expect("csv");
+    let e = err(&cfg, &["import", &csv.to_string_lossy()]);
+    assert!(e.contains("bad.csv:3") && e.contains("boss"), "{e}");
+    assert_eq!(numbers_listed(&cfg), ["201", "202"]);
+    std::fs::write(&csv, "number,name,class\n203,Carol,vip\n").expect("csv");
+    ok(&cfg, &["import", &csv.to_string_lossy()]);
+    assert_eq!(list(&cfg)[1]["class"], "vip");
+    assert!(ok(&cfg, &["export"]).contains("203,Carol"));
+    assert_eq!(ok(&cfg, &["remove", "203"]), "removed 203\n");
+    // Who did it: recorded as coming through the API for the CLI's user.
+    assert_eq!(list(&cfg)[1]["updated_by"], "api:cli:tester");
+    // A wrong token is refused.
+    let out = calltrail_env(
+        &cfg,
+        &["numbers", "add", "205"],
+        &[("CALLTRAIL_ADMIN_TOKEN", "0123456789abcdef-wrong")],
     );
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("admin token"), "{e}");
     let status = daemon.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
-    assert_eq!(numbers_listed(&cfg), ["201"]);
+    assert_eq!(numbers_listed(&cfg), ["201", "202"]);
     assert_eq!(list(&cfg)[0]["name"], "Reception");
 }

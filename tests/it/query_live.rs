@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 fn config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let cfg = dir.join("calltrail.toml");
+    let agi = free_port();
     std::fs::write(
         &cfg,
         format!(
@@ -30,6 +31,8 @@ poll_interval_ms = 100
 [http]
 listen = "127.0.0.1:{port}"
 {extra}
+[agi]
+listen = "127.0.0.1:{agi}"
 "#
         ),
     )

@@ -15,6 +15,7 @@
 //! The tools are installed by `bash tests/setup.sh`; when they are missing the
 //! tests fail (they never skip) and say so.
 
+pub mod asterisk_agi;
 pub mod asterisk_curl;
 pub mod broker;
 pub mod chaos_writer;

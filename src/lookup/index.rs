@@ -1,0 +1,326 @@
+//! The lookup's memory: every party's facts, every agent's presence and
+//! interface, and the directory of known numbers, loaded from the store
+//! when `run` starts and then kept current by the state deriver (a
+//! [`StateObserver`]) and by the directory's API. A lookup reads only
+//! this: it never scans history.
+
+use super::decision::{decide, Ask, Decision};
+use super::window::{Policy, Window};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::state::party_facts::{of_party, AgentNames, PartyFacts};
+use crate::state::{read_presence, AgentPresence, CallRow, Changes, StateConfig, StateObserver};
+use crate::store::directory::{self, Entry};
+use crate::store::{Store, StoreError};
+use calltrail_parsers::{NumberConfig, NumberNormalizer};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The longest `number` a lookup takes (digits and a leading `+`).
+pub const MAX_NUMBER_LEN: usize = 32;
+
+/// An agent's interface as last seen: `(interface, is a device, µs)`.
+type Iface = (String, bool, i64);
+
+/// See the module doc.
+pub struct Index {
+    policy: Policy,
+    window: Window,
+    tz: Tz,
+    state: StateConfig,
+    clock: Clock,
+    normalizer: Mutex<NumberNormalizer>,
+    parties: RwLock<HashMap<String, Arc<PartyFacts>>>,
+    agents: RwLock<HashMap<String, AgentPresence>>,
+    interfaces: RwLock<HashMap<String, Iface>>,
+    directory: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Lookups that matched a directory entry since the last flush.
+    hits: Mutex<HashMap<String, (i64, DateTime<Utc>)>>,
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sizes of the index (logged at start).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub parties: usize,
+    pub agents: usize,
+    pub numbers: usize,
+}
+
+impl Index {
+    /// An empty index for `cfg`'s `[lookup]`, `[numbers]` and `[state]`.
+    pub fn new(cfg: &Config, clock: Clock) -> anyhow::Result<Index> {
+        let policy = Policy::parse(&cfg.lookup.policy)
+            .ok_or_else(|| anyhow::anyhow!("[lookup] policy {:?}", cfg.lookup.policy))?;
+        let window = Window::parse(&cfg.lookup.window)
+            .map_err(|e| anyhow::anyhow!("[lookup] window {:?}: {e}", cfg.lookup.window))?;
+        let tz = match &cfg.lookup.timezone {
+            Some(z) => z
+                .parse()
+                .map_err(|e| anyhow::anyhow!("[lookup] timezone {z:?}: {e}"))?,
+            None => crate::numbers::zone(cfg),
+        };
+        let normalizer = NumberNormalizer::new(NumberConfig {
+            default_region: cfg.numbers.default_region.clone(),
+            max_internal_len: cfg.numbers.max_internal_len,
+            match_last_digits: cfg.numbers.match_last_digits,
+        })
+        .map_err(|e| anyhow::anyhow!("[numbers] default_region: {e}"))?;
+        Ok(Index {
+            policy,
+            window,
+            tz,
+            state: cfg.state_config(),
+            clock,
+            normalizer: Mutex::new(normalizer),
+            parties: RwLock::default(),
+            agents: RwLock::default(),
+            interfaces: RwLock::default(),
+            directory: RwLock::default(),
+            hits: Mutex::default(),
+        })
+    }
+
+    /// Loads everything from the store (at start, before the deriver runs).
+    pub fn load(&self, store: &Store) -> Result<Sizes, StoreError> {
+        let db = |what: &'static str| move |e: duckdb::Error| StoreError::Db { what, source: e };
+        store.with_conn(|conn| {
+            self.load_directory(conn)?;
+            let presence = read_presence(conn, None).map_err(db("reading agent_status"))?;
+            *write(&self.agents) = presence
+                .into_iter()
+                .filter_map(|(a, p)| Some((a, p?)))
+                .collect();
+            *write(&self.interfaces) = load_interfaces(conn).map_err(db("reading interfaces"))?;
+            let now = self.clock.now().timestamp_micros();
+            let parties =
+                load_parties(conn, &self.state, now).map_err(db("reading the calls of callers"))?;
+            *write(&self.parties) = parties;
+            Ok(())
+        })?;
+        Ok(self.sizes())
+    }
+
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            parties: read(&self.parties).len(),
+            agents: read(&self.agents).len(),
+            numbers: read(&self.directory).len(),
+        }
+    }
+
+    /// Reads the whole directory again (after a change through the API).
+    pub fn load_directory(&self, conn: &duckdb::Connection) -> Result<(), StoreError> {
+        let all = directory::list(conn)?;
+        *write(&self.directory) = all
+            .into_iter()
+            .map(|e| (e.number.clone(), Arc::new(e)))
+            .collect();
+        Ok(())
+    }
+
+    /// The policy and window of `[lookup]`.
+    pub fn defaults(&self) -> (Policy, Window) {
+        (self.policy, self.window)
+    }
+
+    /// The decision for `number` (as the dialplan sent it), by `policy`
+    /// and `window` (the configured ones when `None`).
+    pub fn lookup(&self, number: &str, policy: Option<Policy>, window: Option<Window>) -> Decision {
+        let now = self.clock.now();
+        let window = window.unwrap_or(self.window);
+        let ask = Ask {
+            policy: policy.unwrap_or(self.policy),
+            window,
+            window_start: window.start(now, self.tz),
+            now,
+            missed_expiry_us: i64::from(self.state.missed_expiry_hours) * 3_600_000_000,
+        };
+        let shown: String = number.chars().take(MAX_NUMBER_LEN).collect();
+        if let Err(why) = check_number(number) {
+            return Decision::unknown(&shown, why, &ask);
+        }
+        let key = {
+            let mut n = self.normalizer.lock().unwrap_or_else(|p| p.into_inner());
+            n.normalize(number.trim())
+        };
+        let Some(key) = key else {
+            return Decision::unknown(&shown, "not a phone number calltrail can normalize", &ask);
+        };
+        let entry = read(&self.directory).get(&key).cloned();
+        let facts = read(&self.parties).get(&key).cloned();
+        let d = decide(
+            &shown,
+            &key,
+            entry.as_deref(),
+            facts.as_deref(),
+            |a| read(&self.agents).get(a).cloned(),
+            |a| read(&self.interfaces).get(a).map(|i| i.0.clone()),
+            &ask,
+        );
+        if d.known.is_some() {
+            let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+            let h = hits.entry(key).or_insert((0, now));
+            h.0 += 1;
+            h.1 = now;
+        }
+        d
+    }
+
+    /// The hits counted since the last call, to add to the store.
+    pub fn take_hits(&self) -> Vec<(String, i64, DateTime<Utc>)> {
+        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        hits.drain().map(|(k, (n, at))| (k, n, at)).collect()
+    }
+}
+
+/// Why `number` is not one a lookup takes: digits with an optional
+/// leading `+`, at most [`MAX_NUMBER_LEN`] characters (empty, `anonymous`
+/// and the like get the unknown answer too).
+pub fn check_number(number: &str) -> Result<(), &'static str> {
+    let n = number.trim();
+    if n.is_empty() {
+        return Err("no number (withheld)");
+    }
+    if n.len() > MAX_NUMBER_LEN {
+        return Err("longer than 32 characters");
+    }
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not digits with an optional leading +");
+    }
+    Ok(())
+}
+
+impl StateObserver for Index {
+    fn committed(&self, changes: Changes) {
+        if !changes.parties.is_empty() {
+            let mut parties = write(&self.parties);
+            for (p, f) in changes.parties {
+                if f == PartyFacts::default() {
+                    parties.remove(&p);
+                } else {
+                    parties.insert(p, Arc::new(f));
+                }
+            }
+        }
+        if !changes.agents.is_empty() {
+            let mut agents = write(&self.agents);
+            for (a, p) in changes.agents {
+                match p {
+                    Some(p) => agents.insert(a, p),
+                    None => agents.remove(&a),
+                };
+            }
+        }
+        if !changes.interfaces.is_empty() {
+            let mut ifaces = write(&self.interfaces);
+            for (agent, iface, device, at) in changes.interfaces {
+                remember(&mut ifaces, agent, (iface, device, at));
+            }
+        }
+    }
+}
+
+/// Keeps the better of two interfaces of an agent: a device over a Local
+/// channel, then the later.
+fn remember(map: &mut HashMap<String, Iface>, agent: String, new: Iface) {
+    match map.get(&agent) {
+        Some(old) if (old.1, old.2) > (new.1, new.2) => {}
+        _ => {
+            map.insert(agent, new);
+        }
+    }
+}
+
+/// Every agent's interface from the stored events (the same rule as
+/// `state::interface_of`, in SQL).
+fn load_interfaces(conn: &duckdb::Connection) -> duckdb::Result<HashMap<String, Iface>> {
+    let mut q = conn.prepare(
+        "WITH c AS (
+            SELECT agent, epoch_us(ts) AS t,
+                   CASE WHEN source_kind IN ('asterisk_cdr_csv', 'asterisk_cdr_custom')
+                        THEN regexp_replace(split_part(
+                                 CASE WHEN direction = 'outbound' THEN channel ELSE dst_channel END,
+                                 ';', 1), '-[0-9A-Fa-f]{8}$', '')
+                        ELSE agent_raw END AS iface
+            FROM events WHERE agent IS NOT NULL),
+         d AS (
+            SELECT agent, iface, t,
+                   upper(split_part(iface, '/', 1)) IN ('PJSIP', 'SIP', 'IAX2', 'DAHDI') AS device
+            FROM c
+            WHERE regexp_matches(iface, '^(?i:pjsip|sip|iax2|dahdi|local)/[^\\s]+$'))
+         SELECT agent, arg_max(iface, (device::INTEGER, t)), bool_or(device), max(t)
+         FROM d
+         GROUP BY agent",
+    )?;
+    let mut rows = q.query([])?;
+    let mut out = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let agent: String = r.get(0)?;
+        let iface: String = r.get(1)?;
+        let device: bool = r.get(2)?;
+        let at: Option<i64> = r.get(3)?;
+        out.insert(agent, (iface, device, at.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// Every party's facts from the `calls` table.
+fn load_parties(
+    conn: &duckdb::Connection,
+    cfg: &StateConfig,
+    now: i64,
+) -> duckdb::Result<HashMap<String, Arc<PartyFacts>>> {
+    let mut q = conn.prepare(
+        "SELECT party, pbx, call_id, stint, direction, queue,
+                epoch_us(entered_at), epoch_us(answered_at), agent, missed,
+                epoch_us(ended_at), outcome
+         FROM calls WHERE party IS NOT NULL ORDER BY party",
+    )?;
+    let mut rows = q.query([])?;
+    let mut out = HashMap::new();
+    let mut names = AgentNames::default();
+    let mut cur: Option<String> = None;
+    let mut batch: Vec<CallRow> = Vec::new();
+    let mut flush = |party: Option<String>, batch: &mut Vec<CallRow>| {
+        if let Some(p) = party {
+            let f = of_party(batch, cfg, now, &mut names);
+            if f != PartyFacts::default() {
+                out.insert(p, Arc::new(f));
+            }
+        }
+        batch.clear();
+    };
+    while let Some(r) = rows.next()? {
+        let party: String = r.get(0)?;
+        if cur.as_deref() != Some(party.as_str()) {
+            flush(cur.take(), &mut batch);
+            cur = Some(party);
+        }
+        batch.push(CallRow {
+            pbx: r.get(1)?,
+            call_id: r.get(2)?,
+            stint: r.get(3)?,
+            direction: r.get(4)?,
+            queue: r.get(5)?,
+            entered_at: r.get(6)?,
+            answered_at: r.get(7)?,
+            agent: r.get(8)?,
+            missed: r.get(9)?,
+            ended_at: r.get(10)?,
+            outcome: r.get(11)?,
+            ..CallRow::default()
+        });
+    }
+    flush(cur.take(), &mut batch);
+    Ok(out)
+}
