@@ -54,7 +54,8 @@ pub struct PartyFacts {
     /// outbound call the agent placed, an inbound call that reached or rang
     /// the agent (as far as the logs name the agent rung).
     pub last_contact: Option<Contact>,
-    /// Answered conversations with agents, as runs, oldest first.
+    /// Answered conversations with agents (every answered stint), as runs,
+    /// oldest first.
     pub runs: Vec<Run>,
     /// The open episode as derived; the lookup still checks its expiry.
     pub missed: Option<OpenMissed>,
@@ -109,10 +110,12 @@ pub fn of_party(
             agent: names.get(agent),
             at,
         });
-    let mut answered: Vec<(i64, &str)> = calls
+    // Every conversation (each answered stint: the agent who answered
+    // first, then the one a transfer reached).
+    let mut answered: Vec<(i64, &str)> = rows
         .iter()
-        .filter(|c| c.direction != "internal")
-        .filter_map(|c| Some((c.agent_at?, c.agent.as_deref()?)))
+        .filter(|r| r.direction.as_deref() != Some("internal"))
+        .filter_map(|r| Some((r.answered_at?, r.agent.as_deref()?)))
         .collect();
     answered.sort();
     for (at, agent) in answered {

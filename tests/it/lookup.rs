@@ -16,6 +16,7 @@
 
 use crate::asterisk_live::{setup, Cdr};
 use crate::daemon::{append, query_i64, Daemon};
+use crate::sim::expect_lookup::{pick as expected, Want};
 use crate::support::asterisk_agi::{run_agi, AgiCall};
 use crate::support::asterisk_curl::{hash_from_body, Mode};
 use crate::support::tools::free_port;
@@ -173,18 +174,8 @@ fn epoch(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
-/// Per number, from truth.json alone.
-#[derive(Default, Debug)]
-struct Want {
-    calls: i64,
-    missed_open: bool,
-    /// `(at, agent)` of every answered conversation, in or out.
-    answered: Vec<(i64, String)>,
-    /// `(at, agent)` of every call with an agent, answered or not.
-    contacts: Vec<(i64, String)>,
-}
-
-fn truth() -> (BTreeMap<String, Want>, Value) {
+/// Per number, from truth.json alone; the numbers with an open episode.
+fn truth() -> (BTreeMap<String, Want>, BTreeSet<String>, Value) {
     let path = crate::asterisk_live::sample().join("truth.json");
     let t: Value = serde_json::from_slice(&std::fs::read(path).expect("truth")).expect("json");
     let mut out: BTreeMap<String, Want> = BTreeMap::new();
@@ -193,6 +184,7 @@ fn truth() -> (BTreeMap<String, Want>, Value) {
             .entry(c["caller"].as_str().expect("caller").into())
             .or_default();
         w.calls += 1;
+        w.ended += 1;
         if let (Some(at), Some(agent)) = (epoch(&c["connect_at"]), c["agent"].as_str()) {
             w.answered.push((at, agent.into()));
             w.contacts.push((at, agent.into()));
@@ -212,41 +204,18 @@ fn truth() -> (BTreeMap<String, Want>, Value) {
             None => w.contacts.push((start, agent)),
         }
     }
-    for m in t["missed"].as_array().expect("missed") {
-        if m["status"] == "open" {
-            out.entry(m["caller"].as_str().expect("caller").into())
-                .or_default()
-                .missed_open = true;
-        }
-    }
+    let open: BTreeSet<String> = t["missed"]
+        .as_array()
+        .expect("missed")
+        .iter()
+        .filter(|m| m["status"] == "open")
+        .map(|m| m["caller"].as_str().expect("caller").to_string())
+        .collect();
     for w in out.values_mut() {
         w.answered.sort();
         w.contacts.sort();
     }
-    (out, t)
-}
-
-/// `(agent, contact_at)` the policy should pick, inside `[start, now]`.
-fn expected(w: &Want, policy: &str, start: Option<i64>) -> (String, Option<i64>) {
-    let inside = |at: i64| start.is_none_or(|s| at >= s);
-    let pick = |list: &[(i64, String)]| {
-        list.iter()
-            .rev()
-            .find(|(at, _)| inside(*at))
-            .map(|(at, a)| (a.clone(), Some(*at)))
-    };
-    let got = match policy {
-        "last_agent" => pick(&w.answered),
-        "last_contact" => pick(&w.contacts),
-        _ => w.answered.iter().position(|(at, _)| inside(*at)).map(|i| {
-            let (at, a) = &w.answered[i];
-            // The contact of an agent's run of consecutive answers that
-            // began before the window is not known to the lookup.
-            let began_before = i > 0 && w.answered[i - 1].1 == *a;
-            (a.clone(), (!began_before).then_some(*at))
-        }),
-    };
-    got.unwrap_or_default()
+    (out, open, t)
 }
 
 #[test]
@@ -274,7 +243,7 @@ fn every_policy_and_window_on_a_real_asterisks_files() {
         query_i64(&cfg, "SELECT count(*) FROM events")
     };
     settle(&cfg, n_events);
-    let (want, t) = truth();
+    let (want, open, t) = truth();
     // The truth's own last agents agree with the ones computed here.
     for (caller, la) in t["last_agent"].as_object().expect("last_agent") {
         let w = &want[caller];
@@ -315,8 +284,8 @@ fn every_policy_and_window_on_a_real_asterisks_files() {
                     agent.clone(),
                     at,
                     w.calls,
-                    w.calls == 0,
-                    w.missed_open,
+                    w.ended == 0,
+                    open.contains(n),
                     if agent.is_empty() {
                         None
                     } else {

@@ -2,7 +2,8 @@
 //! real store in three orders — queue_log then Master.csv, Master.csv then
 //! queue_log, and both fed live in shuffled chunks with late lines — must
 //! give the tables the independent model predicts, and the same tables in
-//! every order.
+//! every order; the dialplan lookup, loaded from the store, gives for every
+//! party, policy and window the agent the model picks.
 
 use crate::daemon::{calltrail, query_i64, query_json};
 use crate::sim::compare::{compare, TableDiff};
@@ -11,7 +12,7 @@ use crate::sim::render::{render, Files, Line};
 use crate::sim::rng::Rng;
 use crate::sim::table::Expected;
 use crate::sim::truth::{Day, EndKind, Ts};
-use crate::sim::{cast, day, expected_tables};
+use crate::sim::{cast, day, expect_lookup, expected_tables};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -232,6 +233,71 @@ fn assert_coverage(day: &Day, files: &Files, tables: &[Expected]) {
     );
 }
 
+/// Every policy in several windows for every party of the day, asked of the
+/// lookup's index loaded from the store (as `run` loads it at start), at
+/// an hour after the day's end; against the model (`expect_lookup`).
+fn lookup_differences(cfg_path: &Path, day: &Day, tables: &[Expected]) -> (usize, Vec<String>) {
+    use calltrail::lookup::{Index, Policy, Window};
+    let cfg = calltrail::config::load(cfg_path).expect("config");
+    let now = day.cutoff + 3600;
+    let instant = chrono::DateTime::from_timestamp(now, 0)
+        .expect("now")
+        .to_rfc3339();
+    let clock = calltrail::clock::Clock::fixed(&instant).expect("clock");
+    let store = calltrail::store::Store::open(&cfg.store.path)
+        .expect("store")
+        .with_state(cfg.state_config())
+        .with_clock(clock);
+    let index = Index::new(&cfg, clock).expect("index");
+    index.load(&store).expect("load the index");
+    drop(store);
+    let open: std::collections::BTreeSet<String> = tables
+        .iter()
+        .filter(|t| t.name == "missed_calls")
+        .flat_map(|t| t.rows.iter())
+        .filter(|r| r["status"] == "open")
+        .map(|r| r["caller"].clone())
+        .collect();
+    // Monday 00:00 in Moscow (UTC+3, no DST), 1970-01-01 being a Thursday.
+    let local = now + 3 * 3600;
+    let monday = local - local.rem_euclid(86_400) - ((local.div_euclid(86_400) + 3) % 7) * 86_400;
+    let windows = [
+        ("all", None),
+        ("6h", Some(now - 6 * 3600)),
+        ("1d", Some(now - 86_400)),
+        ("this_week", Some(monday - 3 * 3600)),
+    ];
+    let mut diffs = Vec::new();
+    let mut n = 0;
+    for (party, w) in expect_lookup::parties(day) {
+        for policy in ["last_agent", "last_contact", "first_agent"] {
+            for (window, start) in windows {
+                let d = index.lookup(
+                    &party,
+                    Policy::parse(policy),
+                    Some(Window::parse(window).expect("window")),
+                );
+                let (agent, at) = expect_lookup::pick(&w, policy, start);
+                let want = (agent, at, w.calls, w.ended == 0, open.contains(&party));
+                let got = (
+                    d.agent.clone(),
+                    d.agent_contact_at.map(|t| t.timestamp()),
+                    i64::from(d.calls),
+                    d.first_call,
+                    d.missed_open,
+                );
+                if want != got {
+                    diffs.push(format!(
+                        "{party} {policy} {window}: want {want:?}, got {got:?}"
+                    ));
+                }
+                n += 1;
+            }
+        }
+    }
+    (n, diffs)
+}
+
 fn dump(cfg: &Path) -> Vec<(&'static str, Vec<serde_json::Value>)> {
     DUMPS
         .iter()
@@ -356,6 +422,19 @@ fn simulated_day_matches_the_model_in_every_import_order() {
                     exp.name,
                     d.failures.len()
                 ));
+            }
+        }
+        if i == 0 {
+            let (n, diffs) = lookup_differences(cfg, &day, tables);
+            println!(
+                "== {name}: {n} lookups (every party, policy and window), {} differ",
+                diffs.len()
+            );
+            for d in diffs.iter().take(10) {
+                println!("    {d}");
+            }
+            if !diffs.is_empty() {
+                failed.push(format!("{name}: {} of {n} lookups differ", diffs.len()));
             }
         }
         if !last {

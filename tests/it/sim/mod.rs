@@ -12,6 +12,7 @@ pub mod expect_agents;
 pub mod expect_attempts;
 pub mod expect_breaches;
 pub mod expect_calls;
+pub mod expect_lookup;
 pub mod expect_party;
 pub mod expect_sla;
 pub mod render;
