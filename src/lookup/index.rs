@@ -9,7 +9,10 @@ use super::window::{Policy, Window};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::state::party_facts::{of_party, AgentNames, PartyFacts};
-use crate::state::{read_presence, AgentPresence, CallRow, Changes, StateConfig, StateObserver};
+use crate::state::{
+    party_call_row, read_presence, AgentPresence, CallRow, Changes, StateConfig, StateObserver,
+    PARTY_CALL_COLUMNS,
+};
 use crate::store::directory::{self, Entry};
 use crate::store::{Store, StoreError};
 use calltrail_parsers::{NumberConfig, NumberNormalizer};
@@ -280,12 +283,9 @@ fn load_parties(
     cfg: &StateConfig,
     now: i64,
 ) -> duckdb::Result<HashMap<String, Arc<PartyFacts>>> {
-    let mut q = conn.prepare(
-        "SELECT party, pbx, call_id, stint, direction, queue,
-                epoch_us(entered_at), epoch_us(answered_at), agent, missed,
-                epoch_us(ended_at), outcome
-         FROM calls WHERE party IS NOT NULL ORDER BY party",
-    )?;
+    let mut q = conn.prepare(&format!(
+        "SELECT {PARTY_CALL_COLUMNS} FROM calls c WHERE c.party IS NOT NULL ORDER BY c.party"
+    ))?;
     let mut rows = q.query([])?;
     let mut out = HashMap::new();
     let mut names = AgentNames::default();
@@ -301,25 +301,12 @@ fn load_parties(
         batch.clear();
     };
     while let Some(r) = rows.next()? {
-        let party: String = r.get(0)?;
+        let (party, row) = party_call_row(r)?;
         if cur.as_deref() != Some(party.as_str()) {
             flush(cur.take(), &mut batch);
             cur = Some(party);
         }
-        batch.push(CallRow {
-            pbx: r.get(1)?,
-            call_id: r.get(2)?,
-            stint: r.get(3)?,
-            direction: r.get(4)?,
-            queue: r.get(5)?,
-            entered_at: r.get(6)?,
-            answered_at: r.get(7)?,
-            agent: r.get(8)?,
-            missed: r.get(9)?,
-            ended_at: r.get(10)?,
-            outcome: r.get(11)?,
-            ..CallRow::default()
-        });
+        batch.push(row);
     }
     flush(cur.take(), &mut batch);
     Ok(out)

@@ -21,6 +21,7 @@ pub use attempts::AttemptRow;
 pub use calls::{build as build_call, CallRow, Ev};
 pub use party::{caller_row, episodes, last_agent, Episode, PartyCall};
 pub use party_facts::PartyFacts;
+pub(crate) use refresh::{party_call_row, PARTY_CALL_COLUMNS};
 pub use refresh::{refresh, sweep, Touched};
 
 /// What one committed derivation changed that an observer keeping state in

@@ -434,29 +434,13 @@ fn refresh_parties(
     }
     let mut by_party: BTreeMap<String, Vec<CallRow>> = BTreeMap::new();
     {
-        let mut q = conn.prepare_cached(
-            "SELECT c.party, c.pbx, c.call_id, c.stint, c.direction, c.queue,
-                    epoch_us(c.entered_at), epoch_us(c.answered_at), c.agent, c.missed,
-                    epoch_us(c.ended_at), c.outcome
-             FROM calls c JOIN _aff_party p ON c.party = p.caller",
-        )?;
+        let mut q = conn.prepare_cached(&format!(
+            "SELECT {PARTY_CALL_COLUMNS} FROM calls c JOIN _aff_party p ON c.party = p.caller"
+        ))?;
         let mut rows = q.query([])?;
         while let Some(r) = rows.next()? {
-            let party: String = r.get(0)?;
-            by_party.entry(party).or_default().push(CallRow {
-                pbx: r.get(1)?,
-                call_id: r.get(2)?,
-                stint: r.get(3)?,
-                direction: r.get(4)?,
-                queue: r.get(5)?,
-                entered_at: r.get(6)?,
-                answered_at: r.get(7)?,
-                agent: r.get(8)?,
-                missed: r.get(9)?,
-                ended_at: r.get(10)?,
-                outcome: r.get(11)?,
-                ..CallRow::default()
-            });
+            let (party, row) = party_call_row(r)?;
+            by_party.entry(party).or_default().push(row);
         }
     }
     // The state before, to publish what changed.
@@ -565,6 +549,33 @@ fn refresh_parties(
         }
     }
     Ok(())
+}
+
+/// The columns of `calls` (as `c`) per-party state is made of, read by
+/// [`party_call_row`].
+pub(crate) const PARTY_CALL_COLUMNS: &str = "c.party, c.pbx, c.call_id, c.stint, c.direction,
+    c.queue, epoch_us(c.entered_at), epoch_us(c.answered_at), c.agent, c.missed,
+    epoch_us(c.ended_at), c.outcome";
+
+/// One row of [`PARTY_CALL_COLUMNS`]: its party and the call row.
+pub(crate) fn party_call_row(r: &duckdb::Row<'_>) -> duckdb::Result<(String, CallRow)> {
+    Ok((
+        r.get(0)?,
+        CallRow {
+            pbx: r.get(1)?,
+            call_id: r.get(2)?,
+            stint: r.get(3)?,
+            direction: r.get(4)?,
+            queue: r.get(5)?,
+            entered_at: r.get(6)?,
+            answered_at: r.get(7)?,
+            agent: r.get(8)?,
+            missed: r.get(9)?,
+            ended_at: r.get(10)?,
+            outcome: r.get(11)?,
+            ..CallRow::default()
+        },
+    ))
 }
 
 /// An appender to one of this connection's TEMP tables.

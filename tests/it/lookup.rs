@@ -818,9 +818,15 @@ fn refused_to_start(extra: &str) -> String {
         ),
     )
     .expect("config");
+    let check = crate::daemon::calltrail(&cfg, &["check-config"]);
+    assert!(!check.status.success(), "{extra}: check-config passed it");
     let out = crate::daemon::calltrail(&cfg, &["run"]);
     assert!(!out.status.success(), "{extra}: started");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    format!(
+        "{}\ncheck-config: {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&check.stdout) + String::from_utf8_lossy(&check.stderr)
+    )
 }
 
 #[test]
@@ -833,12 +839,16 @@ fn beyond_loopback_only_with_a_token_or_an_allow_list() {
         e.contains("not a loopback address") && e.contains("token_file"),
         "{e}"
     );
+    assert!(
+        e.contains("check-config: ") && e.contains("http.listen"),
+        "{e}"
+    );
     let e = refused_to_start(&format!(
         "[http]\nlisten = \"127.0.0.1:{}\"\n[agi]\nlisten = \"0.0.0.0:{}\"\n",
         free_port(),
         free_port()
     ));
-    assert!(e.contains("[agi] allow"), "{e}");
+    assert!(e.contains("[agi] allow") && e.contains("agi.listen"), "{e}");
 
     // With a token: loopback clients need none, others must bring it.
     let token = "s3cret-token-0123456789";
