@@ -86,11 +86,24 @@ pub enum Command {
     /// Check the config file and explain every problem found.
     CheckConfig,
     /// The directory of known numbers (names, companies, VIP / blacklist /
-    /// employee, preferred agent), kept in the store. Needs the store to
-    /// itself (stop `run` first).
+    /// employee, preferred agent), kept in the store; through the running
+    /// daemon's admin API while `run` holds it.
     Numbers {
         #[command(subcommand)]
         action: NumbersCommand,
+    },
+    /// Is a calendar (`[calendars.NAME]`) or an Asterisk time spec
+    /// ("09:00-17:59,mon-fri,*,*") open at an instant, and when does it
+    /// open or close next (like Asterisk's TESTTIME).
+    Calendar {
+        /// A configured calendar's name, or a time spec.
+        calendar: String,
+        /// The instant (RFC 3339, e.g. 2026-12-05T03:00:00+03:00; default: now).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The zone of a time spec (default: the sources' zone, else UTC).
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
     },
     /// Rebuild every derived table (calls, callers, missed_calls, SLA, …)
     /// from the stored events, e.g. after changing [state] settings. Needs

@@ -8,6 +8,7 @@
 //! the store's outbox).
 
 pub mod actions;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;

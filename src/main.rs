@@ -183,6 +183,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Calendar {
+            calendar,
+            at,
+            timezone,
+        } => {
+            let cfg = load(&cli)?;
+            let stdout = std::io::stdout();
+            calltrail::calendar::check::run(
+                &cfg,
+                calendar,
+                at.as_deref(),
+                timezone.as_deref(),
+                &mut stdout.lock(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Numbers { action } => {
             let cfg = load(&cli)?;
             let stdout = std::io::stdout();

@@ -39,6 +39,9 @@ pub struct Config {
     /// The FastAGI server.
     #[serde(default)]
     pub agi: super::AgiSection,
+    /// Business hours and holidays, by name: `[calendars.NAME]`.
+    #[serde(default)]
+    pub calendars: BTreeMap<String, crate::calendar::CalendarConfig>,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub file: PathBuf,

@@ -385,6 +385,24 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
     out.extend(cfg.query.problems());
     out.extend(cfg.lookup.problems());
     out.extend(cfg.agi.problems());
+    let zone = crate::numbers::zone(cfg);
+    for (name, c) in &cfg.calendars {
+        for e in crate::calendar::Calendar::problems(c, zone) {
+            let expected =
+                if e.location.starts_with("holidays") || e.location.starts_with("open_dates") {
+                    "dates YYYY-MM-DD (open_dates: date = \"HH:MM-HH:MM\")"
+                } else if e.location == "timezone" {
+                    "an IANA time zone"
+                } else {
+                    "Asterisk time specs \"times,weekdays,mdays,months[,timezone]\" (docs/rules.md)"
+                };
+            out.push(Problem {
+                location: format!("calendars.{name}.{}", e.location),
+                expected: expected.into(),
+                found: e.why,
+            });
+        }
+    }
     out
 }
 

@@ -3,6 +3,7 @@
 //! components started by the harness in `support/`.
 
 mod asterisk_live;
+mod calendar;
 mod chaos;
 mod daemon;
 mod harness;
