@@ -1,4 +1,5 @@
-//! The action worker: runs the outbox rows that rules created.
+//! The action worker: runs the outbox rows that rules created (emails;
+//! webhooks, POSTed at least once with an `Idempotency-Key`).
 //!
 //! An action is marked done only after it was carried out. Outbox email is
 //! exactly-once (the file name is the action id; an existing file means it
@@ -9,7 +10,7 @@
 //! bad addresses) are marked failed with the reason.
 
 use crate::publish::Mode;
-use crate::rules::{EmailPayload, EMAIL};
+use crate::rules::{EmailPayload, WebhookPayload, EMAIL, WEBHOOK};
 use crate::store::{PendingAction, Store};
 use calltrail_sinks::{EmailMessage, Mailer};
 use chrono::Utc;
@@ -127,6 +128,9 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 async fn execute(mailer: &Mailer, a: &PendingAction) -> Outcome {
+    if a.kind == WEBHOOK {
+        return webhook(a).await;
+    }
     if a.kind != EMAIL {
         return Outcome::Failed(format!("unknown action kind {:?}", a.kind));
     }
@@ -146,5 +150,44 @@ async fn execute(mailer: &Mailer, a: &PendingAction) -> Outcome {
         Ok(calltrail_sinks::SendOutcome::AlreadyInOutbox) => Outcome::Done(true),
         Err(e) if e.is_transient() => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// POSTs a webhook's JSON with the action id as `Idempotency-Key` (sent at
+/// least once: a crash between the answer and the `done` mark sends it
+/// again, with the same key). 2xx is done; 408, 429, 5xx and no answer are
+/// retried; any other status fails.
+async fn webhook(a: &PendingAction) -> Outcome {
+    let p: WebhookPayload = match serde_json::from_str(&a.payload) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("malformed payload: {e}")),
+    };
+    let id = a.action_id.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        agent
+            .post(&p.url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &id)
+            .header(
+                "user-agent",
+                concat!("calltrail/", env!("CARGO_PKG_VERSION")),
+            )
+            .send(p.body.to_string().as_bytes())
+            .map(|r| r.status().as_u16())
+    })
+    .await;
+    match sent {
+        Ok(Ok(s)) if (200..300).contains(&s) => Outcome::Done(false),
+        Ok(Ok(s)) if s == 408 || s == 429 || s >= 500 => {
+            Outcome::Retry(format!("the webhook answered {s}"))
+        }
+        Ok(Ok(s)) => Outcome::Failed(format!("the webhook answered {s}")),
+        Ok(Err(e)) => Outcome::Retry(format!("no answer from the webhook: {e}")),
+        Err(e) => Outcome::Retry(format!("the webhook task failed: {e}")),
     }
 }

@@ -167,6 +167,10 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
         .with_state(cfg.state_config())
         .with_clock(clock);
+    // [[rules]]: decided inside each state derivation's transaction.
+    if let Some(rules) = crate::rules::RuleSet::new(cfg).context("[[rules]] in the config")? {
+        store.act_on_state(Arc::new(rules));
+    }
     // The local HTTP API (`calltrail query` while we hold the store, the
     // dialplan lookup, the directory's admin API) and FastAGI. Not with
     // --once: a batch run answers nothing and must not need a port.

@@ -11,7 +11,8 @@ pub use http::*;
 pub use lookup::*;
 pub use model::*;
 pub use validate::{
-    environment_problems, is_source_name, missing_path, warnings, ConfigError, Problem,
+    environment_problems, is_source_name, missing_path, plausible_address, warnings, ConfigError,
+    Problem,
 };
 
 use std::path::{Path, PathBuf};

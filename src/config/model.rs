@@ -338,11 +338,60 @@ fn default_smtp_timeout() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `rules` in the config: `[[rules]]` (a list of rules, docs/rules.md), or
+/// the original `[rules.missed_call_email]` table (which a list replaces:
+/// with `[[rules]]` that email is off).
+#[derive(Debug, Clone, Default)]
 pub struct RulesSection {
-    #[serde(default)]
     pub missed_call_email: MissedCallEmailRule,
+    pub list: Vec<crate::rules::RuleConfig>,
+}
+
+/// The table form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyRules {
+    #[serde(default)]
+    missed_call_email: MissedCallEmailRule,
+}
+
+impl<'de> Deserialize<'de> for RulesSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesSection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[[rules]] tables (or the older [rules.missed_call_email])")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RulesSection, A::Error> {
+                let list = Vec::<crate::rules::RuleConfig>::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(RulesSection {
+                    missed_call_email: MissedCallEmailRule {
+                        enabled: false,
+                        ..MissedCallEmailRule::default()
+                    },
+                    list,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RulesSection, A::Error> {
+                let legacy =
+                    LegacyRules::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RulesSection {
+                    missed_call_email: legacy.missed_call_email,
+                    list: Vec::new(),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// "Missed call from <caller> in <queue>" to supervisors.

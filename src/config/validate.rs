@@ -385,6 +385,10 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
     out.extend(cfg.query.problems());
     out.extend(cfg.lookup.problems());
     out.extend(cfg.agi.problems());
+    out.extend(crate::rules::config::problems(
+        &cfg.rules.list,
+        &cfg.calendars,
+    ));
     let zone = crate::numbers::zone(cfg);
     for (name, c) in &cfg.calendars {
         for e in crate::calendar::Calendar::problems(c, zone) {
@@ -489,7 +493,7 @@ pub fn environment_problems(cfg: &Config) -> Vec<Problem> {
 }
 
 /// A cheap shape check; lettre does the real parsing when mail is built.
-fn plausible_address(a: &str) -> bool {
+pub fn plausible_address(a: &str) -> bool {
     let a = a.trim();
     match a.split_once('@') {
         Some((l, d)) => {

@@ -8,6 +8,7 @@
 //! (an import run twice, a replay) adds nothing; snapshot sources skip ids
 //! already stored. `events` has no key: it is appended to in columnar form.
 
+pub mod actions;
 pub mod arrow_stage;
 mod covered;
 pub mod directory;
@@ -83,6 +84,11 @@ pub struct NewAction {
     pub kind: String,
     pub event_id: String,
     pub payload: String,
+    /// Not before this instant (a calendar's next opening); `None`: now.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Recorded, never run, for this reason (outside business hours with
+    /// a rule that drops such actions).
+    pub skipped: Option<String>,
 }
 
 /// A pending action as handed to the worker.
@@ -152,6 +158,8 @@ pub struct Store {
     /// Told what each state derivation changed, once committed (set by
     /// `run` for the lookup's index; shared by every handle).
     observer: Arc<std::sync::OnceLock<Arc<dyn crate::state::StateObserver>>>,
+    /// Decides the actions each state derivation causes (set by `run`).
+    state_actions: Arc<std::sync::OnceLock<Arc<dyn actions::StateActions>>>,
     /// The database itself: last, so that it is closed after every
     /// connection of this handle.
     raw: Arc<native::RawDb>,
@@ -259,6 +267,7 @@ impl Store {
             recent: Arc::new(Mutex::new(recent::Recent::new(next))),
             bulk: Arc::default(),
             observer: Arc::default(),
+            state_actions: Arc::default(),
             raw,
         })
     }
@@ -279,6 +288,12 @@ impl Store {
     /// its commit (this handle and every other; set once).
     pub fn observe_state(&self, observer: Arc<dyn crate::state::StateObserver>) {
         let _ = self.observer.set(observer);
+    }
+
+    /// Lets `rules` decide, inside every later state derivation's
+    /// transaction, the actions its events cause (set once).
+    pub fn act_on_state(&self, rules: Arc<dyn actions::StateActions>) {
+        let _ = self.state_actions.set(rules);
     }
 
     /// The clock of the derived state.
@@ -349,6 +364,7 @@ impl Store {
             recent: self.recent.clone(),
             bulk: self.bulk.clone(),
             observer: self.observer.clone(),
+            state_actions: self.state_actions.clone(),
             raw: self.raw.clone(),
         })
     }
@@ -537,25 +553,7 @@ impl Store {
             rejects: insert_rejects(&tx, source, &fresh_rejects, now)?,
             actions: 0,
         };
-        if !actions.is_empty() {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?)",
-                )
-                .map_err(db("preparing the action insert"))?;
-            for a in actions {
-                stats.actions += ins
-                    .execute(params![
-                        a.action_id,
-                        a.kind,
-                        a.event_id,
-                        ts(now),
-                        ts(now),
-                        a.payload
-                    ])
-                    .map_err(db("inserting an action"))?;
-            }
-        }
+        stats.actions = actions::insert(&tx, actions, now)?;
         let t_actions = t0.elapsed();
         if let Some(sp) = span {
             covered.record(&tx, source, sp)?;
@@ -769,6 +767,13 @@ impl Store {
         if !derived.is_empty() {
             events::stage(&tx, &derived, stored_at, 0)?;
             recorded = events::insert_staged_into(&tx, "state_events")?;
+        }
+        if let Some(rules) = self.state_actions.get() {
+            let acts = rules.actions(&tx, &evs, &derived, stored_at)?;
+            let n = actions::insert(&tx, &acts, stored_at)?;
+            if n > 0 {
+                tracing::debug!(actions = n, "rules queued actions");
+            }
         }
         tx.execute(
             "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",

@@ -14,6 +14,7 @@ mod lookup;
 mod numbers;
 mod query_live;
 mod rotation;
+mod rules;
 mod sim;
 mod simulated_day;
 mod skeleton;

@@ -1,6 +1,8 @@
-//! Rules: which events create actions. Actions are written to the store's
-//! outbox in the same transaction as the events that caused them, under a
-//! deterministic id, so a replayed line can never create a second action.
+//! The original rule, `[rules.missed_call_email]`: an email per line that
+//! loses a caller (ABANDON, EXITWITH*), decided at ingest and written to the
+//! outbox in the same transaction as the line, under a deterministic id, so
+//! a replayed line can never create a second action. `[[rules]]`
+//! (`engine.rs`) supersedes it.
 
 use crate::config::{Config, MissedCallEmailRule};
 use calltrail_parsers::{Event, EventKind};
@@ -63,6 +65,8 @@ impl Rules {
                         kind: EMAIL.into(),
                         event_id: ev.event_id.clone(),
                         payload,
+                        due_at: None,
+                        skipped: None,
                     }),
                     Err(e) => tracing::error!(error = %e, "cannot encode an email action"),
                 }

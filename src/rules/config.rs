@@ -1,0 +1,214 @@
+//! `[[rules]]` as written in the config, and its checks (docs/rules.md).
+
+use crate::config::Problem;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The triggers a rule can have (`when`).
+pub const TRIGGERS: [&str; 6] = [
+    "missed_opened",
+    "missed_closed",
+    "call_answered",
+    "call_ended",
+    "sla_breach_started",
+    "sla_breach_ended",
+];
+
+/// Triggers of the contract not built yet (issue 13's later steps).
+pub const LATER_TRIGGERS: [&str; 2] = ["first_call", "employee_lookup"];
+
+/// The actions a rule can take (`action`).
+pub const ACTIONS: [&str; 2] = ["email", "webhook"];
+
+/// Actions of the contract not built yet.
+pub const LATER_ACTIONS: [&str; 2] = ["callback", "sms"];
+
+/// One `[[rules]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique; part of every action id the rule makes.
+    pub name: String,
+    /// The trigger ([`TRIGGERS`]).
+    pub when: String,
+    /// `[calendars.NAME]` the rule acts in; none: any time.
+    pub calendar: Option<String>,
+    /// Outside the calendar's hours: `wait` for the next opening
+    /// (default) or `drop` (recorded as skipped).
+    #[serde(default = "wait")]
+    pub outside_hours: String,
+    /// Only these queues (empty: any).
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Only these PBXes (empty: any).
+    #[serde(default)]
+    pub pbx: Vec<String>,
+    /// Only callers of these directory classes (`vip`, `employee`, `none` for
+    /// numbers without a class or not in the directory; empty: any).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Never act for a blacklisted caller (default true).
+    #[serde(default = "yes")]
+    pub skip_blacklisted: bool,
+    /// Only calls that waited at least this long (seconds).
+    pub min_wait_s: Option<u32>,
+    /// Events older than this when derived (an import of last month, a
+    /// catch-up after an outage) cause nothing; 0 = no limit.
+    #[serde(default = "default_max_age")]
+    pub max_age_minutes: u64,
+    /// What to do ([`ACTIONS`]).
+    pub action: String,
+    /// email: recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// email: subject template.
+    pub subject: Option<String>,
+    /// email: body template.
+    pub body: Option<String>,
+    /// webhook: where to POST the JSON (a fixed URL, never a template).
+    pub url: Option<String>,
+    /// sms: text template (not built yet).
+    pub text: Option<String>,
+}
+
+fn wait() -> String {
+    "wait".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_age() -> u64 {
+    24 * 60
+}
+
+/// Every problem of the rules, with their locations (`rules[2].when`).
+pub fn problems(
+    rules: &[RuleConfig],
+    calendars: &BTreeMap<String, crate::calendar::CalendarConfig>,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        let mut bad = |key: &str, expected: String, found: String| {
+            out.push(Problem {
+                location: format!("rules[{i}].{key}"),
+                expected,
+                found,
+            })
+        };
+        let name_ok = !r.name.is_empty()
+            && r.name.len() <= 64
+            && r.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            bad(
+                "name",
+                "a name of letters, digits, - and _ (at most 64), unique".into(),
+                format!("{:?}", r.name),
+            );
+        } else if !names.insert(r.name.clone()) {
+            bad(
+                "name",
+                "a name no other rule has".into(),
+                format!("{:?} again", r.name),
+            );
+        }
+        if !TRIGGERS.contains(&r.when.as_str()) {
+            let later = if LATER_TRIGGERS.contains(&r.when.as_str()) {
+                " (not available in this version yet)"
+            } else {
+                ""
+            };
+            bad(
+                "when",
+                format!("one of {}", TRIGGERS.join(", ")),
+                format!("{:?}{later}", r.when),
+            );
+        }
+        if let Some(c) = &r.calendar {
+            if !calendars.contains_key(c) {
+                let known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+                bad(
+                    "calendar",
+                    format!(
+                        "the name of a [calendars.NAME] section ({})",
+                        if known.is_empty() {
+                            "none configured".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    format!("{c:?}"),
+                );
+            }
+        }
+        if !["wait", "drop"].contains(&r.outside_hours.as_str()) {
+            bad(
+                "outside_hours",
+                "\"wait\" or \"drop\"".into(),
+                format!("{:?}", r.outside_hours),
+            );
+        }
+        for (j, c) in r.classes.iter().enumerate() {
+            if !["vip", "employee", "none"].contains(&c.as_str()) {
+                bad(
+                    &format!("classes[{j}]"),
+                    "vip, employee or none (blacklisted callers: skip_blacklisted)".into(),
+                    format!("{c:?}"),
+                );
+            }
+        }
+        match r.action.as_str() {
+            "email" => {
+                if r.to.is_empty() {
+                    bad("to", "at least one recipient address".into(), "none".into());
+                }
+                for (j, a) in r.to.iter().enumerate() {
+                    if !crate::config::plausible_address(a) {
+                        bad(
+                            &format!("to[{j}]"),
+                            "an email address".into(),
+                            format!("{a:?}"),
+                        );
+                    }
+                }
+                for (key, t) in [("subject", &r.subject), ("body", &r.body)] {
+                    if let Some(t) = t {
+                        if let Err(e) = super::template::check(t) {
+                            bad(
+                                key,
+                                "a template such as \"Missed call from {{ caller }}\"".into(),
+                                e,
+                            );
+                        }
+                    }
+                }
+            }
+            "webhook" => match r.url.as_deref() {
+                Some(u)
+                    if (u.starts_with("http://") || u.starts_with("https://"))
+                        && !u.contains(char::is_whitespace)
+                        && u.parse::<axum::http::Uri>().is_ok() => {}
+                other => bad(
+                    "url",
+                    "an http:// or https:// URL (fixed: caller data goes in the JSON body)".into(),
+                    format!("{other:?}"),
+                ),
+            },
+            a => {
+                let later = if LATER_ACTIONS.contains(&a) {
+                    " (not available in this version yet)"
+                } else {
+                    ""
+                };
+                bad(
+                    "action",
+                    format!("one of {}", ACTIONS.join(", ")),
+                    format!("{a:?}{later}"),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,333 @@
+//! `[[rules]]` on a running daemon: a missed-call episode mails once (not
+//! for a blacklisted caller, not for a short abandon, only for the classes
+//! asked), an answered call is POSTed to a webhook (retried after a 503,
+//! the same Idempotency-Key), a rule outside its calendar waits for the
+//! next opening or is recorded as skipped, a restart adds nothing; and
+//! check-config names what is wrong in a rule.
+
+use crate::daemon::{append, calltrail, query_json, Daemon};
+use crate::support::wait_until;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the receiver got: (idempotency key, body) of each request.
+type Hooks = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver: answers 503 to the first request, 200 after.
+fn receiver() -> (String, Hooks) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", l.local_addr().expect("addr"));
+    let got: Hooks = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let (mut key, mut len) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("idempotency-key:") {
+                    key = line["idempotency-key:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let first = {
+                let mut g = g.lock().expect("lock");
+                g.push((key, String::from_utf8_lossy(&body).into_owned()));
+                g.len() == 1
+            };
+            let status = if first {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+/// Today and tomorrow (UTC) as of writing the config: both holidays, so
+/// the next opening is the day after tomorrow even if midnight passes
+/// while the test runs.
+fn holidays() -> (String, String, String) {
+    let d = chrono::Utc::now().date_naive();
+    let f = |n: i64| {
+        (d + chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    (f(0), f(1), f(2))
+}
+
+fn config(dir: &Path, url: &str, days: &(String, String, String)) -> std::path::PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(dir.join("queue_log"), "").expect("queue_log");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[store]
+path = "s.duckdb"
+[numbers]
+default_region = "RU"
+[email]
+outbox = "outbox"
+from = "calltrail@pbx.example"
+[[sources]]
+name = "q"
+kind = "asterisk_queue_log"
+path = "queue_log"
+pbx = "pbx1"
+timezone = "UTC"
+poll_interval_ms = 50
+
+[calendars.shut_today]
+timezone = "UTC"
+hours = ["*"]
+holidays = ["{today}", "{tomorrow}"]
+
+[[rules]]
+name = "missed-mail"
+when = "missed_opened"
+min_wait_s = 10
+action = "email"
+to = ["sup@pbx.example"]
+subject = "Missed {{{{ caller }}}} in {{{{ queue }}}}"
+body = "{{{{ name }}}} waited {{{{ wait_s }}}} s at {{{{ at }}}}"
+
+[[rules]]
+name = "hook"
+when = "call_answered"
+action = "webhook"
+url = "{url}"
+
+[[rules]]
+name = "night"
+when = "missed_opened"
+calendar = "shut_today"
+action = "email"
+to = ["night@pbx.example"]
+
+[[rules]]
+name = "night-drop"
+when = "missed_opened"
+calendar = "shut_today"
+outside_hours = "drop"
+action = "email"
+to = ["night@pbx.example"]
+
+[[rules]]
+name = "vip-only"
+when = "missed_opened"
+classes = ["vip"]
+action = "email"
+to = ["vip@pbx.example"]
+"#,
+            today = days.0,
+            tomorrow = days.1,
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+fn lines(ago: i64) -> String {
+    let t = chrono::Utc::now().timestamp() - ago;
+    let call = |id: &str, caller: &str, wait: i64, answered: bool| {
+        if answered {
+            format!(
+                "{t}|{id}|support|NONE|ENTERQUEUE||{caller}|1\n{}|{id}|support|PJSIP/201|CONNECT|{wait}|{id}.2|1\n{}|{id}|support|PJSIP/201|COMPLETECALLER|{wait}|20|1\n",
+                t + wait,
+                t + wait + 20
+            )
+        } else {
+            format!(
+                "{t}|{id}|support|NONE|ENTERQUEUE||{caller}|1\n{}|{id}|support|NONE|ABANDON|1|1|{wait}\n",
+                t + wait
+            )
+        }
+    };
+    call("a1", "89161110001", 30, false)
+        + &call("b1", "89161110002", 30, false)
+        + &call("c1", "89161110003", 2, false)
+        + &call("d1", "89161110004", 8, true)
+}
+
+fn outbox(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("outbox"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn rules_act_once_in_their_hours_and_never_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, hooks) = receiver();
+    let days = holidays();
+    let cfg = config(dir.path(), &url, &days);
+    let check = calltrail(&cfg, &["check-config"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // B is blacklisted.
+    let out = calltrail(
+        &cfg,
+        &["numbers", "add", "89161110002", "--class", "blacklist"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
+    append(&dir.path().join("queue_log"), lines(120).as_bytes());
+    assert!(
+        wait_until(Duration::from_secs(30), || outbox(dir.path()).len() == 1),
+        "{:?}\n{:?}\n{}",
+        outbox(dir.path()),
+        query_json(
+            &cfg,
+            "SELECT action_id, kind, status, last_error FROM actions"
+        ),
+        daemon.log()
+    );
+    let mail = &outbox(dir.path())[0];
+    assert!(
+        mail.contains("Subject: Missed +79161110001 in support"),
+        "{mail}"
+    );
+    assert!(mail.contains("waited 30 s"), "{mail}");
+    // The webhook: a 503, then the same request again, done.
+    assert!(
+        wait_until(Duration::from_secs(30), || hooks
+            .lock()
+            .expect("lock")
+            .len()
+            >= 2),
+        "{}",
+        daemon.log()
+    );
+    let rows = |sql: &str| query_json(&cfg, sql);
+    assert!(wait_until(Duration::from_secs(10), || {
+        rows("SELECT status FROM actions WHERE kind = 'webhook'")
+            .first()
+            .is_some_and(|r| r["status"] == "done")
+    }));
+    {
+        let h = hooks.lock().expect("lock");
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h[0].0, h[1].0);
+        assert!(h[0].0.starts_with("rule:hook:"), "{h:?}");
+        let body: serde_json::Value = serde_json::from_str(&h[1].1).expect("JSON");
+        assert_eq!(body["event"]["caller"], "+79161110004");
+        assert_eq!(body["event"]["agent"], "201");
+    }
+    // Outside hours: waiting for the next opening (00:00 UTC the day after
+    // tomorrow), or skipped with the reason.
+    let opening = format!("{} 00:00:00", days.2);
+    let r = rows("SELECT status, next_attempt_at FROM actions WHERE action_id LIKE 'rule:night:%'");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0]["status"].as_str(), r[0]["next_attempt_at"].as_str()),
+        (Some("pending"), Some(opening.as_str())),
+        "{r:?}"
+    );
+    let r = rows("SELECT status, last_error FROM actions WHERE action_id LIKE 'rule:night-drop:%'");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["status"], "skipped");
+    let why = r[0]["last_error"].as_str().unwrap_or("");
+    assert!(why.contains("outside business hours"), "{r:?}");
+    // Nothing for the VIP-only rule (no VIP called).
+    assert!(rows("SELECT * FROM actions WHERE action_id LIKE 'rule:vip-only%'").is_empty());
+    let before = rows("SELECT action_id, status FROM actions ORDER BY ALL");
+    // A restart, and the lines read again through a rederive: nothing new.
+    let status = daemon.terminate(Duration::from_secs(30));
+    assert!(status.success());
+    let daemon = Daemon::start(&cfg, &dir.path().join("d2.log"));
+    std::thread::sleep(Duration::from_secs(3));
+    drop(daemon);
+    let out = calltrail(&cfg, &["rederive"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = Daemon::start(&cfg, &dir.path().join("d3.log"));
+    std::thread::sleep(Duration::from_secs(3));
+    let after = rows("SELECT action_id, status FROM actions ORDER BY ALL");
+    assert_eq!(before, after);
+    assert_eq!(outbox(dir.path()).len(), 1);
+    assert_eq!(hooks.lock().expect("lock").len(), 2);
+    drop(daemon);
+}
+
+#[test]
+fn check_config_names_what_is_wrong_in_a_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[store]
+path = "s.duckdb"
+[[rules]]
+name = "a"
+when = "missed_openned"
+action = "email"
+to = ["x@y.z"]
+subject = "{{ callr }}"
+[[rules]]
+name = "a"
+when = "missed_opened"
+calendar = "office"
+action = "sms"
+[[rules]]
+name = "w"
+when = "call_ended"
+action = "webhook"
+url = "ftp://x"
+"#,
+    )
+    .expect("config");
+    let out = calltrail(&cfg, &["check-config"]);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "rules[0].when",
+        "\"missed_openned\"",
+        "rules[0].subject",
+        "unknown variable callr",
+        "rules[1].name",
+        "rules[1].calendar",
+        "rules[1].action",
+        "not available in this version yet",
+        "rules[2].url",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+}
