@@ -6,6 +6,7 @@
 //! [`is_transient`](SinkError::is_transient) tells the caller whether to
 //! retry with backoff.
 
+pub mod callfile;
 mod email;
 mod error;
 mod kafka;

@@ -4,6 +4,7 @@
 
 mod asterisk_live;
 mod calendar;
+mod callfile;
 mod chaos;
 mod daemon;
 mod harness;

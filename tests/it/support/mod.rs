@@ -16,6 +16,7 @@
 //! tests fail (they never skip) and say so.
 
 pub mod asterisk_agi;
+pub mod asterisk_callfile;
 pub mod asterisk_curl;
 pub mod broker;
 pub mod chaos_writer;
