@@ -10,7 +10,8 @@
 //! bad addresses) are marked failed with the reason.
 
 use crate::publish::Mode;
-use crate::rules::{EmailPayload, WebhookPayload, EMAIL, WEBHOOK};
+use crate::rules::callback::Placed;
+use crate::rules::{EmailPayload, WebhookPayload, CALLBACK, EMAIL, WEBHOOK};
 use crate::store::{PendingAction, Store};
 use calltrail_sinks::{EmailMessage, Mailer};
 use chrono::Utc;
@@ -33,9 +34,11 @@ pub struct ActionStats {
 pub async fn run(
     store: Store,
     mailer: Mailer,
+    callbacks: crate::config::CallbacksSection,
     wake: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
 ) -> ActionStats {
+    let callbacks = Arc::new(callbacks);
     let store = Arc::new(store);
     let mut stats = ActionStats::default();
     loop {
@@ -64,7 +67,22 @@ pub async fn run(
             continue;
         }
         for a in due {
-            let outcome = execute(&mailer, &a).await;
+            let outcome = if a.kind == CALLBACK {
+                let (s, cfg, act) = (store.clone(), callbacks.clone(), a.clone());
+                match tokio::task::spawn_blocking(move || {
+                    crate::rules::callback::place(&s, &cfg, &act.action_id, &act.payload)
+                })
+                .await
+                {
+                    Ok(Placed::Done(already)) => Outcome::Done(already),
+                    Ok(Placed::Skipped(why)) => Outcome::Skipped(why),
+                    Ok(Placed::Failed(why)) => Outcome::Failed(why),
+                    Ok(Placed::Retry(why)) => Outcome::Retry(why),
+                    Err(e) => Outcome::Retry(format!("the callback task failed: {e}")),
+                }
+            } else {
+                execute(&mailer, &a).await
+            };
             let s = store.clone();
             let id = a.action_id.clone();
             let res = match outcome {
@@ -76,6 +94,10 @@ pub async fn run(
                     }
                     tracing::debug!(action = %id, via = %mailer.describe(), "action done");
                     tokio::task::spawn_blocking(move || s.finish_action(&id, true, None)).await
+                }
+                Outcome::Skipped(why) => {
+                    tracing::info!(action = %id, reason = %why, "action skipped");
+                    tokio::task::spawn_blocking(move || s.skip_action(&id, &why)).await
                 }
                 Outcome::Failed(err) => {
                     stats.failed += 1;
@@ -119,6 +141,8 @@ pub async fn run(
 
 enum Outcome {
     Done(bool),
+    /// Not to be done any more (a callback whose episode closed).
+    Skipped(String),
     Retry(String),
     Failed(String),
 }

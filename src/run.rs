@@ -249,6 +249,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     let worker = tokio::spawn(actions::run(
         store.handle()?,
         mailer,
+        cfg.callbacks.clone(),
         action_wake.clone(),
         mode_rx.clone(),
     ));

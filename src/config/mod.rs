@@ -2,11 +2,13 @@
 //! checks `check-config` runs so that every mistake is explained (where,
 //! what was expected, what was found) before the daemon starts.
 
+mod callbacks;
 mod http;
 mod lookup;
 mod model;
 mod validate;
 
+pub use callbacks::*;
 pub use http::*;
 pub use lookup::*;
 pub use model::*;

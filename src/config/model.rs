@@ -39,6 +39,9 @@ pub struct Config {
     /// The FastAGI server.
     #[serde(default)]
     pub agi: super::AgiSection,
+    /// How `callback` rules call back.
+    #[serde(default)]
+    pub callbacks: super::CallbacksSection,
     /// Business hours and holidays, by name: `[calendars.NAME]`.
     #[serde(default)]
     pub calendars: BTreeMap<String, crate::calendar::CalendarConfig>,
@@ -445,6 +448,7 @@ impl Config {
         };
         fix(&mut self.store.path);
         fix(&mut self.email.outbox);
+        fix(&mut self.callbacks.spool);
         for f in [&mut self.http.token_file, &mut self.http.admin_token_file]
             .into_iter()
             .flatten()

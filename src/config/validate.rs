@@ -389,6 +389,7 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
         &cfg.rules.list,
         &cfg.calendars,
     ));
+    out.extend(cfg.callbacks.problems());
     let zone = crate::numbers::zone(cfg);
     for (name, c) in &cfg.calendars {
         for e in crate::calendar::Calendar::problems(c, zone) {

@@ -18,10 +18,10 @@ pub const TRIGGERS: [&str; 6] = [
 pub const LATER_TRIGGERS: [&str; 2] = ["first_call", "employee_lookup"];
 
 /// The actions a rule can take (`action`).
-pub const ACTIONS: [&str; 2] = ["email", "webhook"];
+pub const ACTIONS: [&str; 3] = ["email", "webhook", "callback"];
 
 /// Actions of the contract not built yet.
-pub const LATER_ACTIONS: [&str; 2] = ["callback", "sms"];
+pub const LATER_ACTIONS: [&str; 1] = ["sms"];
 
 /// One `[[rules]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +183,15 @@ pub fn problems(
                             );
                         }
                     }
+                }
+            }
+            "callback" => {
+                if r.when != "missed_opened" {
+                    bad(
+                        "when",
+                        "missed_opened: a callback calls back a missed-call episode ([callbacks] says how)".into(),
+                        format!("{:?}", r.when),
+                    );
                 }
             }
             "webhook" => match r.url.as_deref() {

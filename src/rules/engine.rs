@@ -62,6 +62,8 @@ struct Party {
     name: Option<String>,
     class: Option<String>,
     wait_s: Option<u32>,
+    /// The caller's agent of their latest answered conversation.
+    agent: Option<String>,
 }
 
 fn db(what: &'static str) -> impl Fn(duckdb::Error) -> StoreError {
@@ -76,6 +78,7 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         name: ev.caller_name.clone(),
         class: None,
         wait_s: ev.wait_s,
+        agent: None,
     };
     if let Some(call) = &ev.call_id {
         // A state change names its call but no PBX (`*`).
@@ -112,6 +115,18 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         if let Some(e) = directory::lookup(conn, c, now)? {
             p.class = e.fields.class.clone();
             p.name = e.fields.name.clone().or(p.name);
+        }
+        let mut q = conn
+            .prepare_cached("SELECT agent FROM last_agent WHERE caller = ?")
+            .map_err(db("preparing the last-agent lookup of a rule"))?;
+        let mut rows = q
+            .query(params![c])
+            .map_err(db("reading the last agent of a caller"))?;
+        if let Some(r) = rows
+            .next()
+            .map_err(db("reading the last agent of a caller"))?
+        {
+            p.agent = r.get(0).map_err(db("a caller's last agent"))?;
         }
     }
     Ok(p)
@@ -238,6 +253,29 @@ impl RuleSet {
                     body,
                 };
                 (EMAIL, serde_json::to_string(&p).ok()?)
+            }
+            "callback" => {
+                let caller = p.caller.clone().unwrap_or_default();
+                let dialable = super::callback::dialable(&caller);
+                let payload = super::CallbackPayload {
+                    caller,
+                    episode_opened_at: ev.ts,
+                    queue: ev.queue.as_deref().map(str::to_string),
+                    agent: p.agent.clone(),
+                };
+                let skipped = match (skipped, dialable) {
+                    (Some(s), _) => Some(s),
+                    (None, false) => Some("the caller is not a dialable number".to_string()),
+                    (None, true) => None,
+                };
+                return Some(NewAction {
+                    action_id: action_id(r, ev),
+                    kind: super::CALLBACK.into(),
+                    event_id: ev.event_id.clone(),
+                    payload: serde_json::to_string(&payload).ok()?,
+                    due_at,
+                    skipped,
+                });
             }
             "webhook" => {
                 let body = serde_json::json!({

@@ -9,8 +9,10 @@
 //!   against every rule's trigger and conditions (queue, PBX, the caller's
 //!   class in the directory, wait, age, business hours), each match one
 //!   outbox action under the id `rule:<name>:<event id>`;
-//! - [`template`]: the actions' texts (`{{ caller }}`-style templates).
+//! - [`template`]: the actions' texts (`{{ caller }}`-style templates);
+//! - [`callback`]: a callback action carried out as an Asterisk call file.
 
+pub mod callback;
 pub mod config;
 pub mod engine;
 mod missed_email;
@@ -19,6 +21,19 @@ pub mod template;
 pub use config::RuleConfig;
 pub use engine::RuleSet;
 pub use missed_email::{inline, missed_body, missed_subject, EmailPayload, Rules, EMAIL};
+
+/// Action kind for callbacks.
+pub const CALLBACK: &str = "callback";
+
+/// The stored payload of a callback action: whom to call back, for which
+/// episode, and who to connect (the caller's sticky agent when known).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallbackPayload {
+    pub caller: String,
+    pub episode_opened_at: chrono::DateTime<chrono::Utc>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+}
 
 /// Action kind for webhooks.
 pub const WEBHOOK: &str = "webhook";

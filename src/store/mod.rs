@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod arrow_stage;
+pub mod callbacks;
 mod covered;
 pub mod directory;
 mod events;
@@ -240,6 +241,8 @@ impl Store {
             .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
+        conn.execute_batch(callbacks::CALLBACKS_DDL)
+            .map_err(db("creating the callbacks table"))?;
         conn.execute_batch(directory::DIRECTORY_DDL)
             .map_err(db("creating the known_numbers table"))?;
         let v1: i64 = conn
@@ -1049,6 +1052,18 @@ impl Store {
             params![error, ts(next), action_id],
         )
         .map_err(db("rescheduling an action"))?;
+        Ok(())
+    }
+
+    /// Marks an action `skipped` with the reason (it is not to be done any
+    /// more: a callback whose episode closed meanwhile).
+    pub fn skip_action(&self, action_id: &str, reason: &str) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE actions SET status = 'skipped', done_at = ?, last_error = ? WHERE action_id = ?",
+            params![ts(Utc::now()), reason, action_id],
+        )
+        .map_err(db("skipping an action"))?;
         Ok(())
     }
 

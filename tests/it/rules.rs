@@ -331,3 +331,170 @@ url = "ftp://x"
         assert!(text.contains(want), "{want}: {text}");
     }
 }
+
+fn spool_files(dir: &Path, sub: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("spool").join(sub))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_missed_caller_is_called_back_once_through_the_spool() {
+    use crate::support::asterisk_callfile::parse;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for d in ["spool/outgoing", "spool/outgoing_done"] {
+        std::fs::create_dir_all(dir.path().join(d)).expect("spool");
+    }
+    std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[store]
+path = "s.duckdb"
+[numbers]
+default_region = "RU"
+[email]
+outbox = "outbox"
+[[sources]]
+name = "q"
+kind = "asterisk_queue_log"
+path = "queue_log"
+pbx = "pbx1"
+poll_interval_ms = 50
+[callbacks]
+spool = "spool"
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#,
+    )
+    .expect("config");
+    let t = chrono::Utc::now().timestamp() - 600;
+    let log = format!(
+        // A: lost, nobody to stick to. E: talked to 202 before, then lost.
+        // F: lost, then got through at once (closed before the callback).
+        // G: a hostile caller id: the number in it is called back, nothing
+        // else of it reaches the call file.
+        "{t}|a1|support|NONE|ENTERQUEUE||89161110001|1\n{a}|a1|support|NONE|ABANDON|1|1|30\n\
+         {t}|e0|support|NONE|ENTERQUEUE||89161110005|1\n{e1}|e0|support|PJSIP/202|CONNECT|5|e0.2|1\n{e2}|e0|support|PJSIP/202|COMPLETECALLER|5|30|1\n\
+         {e3}|e1|support|NONE|ENTERQUEUE||89161110005|1\n{e4}|e1|support|NONE|ABANDON|1|1|40\n\
+         {t}|f1|support|NONE|ENTERQUEUE||89161110006|1\n{a}|f1|support|NONE|ABANDON|1|1|30\n\
+         {f2}|f2|support|NONE|ENTERQUEUE||89161110006|1\n{f3}|f2|support|PJSIP/201|CONNECT|2|f2.2|1\n\
+         {t}|g1|support|NONE|ENTERQUEUE||79161110007;Application: System|1\n{a}|g1|support|NONE|ABANDON|1|1|30\n",
+        a = t + 30,
+        e1 = t + 5,
+        e2 = t + 35,
+        e3 = t + 100,
+        e4 = t + 140,
+        f2 = t + 60,
+        f3 = t + 62,
+    );
+    let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
+    append(&dir.path().join("queue_log"), log.as_bytes());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            spool_files(dir.path(), "outgoing").len() == 3
+        }),
+        "{:?}\n{:?}\n{}",
+        spool_files(dir.path(), "outgoing"),
+        query_json(&cfg, "SELECT action_id, status, last_error FROM actions"),
+        daemon.log()
+    );
+    let calls: Vec<_> = spool_files(dir.path(), "outgoing")
+        .iter()
+        .map(|p| parse(&std::fs::read(p).expect("read")).expect("Asterisk reads it"))
+        .collect();
+    let by_number = |n: &str| {
+        calls
+            .iter()
+            .find(|c| c.vars.iter().any(|(k, v)| k == "CT_NUMBER" && v == n))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no callback of {n}: {calls:?}\n{:?}\n{:?}\n{}",
+                    spool_files(dir.path(), "outgoing"),
+                    query_json(
+                        &cfg,
+                        "SELECT action_id, status, last_error, next_attempt_at FROM actions"
+                    ),
+                    daemon.log()
+                )
+            })
+    };
+    let a = by_number("+79161110001");
+    assert_eq!(
+        (a.tech.as_str(), a.dest.as_str()),
+        ("Local", "support@calltrail-queues/n")
+    );
+    assert_eq!(
+        (a.context.as_str(), a.exten.as_str(), a.priority),
+        ("calltrail-callback", "s", 1)
+    );
+    assert_eq!(a.cid_num, "+79161110001");
+    assert!(a.archive);
+    let e = by_number("+79161110005");
+    assert_eq!((e.tech.as_str(), e.dest.as_str()), ("PJSIP", "202"));
+    assert!(e.vars.iter().any(|(k, v)| k == "CT_AGENT" && v == "202"));
+    let g = by_number("79161110007");
+    assert_eq!(
+        (g.app.as_str(), g.context.as_str()),
+        ("", "calltrail-callback")
+    );
+    assert!(g.vars.iter().all(|(k, _)| k.starts_with("CT_")), "{g:?}");
+    // F closed before its callback was due.
+    let rows = query_json(
+        &cfg,
+        "SELECT caller, status, reason FROM callbacks ORDER BY caller",
+    );
+    let status_of = |c: &str| {
+        rows.iter()
+            .find(|r| r["caller"] == c)
+            .map(|r| r["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(status_of("+79161110001").as_deref(), Some("queued"));
+    assert_eq!(
+        status_of("+79161110006").as_deref(),
+        Some("skipped"),
+        "{rows:?}"
+    );
+    // Asterisk archives one; then a crash after placing but before the
+    // `done` mark (both actions back to pending) and a restart: nothing is
+    // placed a second time.
+    let status = daemon.terminate(Duration::from_secs(30));
+    assert!(status.success());
+    let first = spool_files(dir.path(), "outgoing")[0].clone();
+    let done = dir
+        .path()
+        .join("spool/outgoing_done")
+        .join(first.file_name().expect("name"));
+    std::fs::rename(&first, &done).expect("archive");
+    append(&done, b"Status: Completed\n");
+    {
+        let c = duckdb::Connection::open(dir.path().join("s.duckdb")).expect("open");
+        let n = c
+            .execute(
+                "UPDATE actions SET status = 'pending' WHERE kind = 'callback' AND status = 'done'",
+                [],
+            )
+            .expect("update");
+        assert_eq!(n, 3);
+    }
+    let daemon = Daemon::start(&cfg, &dir.path().join("d2.log"));
+    assert!(wait_until(Duration::from_secs(30), || daemon
+        .log()
+        .contains("HTTP API listening")));
+    assert!(wait_until(Duration::from_secs(30), || {
+        query_json(
+            &cfg,
+            "SELECT count(*) AS n FROM actions WHERE kind = 'callback' AND status = 'pending'",
+        )[0]["n"]
+            == 0
+    }));
+    assert_eq!(spool_files(dir.path(), "outgoing").len(), 2);
+    assert_eq!(spool_files(dir.path(), "outgoing_done").len(), 1);
+    assert!(spool_files(dir.path(), "tmp").is_empty());
+    drop(daemon);
+}

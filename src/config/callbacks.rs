@@ -1,0 +1,166 @@
+//! The `[callbacks]` section: how a `callback` rule calls a missed caller
+//! back through Asterisk's spool (call files; AMI is a later step), with
+//! its checks. docs/rules.md is the manual.
+
+use super::Problem;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[callbacks]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksSection {
+    /// `call_file` (AMI Originate is not built yet).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Asterisk's spool directory: calltrail writes `<spool>/tmp/` and
+    /// renames into `<spool>/outgoing/`, and reads `<spool>/outgoing_done/`.
+    /// Default `spool` beside the config (the embedded default: files to
+    /// look at, no PBX needed).
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// `agent_first` (ring the agent, or the queue, then dial the caller) or
+    /// `caller_first` (dial the caller, then the queue).
+    #[serde(default = "default_connect")]
+    pub connect: String,
+    /// The first leg when the caller's sticky agent is known (agent_first):
+    /// `{agent}` is replaced by the agent id.
+    #[serde(default = "default_agent_channel")]
+    pub agent_channel: String,
+    /// The first leg without a sticky agent (agent_first): `{queue}`.
+    #[serde(default = "default_queue_channel")]
+    pub queue_channel: String,
+    /// The first leg of caller_first: `{number}`.
+    #[serde(default = "default_caller_channel")]
+    pub caller_channel: String,
+    /// The context the answered first leg enters (`s`, priority 1), with
+    /// `CT_NUMBER`, `CT_QUEUE`, `CT_AGENT`, `CT_CALLBACK` set.
+    #[serde(default = "default_context")]
+    pub context: String,
+    #[serde(default = "default_callerid_name")]
+    pub callerid_name: String,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_retry_time_s")]
+    pub retry_time_s: u32,
+    #[serde(default = "default_wait_time_s")]
+    pub wait_time_s: u32,
+}
+
+impl Default for CallbacksSection {
+    fn default() -> Self {
+        CallbacksSection {
+            method: default_method(),
+            spool: default_spool(),
+            connect: default_connect(),
+            agent_channel: default_agent_channel(),
+            queue_channel: default_queue_channel(),
+            caller_channel: default_caller_channel(),
+            context: default_context(),
+            callerid_name: default_callerid_name(),
+            max_retries: default_max_retries(),
+            retry_time_s: default_retry_time_s(),
+            wait_time_s: default_wait_time_s(),
+        }
+    }
+}
+
+fn default_method() -> String {
+    "call_file".into()
+}
+fn default_spool() -> PathBuf {
+    PathBuf::from("spool")
+}
+fn default_connect() -> String {
+    "agent_first".into()
+}
+fn default_agent_channel() -> String {
+    "PJSIP/{agent}".into()
+}
+fn default_queue_channel() -> String {
+    "Local/{queue}@calltrail-queues/n".into()
+}
+fn default_caller_channel() -> String {
+    "Local/{number}@from-internal/n".into()
+}
+fn default_context() -> String {
+    "calltrail-callback".into()
+}
+fn default_callerid_name() -> String {
+    "Callback".into()
+}
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_retry_time_s() -> u32 {
+    300
+}
+fn default_wait_time_s() -> u32 {
+    30
+}
+
+impl CallbacksSection {
+    pub(super) fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &str, expected: &str, found: String| {
+            out.push(Problem {
+                location: format!("callbacks.{key}"),
+                expected: expected.into(),
+                found,
+            })
+        };
+        if self.method != "call_file" {
+            bad(
+                "method",
+                "\"call_file\" (AMI Originate is not available in this version yet)",
+                format!("{:?}", self.method),
+            );
+        }
+        if !["agent_first", "caller_first"].contains(&self.connect.as_str()) {
+            bad(
+                "connect",
+                "\"agent_first\" or \"caller_first\"",
+                format!("{:?}", self.connect),
+            );
+        }
+        for (key, v, hole) in [
+            ("agent_channel", &self.agent_channel, "{agent}"),
+            ("queue_channel", &self.queue_channel, "{queue}"),
+            ("caller_channel", &self.caller_channel, "{number}"),
+        ] {
+            if !v.contains(hole) || !v.contains('/') {
+                bad(
+                    key,
+                    "a channel Tech/resource with its placeholder, such as PJSIP/{agent}",
+                    format!("{v:?}"),
+                );
+            }
+        }
+        if self.context.is_empty()
+            || !self
+                .context
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+        {
+            bad(
+                "context",
+                "a dialplan context name",
+                format!("{:?}", self.context),
+            );
+        }
+        for (key, v, max) in [
+            ("max_retries", self.max_retries, 100),
+            ("retry_time_s", self.retry_time_s, 86_400),
+            ("wait_time_s", self.wait_time_s, 3_600),
+        ] {
+            if v > max || (key != "max_retries" && v == 0) {
+                bad(
+                    key,
+                    "a number in Asterisk's range (see docs/rules.md)",
+                    v.to_string(),
+                );
+            }
+        }
+        out
+    }
+}

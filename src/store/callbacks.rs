@@ -1,0 +1,83 @@
+//! The `callbacks` table (docs/schema.md): one row per callback attempt a
+//! rule made, with how it was placed (the call file's name) and what came
+//! of it. Written by the action worker.
+
+use super::{db, ts, StoreError};
+use chrono::{DateTime, Utc};
+use duckdb::{params, Connection};
+
+pub const CALLBACKS_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS callbacks (
+    action_id   VARCHAR PRIMARY KEY,
+    caller      VARCHAR NOT NULL,
+    episode_opened_at TIMESTAMP NOT NULL,
+    queue       VARCHAR,
+    agent       VARCHAR,
+    method      VARCHAR NOT NULL,
+    placed_as   VARCHAR,
+    status      VARCHAR NOT NULL,
+    reason      VARCHAR,
+    created_at  TIMESTAMP NOT NULL,
+    updated_at  TIMESTAMP NOT NULL
+);
+"#;
+
+/// One callback attempt.
+#[derive(Debug, Clone)]
+pub struct CallbackRow<'a> {
+    pub action_id: &'a str,
+    pub caller: &'a str,
+    pub episode_opened_at: DateTime<Utc>,
+    pub queue: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub method: &'a str,
+    /// The call file's name (or the AMI ActionID).
+    pub placed_as: Option<&'a str>,
+    /// `queued`, `skipped`, `failed`.
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// Records `row` (replacing the row of the same action: its latest state).
+pub fn record(
+    conn: &Connection,
+    row: &CallbackRow<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (action_id) DO UPDATE SET placed_as = excluded.placed_as,
+             status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at",
+        params![
+            row.action_id,
+            row.caller,
+            ts(row.episode_opened_at),
+            row.queue,
+            row.agent,
+            row.method,
+            row.placed_as,
+            row.status,
+            row.reason,
+            ts(now),
+            ts(now)
+        ],
+    )
+    .map_err(db("recording a callback"))?;
+    Ok(())
+}
+
+/// Whether the missed-call episode `(caller, opened_at)` is still open.
+pub fn episode_open(
+    conn: &Connection,
+    caller: &str,
+    opened_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM missed_calls WHERE caller = ? AND opened_at = ? AND status = 'open'",
+            params![caller, ts(opened_at)],
+            |r| r.get(0),
+        )
+        .map_err(db("reading a missed-call episode"))?;
+    Ok(n > 0)
+}
