@@ -64,6 +64,11 @@ pub struct Calendar {
 /// How far [`Calendar::next_open`] looks ahead.
 const HORIZON_DAYS: i64 = 400;
 
+/// The start of `t`'s minute.
+fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - Duration::seconds(i64::from(t.second())) - Duration::nanoseconds(i64::from(t.nanosecond()))
+}
+
 fn date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
 }
@@ -214,9 +219,7 @@ impl Calendar {
         if self.is_open(t) {
             return Some(t);
         }
-        let mut m = t
-            - Duration::seconds(i64::from(t.second()))
-            - Duration::nanoseconds(i64::from(t.nanosecond()));
+        let mut m = floor_minute(t);
         let end = t + Duration::days(HORIZON_DAYS);
         while m < end {
             m += Duration::minutes(1);
@@ -240,9 +243,7 @@ impl Calendar {
         if !self.is_open(t) {
             return Some(t);
         }
-        let mut m = t
-            - Duration::seconds(i64::from(t.second()))
-            - Duration::nanoseconds(i64::from(t.nanosecond()));
+        let mut m = floor_minute(t);
         let end = t + Duration::days(HORIZON_DAYS);
         while m < end {
             m += Duration::minutes(1);
@@ -320,18 +321,22 @@ mod tests {
         assert_eq!(c.next_open(t), Some(t));
     }
 
-    #[test]
-    fn dst_follows_the_wall_clock() {
-        let c = Calendar::build(
+    fn berlin(hours: &str) -> Calendar {
+        Calendar::build(
             "berlin",
             &CalendarConfig {
                 timezone: Some("Europe/Berlin".into()),
-                hours: vec!["09:00-17:59,mon-fri".into()],
+                hours: vec![hours.into()],
                 ..CalendarConfig::default()
             },
             Tz::UTC,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn dst_follows_the_wall_clock() {
+        let c = berlin("09:00-17:59,mon-fri");
         // Friday 2026-03-27 09:00 CET = 08:00 UTC; Monday 2026-03-30 09:00
         // CEST = 07:00 UTC (the clocks went forward on Sunday 29 March).
         assert_eq!(
@@ -349,16 +354,7 @@ mod tests {
         );
         // A night spec across the skipped hour: 02:30 never happens on
         // 29 March, so it is not open then.
-        let n = Calendar::build(
-            "n",
-            &CalendarConfig {
-                timezone: Some("Europe/Berlin".into()),
-                hours: vec!["02:00-02:59".into()],
-                ..CalendarConfig::default()
-            },
-            Tz::UTC,
-        )
-        .unwrap();
+        let n = berlin("02:00-02:59");
         assert_eq!(
             n.next_open(utc(2026, 3, 29, 0, 30)),
             Some(utc(2026, 3, 30, 0, 0))
