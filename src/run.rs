@@ -255,6 +255,14 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     ));
 
     let sweeper = tokio::spawn(sweep_state(store.handle()?, mode_rx.clone()));
+    let follower = if cfg.rules.list.iter().any(|r| r.action == "callback") {
+        Some(tokio::spawn(follow_callbacks(
+            store.handle()?,
+            cfg.callbacks.clone(),
+        )))
+    } else {
+        None
+    };
     // The derived state follows the stored events by `seq`, off the ingest
     // path (a line is in DuckDB as soon as its batch commits).
     let state_wake = Arc::new(Notify::new());
@@ -330,6 +338,9 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         }
     }
     sweeper.abort();
+    if let Some(f) = follower {
+        f.abort();
+    }
     match tokio::time::timeout(drain, worker).await {
         Ok(Ok(stats)) => report.actions = stats,
         Ok(Err(e)) => tracing::error!(error = %e, "the action worker failed"),
@@ -388,6 +399,21 @@ fn serve_options(cfg: &Config, index: &Arc<Index>, clock: Clock) -> anyhow::Resu
             index: Some(index.clone()),
         })),
     })
+}
+
+/// Reads back what Asterisk made of placed callbacks, every few seconds.
+async fn follow_callbacks(store: Store, cfg: crate::config::CallbacksSection) {
+    let (store, cfg) = (Arc::new(store), Arc::new(cfg));
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let (s, c) = (store.clone(), cfg.clone());
+        match tokio::task::spawn_blocking(move || crate::rules::callback::follow(&s, &c)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot follow placed callbacks"),
+            Err(e) => tracing::warn!(error = %e, "the callback follower failed"),
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
 /// Adds the lookups' directory hits to the store every few seconds.

@@ -192,6 +192,44 @@ pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &s
     placed
 }
 
+/// Reads back what Asterisk made of every placed callback still `queued`
+/// (`outgoing_done/` and its `Status:` line) into `callbacks`; returns how
+/// many finished.
+pub fn follow(store: &Store, cfg: &CallbacksSection) -> Result<usize, crate::store::StoreError> {
+    use calltrail_sinks::callfile::{CallFileOutcome, CallStatus};
+    let queued = store.with_conn(callbacks::queued)?;
+    let mut finished = 0;
+    for (action_id, name) in queued {
+        let (status, attempts, reason) = match callfile::outcome(&cfg.spool, &name) {
+            Ok(CallFileOutcome::Pending(_)) => continue,
+            Ok(CallFileOutcome::Done { status, attempts }) => (
+                match status {
+                    CallStatus::Completed => "completed",
+                    CallStatus::Expired => "expired",
+                    CallStatus::Failed => "failed",
+                },
+                Some(attempts),
+                None,
+            ),
+            Ok(CallFileOutcome::Missing) => (
+                "cancelled",
+                None,
+                Some("the call file left the spool without being archived"),
+            ),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "cannot read a callback's call file back");
+                continue;
+            }
+        };
+        store.with_conn(|c| {
+            callbacks::finish(c, &action_id, status, attempts, reason, Utc::now())
+        })?;
+        tracing::info!(action = %action_id, status, "callback finished");
+        finished += 1;
+    }
+    Ok(finished)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,12 @@ CREATE TABLE IF NOT EXISTS callbacks (
     method      VARCHAR NOT NULL,
     placed_as   VARCHAR,
     status      VARCHAR NOT NULL,
+    attempts    INTEGER,
     reason      VARCHAR,
     created_at  TIMESTAMP NOT NULL,
     updated_at  TIMESTAMP NOT NULL
 );
+ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS attempts INTEGER;
 "#;
 
 /// One callback attempt.
@@ -45,7 +47,9 @@ pub fn record(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO callbacks (action_id, caller, episode_opened_at, queue, agent, method,
+             placed_as, status, reason, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (action_id) DO UPDATE SET placed_as = excluded.placed_as,
              status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at",
         params![
@@ -63,6 +67,41 @@ pub fn record(
         ],
     )
     .map_err(db("recording a callback"))?;
+    Ok(())
+}
+
+/// The callbacks placed and not finished: `(action_id, file name)`.
+pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut q = conn
+        .prepare_cached(
+            "SELECT action_id, placed_as FROM callbacks
+             WHERE status = 'queued' AND placed_as IS NOT NULL ORDER BY created_at",
+        )
+        .map_err(db("preparing the queued callbacks scan"))?;
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db("reading queued callbacks"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(db("reading a queued callback"))
+}
+
+/// What Asterisk made of a placed callback: `completed` (the first leg
+/// answered), `expired` (every attempt failed), `failed` (Asterisk refused
+/// the file), `cancelled` (the file vanished without being archived).
+pub fn finish(
+    conn: &Connection,
+    action_id: &str,
+    status: &str,
+    attempts: Option<u32>,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE callbacks SET status = ?, attempts = ?, reason = coalesce(?, reason), updated_at = ?
+         WHERE action_id = ?",
+        params![status, attempts, reason, ts(now), action_id],
+    )
+    .map_err(db("recording a callback's outcome"))?;
     Ok(())
 }
 

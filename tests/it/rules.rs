@@ -494,6 +494,24 @@ action = "callback"
             == 0
     }));
     assert_eq!(spool_files(dir.path(), "outgoing").len(), 2);
+    // The archived one is read back as completed.
+    let archived = done
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            query_json(
+                &cfg,
+                &format!("SELECT status, attempts FROM callbacks WHERE placed_as = '{archived}'"),
+            )
+            .first()
+            .is_some_and(|r| r["status"] == "completed")
+        }),
+        "{:?}",
+        query_json(&cfg, "SELECT * FROM callbacks")
+    );
     assert_eq!(spool_files(dir.path(), "outgoing_done").len(), 1);
     assert!(spool_files(dir.path(), "tmp").is_empty());
     drop(daemon);
