@@ -351,22 +351,30 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     Ok(report)
 }
 
-/// The dialplan lookup's index, loaded from the store and then kept
-/// current by the state deriver.
+/// The dialplan lookup's index: kept current by the state deriver from
+/// now on, and read from the store in the background (a long history takes
+/// seconds; lookups meanwhile answer "not ready" and the dialplan routes
+/// normally, while ingest goes on).
 fn lookup_index(cfg: &Config, store: &Store, clock: Clock) -> anyhow::Result<Arc<Index>> {
-    let started = std::time::Instant::now();
     let index = Arc::new(Index::new(cfg, clock).context("[lookup] in the config")?);
-    let sizes = index
-        .load(store)
-        .context("loading the lookup's index from the store")?;
     store.observe_state(index.clone());
-    tracing::info!(
-        parties = sizes.parties,
-        agents = sizes.agents,
-        known_numbers = sizes.numbers,
-        ms = started.elapsed().as_millis() as u64,
-        "lookup index loaded"
-    );
+    let (i, s) = (index.clone(), store.handle()?);
+    std::thread::Builder::new()
+        .name("lookup-load".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match i.load(&s) {
+                Ok(sizes) => tracing::info!(
+                    parties = sizes.parties,
+                    agents = sizes.agents,
+                    known_numbers = sizes.numbers,
+                    ms = started.elapsed().as_millis() as u64,
+                    "lookup index loaded"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot load the lookup's index; lookups answer 503 until a restart"),
+            }
+        })
+        .context("starting the lookup index loader")?;
     Ok(index)
 }
 

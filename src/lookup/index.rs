@@ -41,7 +41,18 @@ pub struct Index {
     directory: RwLock<HashMap<String, Arc<Entry>>>,
     /// Lookups that matched a directory entry since the last flush.
     hits: Mutex<HashMap<String, (i64, DateTime<Utc>)>>,
+    /// While the tables are being read ([`Index::load`]): the changes the
+    /// deriver committed meanwhile, applied on top once read. `None` once
+    /// loaded (lookups are answered only then).
+    loading: Mutex<Option<Vec<Changes>>>,
 }
+
+/// The index is still being read from the store (a start with a long
+/// history takes seconds): the lookup answers 503 / nothing, and the
+/// dialplan routes normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the lookup index is still loading")]
+pub struct NotReady;
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
@@ -89,27 +100,48 @@ impl Index {
             interfaces: RwLock::default(),
             directory: RwLock::default(),
             hits: Mutex::default(),
+            loading: Mutex::new(Some(Vec::new())),
         })
     }
 
-    /// Loads everything from the store (at start, before the deriver runs).
+    /// Loads everything from the store, then applies the changes committed
+    /// meanwhile and starts answering. Set the index as the store's
+    /// observer ([`Store::observe_state`]) first: then no change is lost
+    /// (one committed before the read is in it, one after is told).
     pub fn load(&self, store: &Store) -> Result<Sizes, StoreError> {
         let db = |what: &'static str| move |e: duckdb::Error| StoreError::Db { what, source: e };
-        store.with_conn(|conn| {
-            self.load_directory(conn)?;
+        let (agents, ifaces, parties) = store.with_conn(|conn| {
             let presence = read_presence(conn, None).map_err(db("reading agent_status"))?;
-            *write(&self.agents) = presence
+            let agents: HashMap<String, AgentPresence> = presence
                 .into_iter()
                 .filter_map(|(a, p)| Some((a, p?)))
                 .collect();
-            *write(&self.interfaces) = load_interfaces(conn).map_err(db("reading interfaces"))?;
+            let ifaces = load_interfaces(conn).map_err(db("reading interfaces"))?;
             let now = self.clock.now().timestamp_micros();
             let parties =
                 load_parties(conn, &self.state, now).map_err(db("reading the calls of callers"))?;
-            *write(&self.parties) = parties;
-            Ok(())
+            Ok::<_, StoreError>((agents, ifaces, parties))
         })?;
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        // The directory last, under the lock the admin API's reloads take
+        // too: a change made while the rest was read is in it.
+        store.with_conn(|conn| self.install_directory(conn))?;
+        *write(&self.agents) = agents;
+        *write(&self.interfaces) = ifaces;
+        *write(&self.parties) = parties;
+        for changes in loading.take().unwrap_or_default() {
+            self.apply(changes);
+        }
+        drop(loading);
         Ok(self.sizes())
+    }
+
+    /// Whether lookups are answered (the index is loaded).
+    pub fn ready(&self) -> bool {
+        self.loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     pub fn sizes(&self) -> Sizes {
@@ -122,6 +154,11 @@ impl Index {
 
     /// Reads the whole directory again (after a change through the API).
     pub fn load_directory(&self, conn: &duckdb::Connection) -> Result<(), StoreError> {
+        let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        self.install_directory(conn)
+    }
+
+    fn install_directory(&self, conn: &duckdb::Connection) -> Result<(), StoreError> {
         let all = directory::list(conn)?;
         *write(&self.directory) = all
             .into_iter()
@@ -137,7 +174,15 @@ impl Index {
 
     /// The decision for `number` (as the dialplan sent it), by `policy`
     /// and `window` (the configured ones when `None`).
-    pub fn lookup(&self, number: &str, policy: Option<Policy>, window: Option<Window>) -> Decision {
+    pub fn lookup(
+        &self,
+        number: &str,
+        policy: Option<Policy>,
+        window: Option<Window>,
+    ) -> Result<Decision, NotReady> {
+        if !self.ready() {
+            return Err(NotReady);
+        }
         let now = self.clock.now();
         let window = window.unwrap_or(self.window);
         let ask = Ask {
@@ -149,14 +194,18 @@ impl Index {
         };
         let shown: String = number.chars().take(MAX_NUMBER_LEN).collect();
         if let Err(why) = check_number(number) {
-            return Decision::unknown(&shown, why, &ask);
+            return Ok(Decision::unknown(&shown, why, &ask));
         }
         let key = {
             let mut n = self.normalizer.lock().unwrap_or_else(|p| p.into_inner());
             n.normalize(number.trim())
         };
         let Some(key) = key else {
-            return Decision::unknown(&shown, "not a phone number calltrail can normalize", &ask);
+            return Ok(Decision::unknown(
+                &shown,
+                "not a phone number calltrail can normalize",
+                &ask,
+            ));
         };
         let entry = read(&self.directory).get(&key).cloned();
         let facts = read(&self.parties).get(&key).cloned();
@@ -175,7 +224,7 @@ impl Index {
             h.0 += 1;
             h.1 = now;
         }
-        d
+        Ok(d)
     }
 
     /// The hits counted since the last call, to add to the store.
@@ -205,6 +254,20 @@ pub fn check_number(number: &str) -> Result<(), &'static str> {
 
 impl StateObserver for Index {
     fn committed(&self, changes: Changes) {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(buffer) = loading.as_mut() {
+            buffer.push(changes);
+            return;
+        }
+        drop(loading);
+        self.apply(changes);
+    }
+}
+
+impl Index {
+    /// Applies one commit's changes (each a whole party's facts, a whole
+    /// agent's presence, an interface seen: applying one twice is harmless).
+    fn apply(&self, changes: Changes) {
         if !changes.parties.is_empty() {
             let mut parties = write(&self.parties);
             for (p, f) in changes.parties {
@@ -310,4 +373,32 @@ fn load_parties(
     }
     flush(cur.take(), &mut batch);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_until_loaded_and_nothing_committed_meanwhile_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let cfg = crate::config::parse("[store]\npath = \"s.duckdb\"\n", &path).unwrap();
+        let store = Store::open(&cfg.store.path).unwrap();
+        let index = Index::new(&cfg, Clock::System).unwrap();
+        assert_eq!(index.lookup("+79161234567", None, None), Err(NotReady));
+        // A commit while loading: buffered, applied after the read.
+        let facts = PartyFacts {
+            calls: 3,
+            ended_calls: 3,
+            ..PartyFacts::default()
+        };
+        index.committed(Changes {
+            parties: vec![("+79161234567".into(), facts)],
+            ..Changes::default()
+        });
+        index.load(&store).unwrap();
+        let d = index.lookup("89161234567", None, None).unwrap();
+        assert_eq!((d.calls, d.first_call), (3, false));
+    }
 }

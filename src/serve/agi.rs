@@ -279,7 +279,13 @@ async fn session(stream: TcpStream, index: &Index) -> std::io::Result<()> {
             return Ok(());
         }
     };
-    let d = index.lookup(&number, policy, window);
+    let Ok(d) = index.lookup(&number, policy, window) else {
+        // Still loading: no variable set, CALLTRAIL_OK stays empty and the
+        // dialplan routes normally.
+        tracing::debug!("FastAGI lookup while the index loads: closed without an answer");
+        w.shutdown().await?;
+        return Ok(());
+    };
     for cmd in commands(&d) {
         w.write_all(cmd.as_bytes()).await?;
         // The reply: skip unsolicited HANGUP lines; a 5xx or the end of

@@ -64,7 +64,12 @@ fn decide(index: Option<&Arc<Index>>, raw: Option<&str>) -> Result<Decision, (St
             "the lookup is not running".into(),
         ));
     };
-    Ok(index.lookup(&number, p.policy, p.window))
+    index.lookup(&number, p.policy, p.window).map_err(|e| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e}: route normally and ask again in a few seconds"),
+        )
+    })
 }
 
 /// The hashcompat line of a decision, keys in the contract's order.

@@ -290,6 +290,10 @@ impl Store {
     /// Tells `observer` what every later state derivation changed, after
     /// its commit (this handle and every other; set once).
     pub fn observe_state(&self, observer: Arc<dyn crate::state::StateObserver>) {
+        // Under the deriver's lock: no derivation straddles the moment, so
+        // every commit is either before it (in what a later read of the
+        // tables sees) or told to the observer.
+        let _serial = self.state_guard();
         let _ = self.observer.set(observer);
     }
 

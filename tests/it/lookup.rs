@@ -232,7 +232,8 @@ fn every_policy_and_window_on_a_real_asterisks_files() {
         // Every line of both files is an event or a blank; wait for the
         // derived state of all that was stored.
         assert!(
-            wait_until(Duration::from_secs(60), || up(http)),
+            wait_until(Duration::from_secs(60), || up(http)
+                && daemon.log().contains("lookup index loaded")),
             "{}",
             daemon.log()
         );
@@ -409,7 +410,8 @@ poll_interval_ms = 50
         let (http, agi) = listen(&cfg, extra);
         let daemon = Daemon::start(&cfg, &dir.path().join("daemon.log"));
         assert!(
-            wait_until(Duration::from_secs(60), || up(http)),
+            wait_until(Duration::from_secs(60), || up(http)
+                && daemon.log().contains("lookup index loaded")),
             "{}",
             daemon.log()
         );

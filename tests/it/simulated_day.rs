@@ -272,11 +272,13 @@ fn lookup_differences(cfg_path: &Path, day: &Day, tables: &[Expected]) -> (usize
     for (party, w) in expect_lookup::parties(day) {
         for policy in ["last_agent", "last_contact", "first_agent"] {
             for (window, start) in windows {
-                let d = index.lookup(
-                    &party,
-                    Policy::parse(policy),
-                    Some(Window::parse(window).expect("window")),
-                );
+                let d = index
+                    .lookup(
+                        &party,
+                        Policy::parse(policy),
+                        Some(Window::parse(window).expect("window")),
+                    )
+                    .expect("loaded");
                 let (agent, at) = expect_lookup::pick(&w, policy, start);
                 let want = (agent, at, w.calls, w.ended == 0, open.contains(&party));
                 let got = (
