@@ -402,6 +402,13 @@ EOF
         sleep 0.1
     done
     echo "bench: [$n] daemon up (healthz) after $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s"
+    # The lookup's memory loads in the background (503 until then).
+    for i in $(seq 1 3000); do
+        grep -q 'lookup index loaded' "$work/daemon-$n.log" && break
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/daemon-$n.log" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "bench: [$n] lookups answered after $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s"
     local loaded
     loaded=$(grep -m1 'lookup index loaded' "$work/daemon-$n.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
     echo "bench: [$n] daemon: ${loaded#*: }"
