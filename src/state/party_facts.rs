@@ -6,7 +6,7 @@
 //! and `missed_calls`, so the lookup and the tables never disagree.
 
 use super::calls::CallRow;
-use super::party::{caller_row, calls_of, episodes, last_agent};
+use super::party::{caller_row, calls_of, episodes, last_agent, Episode, PartyCall};
 use super::StateConfig;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,8 +84,20 @@ pub fn of_party(
     names: &mut AgentNames,
 ) -> PartyFacts {
     let calls = calls_of(rows);
+    let eps = episodes(&calls, cfg, now);
+    from_parts(rows, &calls, &eps, names)
+}
+
+/// [`of_party`] from what the deriver has computed already: the rows, the
+/// calls they make ([`calls_of`]) and the episodes ([`episodes`]).
+pub fn from_parts(
+    rows: &[CallRow],
+    calls: &[PartyCall],
+    episodes: &[Episode],
+    names: &mut AgentNames,
+) -> PartyFacts {
     let mut f = PartyFacts::default();
-    if let Some(c) = caller_row(&calls) {
+    if let Some(c) = caller_row(calls) {
         f.calls = c.calls.max(0) as u32;
         f.first_seen_at = Some(c.first_seen_at);
         f.last_seen_at = Some(c.last_seen_at);
@@ -94,7 +106,7 @@ pub fn of_party(
         .iter()
         .filter(|c| c.direction == "inbound" && c.counts && c.ended_at.is_some())
         .count() as u32;
-    f.last_answered = last_agent(&calls).map(|(agent, at, _)| Contact {
+    f.last_answered = last_agent(calls).map(|(agent, at, _)| Contact {
         agent: names.get(&agent),
         at,
     });
@@ -128,11 +140,11 @@ pub fn of_party(
             }),
         }
     }
-    f.missed = episodes(&calls, cfg, now)
-        .into_iter()
+    f.missed = episodes
+        .iter()
         .find(|e| e.status == "open")
         .map(|e| OpenMissed {
-            queue: e.queue,
+            queue: e.queue.clone(),
             opened_at: e.opened_at,
             last_missed_at: e.last_missed_at,
             count: e.missed_count,

@@ -480,8 +480,15 @@ fn refresh_parties(
     let mut ins_caller = conn.appender("callers")?;
     let mut ins_last = conn.appender("last_agent")?;
     let mut ins_missed = conn.appender("missed_calls")?;
+    let mut names = super::party_facts::AgentNames::default();
+    let mut changes = changes;
     for (party, rows) in &by_party {
         let calls = calls_of(rows);
+        let eps = episodes(&calls, cfg, now);
+        if let Some(ch) = changes.as_deref_mut() {
+            let facts = super::party_facts::from_parts(rows, &calls, &eps, &mut names);
+            ch.parties.push((party.clone(), facts));
+        }
         if let Some(c) = caller_row(&calls) {
             if !known_callers.contains(party) {
                 out.push(derived::first_call(party, c.first_seen_at));
@@ -501,7 +508,7 @@ fn refresh_parties(
             }
             ins_last.append_row(params![party, agent, ts(at), call])?;
         }
-        for ep in episodes(&calls, cfg, now) {
+        for ep in eps {
             let before = old_eps.get(&(party.clone(), ep.opened_at));
             if before.is_none() {
                 out.push(derived::missed_opened(
@@ -541,11 +548,10 @@ fn refresh_parties(
     ins_last.flush()?;
     ins_missed.flush()?;
     if let Some(ch) = changes {
-        let mut names = super::party_facts::AgentNames::default();
-        for party in parties {
-            let rows = by_party.get(party).map(Vec::as_slice).unwrap_or(&[]);
-            let facts = super::party_facts::of_party(rows, cfg, now, &mut names);
-            ch.parties.push((party.clone(), facts));
+        // Parties with no call left: their facts are gone.
+        for party in parties.iter().filter(|p| !by_party.contains_key(*p)) {
+            ch.parties
+                .push((party.clone(), super::party_facts::PartyFacts::default()));
         }
     }
     Ok(())
