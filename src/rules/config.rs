@@ -5,7 +5,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The triggers a rule can have (`when`).
-pub const TRIGGERS: [&str; 6] = [
+pub const TRIGGERS: [&str; 7] = [
+    "first_call",
     "missed_opened",
     "missed_closed",
     "call_answered",
@@ -15,7 +16,7 @@ pub const TRIGGERS: [&str; 6] = [
 ];
 
 /// Triggers of the contract not built yet (issue 13's later steps).
-pub const LATER_TRIGGERS: [&str; 2] = ["first_call", "employee_lookup"];
+pub const LATER_TRIGGERS: [&str; 1] = ["employee_lookup"];
 
 /// The actions a rule can take (`action`).
 pub const ACTIONS: [&str; 3] = ["email", "webhook", "callback"];

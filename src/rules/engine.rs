@@ -132,6 +132,38 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
     Ok(p)
 }
 
+/// The caller whose first inbound call ever `ev` ends, when that call was
+/// answered (calls the PBX answered itself and member legs do not count).
+fn first_answered_call(conn: &Connection, ev: &Event) -> Result<Option<String>, StoreError> {
+    let Some(call) = &ev.call_id else {
+        return Ok(None);
+    };
+    let mut q = conn
+        .prepare_cached(
+            "WITH c AS (
+                SELECT party, min(entered_at) AS entered,
+                       bool_or(answered_at IS NOT NULL) AS answered,
+                       bool_and(ended_at IS NOT NULL) AS ended
+                FROM calls
+                WHERE pbx = ?1 AND call_id = ?2 AND direction = 'inbound'
+                  AND outcome NOT IN ('ivr', 'leg') AND party IS NOT NULL
+                GROUP BY party)
+             SELECT c.party FROM c
+             WHERE c.answered AND c.ended AND NOT EXISTS (
+                SELECT 1 FROM calls o
+                WHERE o.party = c.party AND o.direction = 'inbound'
+                  AND o.outcome NOT IN ('ivr', 'leg') AND o.entered_at < c.entered)",
+        )
+        .map_err(db("preparing the first-call check"))?;
+    let mut rows = q
+        .query(params![ev.pbx.as_ref(), call])
+        .map_err(db("checking a first call"))?;
+    match rows.next().map_err(db("checking a first call"))? {
+        Some(r) => Ok(Some(r.get(0).map_err(db("a first call's caller"))?)),
+        None => Ok(None),
+    }
+}
+
 impl RuleSet {
     /// The `[[rules]]` of `cfg` (already checked by the config), or `None`
     /// when there are none.
@@ -203,9 +235,18 @@ impl RuleSet {
         }
     }
 
-    /// The action of `rule` for `ev`, if its conditions hold.
-    fn act(&self, rule: &Rule, ev: &Event, p: &Party, now: DateTime<Utc>) -> Option<NewAction> {
+    /// The action of `rule` for `ev` under the id `id` (default
+    /// `rule:<name>:<event id>`), if its conditions hold.
+    fn act(
+        &self,
+        rule: &Rule,
+        ev: &Event,
+        p: &Party,
+        now: DateTime<Utc>,
+        id: Option<&str>,
+    ) -> Option<NewAction> {
         let r = &rule.cfg;
+        let action_id = id.map_or_else(|| action_id(r, ev), str::to_string);
         if let Some(why) = self.unmet(rule, ev, p, now) {
             tracing::debug!(rule = %r.name, event = %ev.event_id, "rule not acting: {why}");
             return None;
@@ -269,7 +310,7 @@ impl RuleSet {
                     (None, true) => None,
                 };
                 return Some(NewAction {
-                    action_id: action_id(r, ev),
+                    action_id: action_id.clone(),
                     kind: super::CALLBACK.into(),
                     event_id: ev.event_id.clone(),
                     payload: serde_json::to_string(&payload).ok()?,
@@ -281,7 +322,7 @@ impl RuleSet {
                 let body = serde_json::json!({
                     "rule": r.name,
                     "when": r.when,
-                    "action_id": action_id(r, ev),
+                    "action_id": action_id,
                     "event": vars.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                 });
                 let p = WebhookPayload {
@@ -293,7 +334,7 @@ impl RuleSet {
             _ => return None,
         };
         Some(NewAction {
-            action_id: action_id(r, ev),
+            action_id: action_id.clone(),
             kind: kind.into(),
             event_id: ev.event_id.clone(),
             payload,
@@ -362,10 +403,28 @@ impl StateActions for RuleSet {
         now: DateTime<Utc>,
     ) -> Result<Vec<NewAction>, StoreError> {
         let mut out = Vec::new();
+        let first_rules: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.cfg.when == "first_call")
+            .collect();
         for ev in input.iter().chain(derived) {
             let Some(trigger) = trigger_of(ev) else {
                 continue;
             };
+            // `first_call`: the end of a caller's first inbound call ever,
+            // answered; once per caller (the id names the caller, so the
+            // CDR row and the queue_log end of one call make one action).
+            if trigger == "call_ended" && !first_rules.is_empty() {
+                if let Some(caller) = first_answered_call(conn, ev)? {
+                    let mut p = party_of(conn, ev, now)?;
+                    p.caller = Some(caller.clone());
+                    for r in &first_rules {
+                        let id = format!("rule:{}:first_call:{caller}", r.cfg.name);
+                        out.extend(self.act(r, ev, &p, now, Some(&id)));
+                    }
+                }
+            }
             let rules: Vec<&Rule> = self
                 .rules
                 .iter()
@@ -375,7 +434,7 @@ impl StateActions for RuleSet {
                 continue;
             }
             let p = party_of(conn, ev, now)?;
-            out.extend(rules.iter().filter_map(|r| self.act(r, ev, &p, now)));
+            out.extend(rules.iter().filter_map(|r| self.act(r, ev, &p, now, None)));
         }
         Ok(out)
     }

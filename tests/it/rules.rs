@@ -516,3 +516,91 @@ action = "callback"
     assert!(spool_files(dir.path(), "tmp").is_empty());
     drop(daemon);
 }
+
+#[test]
+fn first_call_fires_once_when_the_first_call_ever_was_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[store]
+path = "s.duckdb"
+[numbers]
+default_region = "RU"
+[email]
+outbox = "outbox"
+[[sources]]
+name = "q"
+kind = "asterisk_queue_log"
+path = "queue_log"
+pbx = "pbx1"
+poll_interval_ms = 50
+[[rules]]
+name = "welcome"
+when = "first_call"
+action = "email"
+to = ["sales@pbx.example"]
+subject = "New client {{ caller }} talked to {{ agent }}"
+"#,
+    )
+    .expect("config");
+    let t = chrono::Utc::now().timestamp() - 900;
+    let answered = |id: &str, caller: &str, at: i64, end: bool| {
+        let mut s = format!(
+            "{at}|{id}|support|NONE|ENTERQUEUE||{caller}|1\n{}|{id}|support|PJSIP/201|CONNECT|2|{id}.2|1\n",
+            at + 2
+        );
+        if end {
+            s += &format!("{}|{id}|support|PJSIP/201|COMPLETECALLER|2|20|1\n", at + 22);
+        }
+        s
+    };
+    let lost = |id: &str, caller: &str, at: i64| {
+        format!(
+            "{at}|{id}|support|NONE|ENTERQUEUE||{caller}|1\n{}|{id}|support|NONE|ABANDON|1|1|30\n",
+            at + 30
+        )
+    };
+    let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
+    // H: answered first call, then another; I: lost first, answered second;
+    // J: answered first call still going on.
+    let log = answered("h1", "89161110008", t, true)
+        + &answered("h2", "89161110008", t + 100, true)
+        + &lost("i1", "89161110009", t)
+        + &answered("i2", "89161110009", t + 100, true)
+        + &answered("j1", "89161110010", t + 200, false);
+    append(&dir.path().join("queue_log"), log.as_bytes());
+    assert!(
+        wait_until(Duration::from_secs(30), || outbox(dir.path()).len() == 1),
+        "{:?}\n{}",
+        outbox(dir.path()),
+        daemon.log()
+    );
+    assert!(outbox(dir.path())[0].contains("Subject: New client +79161110008 talked to 201"));
+    // J's call ends: now it fires, once.
+    append(
+        &dir.path().join("queue_log"),
+        format!("{}|j1|support|PJSIP/201|COMPLETEAGENT|2|30|1\n", t + 232).as_bytes(),
+    );
+    assert!(wait_until(Duration::from_secs(30), || outbox(dir.path())
+        .len()
+        == 2));
+    std::thread::sleep(Duration::from_secs(2));
+    let mails = outbox(dir.path());
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().any(|m| m.contains("+79161110010")));
+    assert!(!mails.iter().any(|m| m.contains("+79161110009")));
+    let ids = query_json(&cfg, "SELECT action_id FROM actions ORDER BY 1");
+    assert_eq!(
+        ids.iter()
+            .map(|r| r["action_id"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        [
+            "rule:welcome:first_call:+79161110008",
+            "rule:welcome:first_call:+79161110010"
+        ]
+    );
+    drop(daemon);
+}
