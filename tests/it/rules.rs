@@ -74,13 +74,16 @@ fn holidays() -> (String, String, String) {
     (f(0), f(1), f(2))
 }
 
-fn config(dir: &Path, url: &str, days: &(String, String, String)) -> std::path::PathBuf {
+/// A daemon's config in `dir` over an empty `queue_log` (UTC), with
+/// `rest` (calendars, rules, callbacks) after the common sections.
+fn daemon_config(dir: &Path, rest: &str) -> std::path::PathBuf {
     let cfg = dir.join("c.toml");
     std::fs::write(dir.join("queue_log"), "").expect("queue_log");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    std::fs::write(&cfg, format!("{COMMON}{rest}")).expect("config");
+    cfg
+}
+
+const COMMON: &str = r#"
 [store]
 path = "s.duckdb"
 [numbers]
@@ -95,6 +98,13 @@ path = "queue_log"
 pbx = "pbx1"
 timezone = "UTC"
 poll_interval_ms = 50
+"#;
+
+fn config(dir: &Path, url: &str, days: &(String, String, String)) -> std::path::PathBuf {
+    daemon_config(
+        dir,
+        &format!(
+            r#"
 
 [calendars.shut_today]
 timezone = "UTC"
@@ -142,8 +152,6 @@ to = ["vip@pbx.example"]
             tomorrow = days.1,
         ),
     )
-    .expect("config");
-    cfg
 }
 
 fn lines(ago: i64) -> String {
@@ -347,23 +355,9 @@ fn a_missed_caller_is_called_back_once_through_the_spool() {
     for d in ["spool/outgoing", "spool/outgoing_done"] {
         std::fs::create_dir_all(dir.path().join(d)).expect("spool");
     }
-    std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = daemon_config(
+        dir.path(),
         r#"
-[store]
-path = "s.duckdb"
-[numbers]
-default_region = "RU"
-[email]
-outbox = "outbox"
-[[sources]]
-name = "q"
-kind = "asterisk_queue_log"
-path = "queue_log"
-pbx = "pbx1"
-poll_interval_ms = 50
 [callbacks]
 spool = "spool"
 [[rules]]
@@ -371,8 +365,7 @@ name = "cb"
 when = "missed_opened"
 action = "callback"
 "#,
-    )
-    .expect("config");
+    );
     let t = chrono::Utc::now().timestamp() - 600;
     let log = format!(
         // A: lost, nobody to stick to. E: talked to 202 before, then lost.
@@ -520,23 +513,9 @@ action = "callback"
 #[test]
 fn first_call_fires_once_when_the_first_call_ever_was_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("queue_log"), "").expect("queue_log");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = daemon_config(
+        dir.path(),
         r#"
-[store]
-path = "s.duckdb"
-[numbers]
-default_region = "RU"
-[email]
-outbox = "outbox"
-[[sources]]
-name = "q"
-kind = "asterisk_queue_log"
-path = "queue_log"
-pbx = "pbx1"
-poll_interval_ms = 50
 [[rules]]
 name = "welcome"
 when = "first_call"
@@ -544,8 +523,7 @@ action = "email"
 to = ["sales@pbx.example"]
 subject = "New client {{ caller }} talked to {{ agent }}"
 "#,
-    )
-    .expect("config");
+    );
     let t = chrono::Utc::now().timestamp() - 900;
     let answered = |id: &str, caller: &str, at: i64, end: bool| {
         let mut s = format!(
