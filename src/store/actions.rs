@@ -5,6 +5,30 @@
 //! state deriver derives, inside its transaction.
 
 use super::{db, ts, NewAction, StoreError};
+
+/// Columns added to `actions` after 0.1: `result`, what the receiver
+/// answered (an SMS gateway's message id, a call file's name, an AMI
+/// ActionID).
+pub const ACTIONS_DDL: &str = "ALTER TABLE actions ADD COLUMN IF NOT EXISTS result VARCHAR;";
+
+/// The statuses of an action (docs/schema.md `actions`).
+pub mod status {
+    /// Due at `next_attempt_at`.
+    pub const PENDING: &str = "pending";
+    /// Being sent by a kind that must never be sent twice (SMS, AMI
+    /// callbacks): claimed before the send, so a crash leaves it here and
+    /// the next start reconciles it or marks it `in_doubt`.
+    pub const SENDING: &str = "sending";
+    /// May have been sent: waits for the receiver's evidence or an
+    /// operator (`calltrail actions retry|cancel`), never resent blindly.
+    pub const IN_DOUBT: &str = "in_doubt";
+    pub const DONE: &str = "done";
+    /// Gave up or refused for good (the dead letter): `last_error` says why.
+    pub const FAILED: &str = "failed";
+    pub const SKIPPED: &str = "skipped";
+    /// Cancelled by an operator.
+    pub const CANCELLED: &str = "cancelled";
+}
 use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
 use duckdb::{params, Connection};
@@ -34,7 +58,9 @@ pub fn insert(
         return Ok(0);
     }
     let mut ins = conn
-        .prepare_cached("INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)")
+        .prepare_cached("INSERT OR IGNORE INTO actions (action_id, kind, event_id, created_at, status,
+             attempts, next_attempt_at, done_at, last_error, payload)
+             VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)")
         .map_err(db("preparing the action insert"))?;
     let mut n = 0;
     for a in actions {

@@ -241,6 +241,8 @@ impl Store {
             .map_err(db("creating the state_events table"))?;
         conn.execute_batch(crate::state::schema::DDL)
             .map_err(db("creating the state tables"))?;
+        conn.execute_batch(actions::ACTIONS_DDL)
+            .map_err(db("adding the actions' result column"))?;
         conn.execute_batch(callbacks::CALLBACKS_DDL)
             .map_err(db("creating the callbacks table"))?;
         conn.execute_batch(directory::DIRECTORY_DDL)
