@@ -6,12 +6,14 @@
 //! [`is_transient`](SinkError::is_transient) tells the caller whether to
 //! retry with backoff.
 
+pub mod ami;
 pub mod callfile;
 mod email;
 mod error;
 mod kafka;
 mod outbox;
 mod sanitize;
+pub mod sms;
 
 pub use email::{EmailMessage, Mailer, SendOutcome, SmtpConfig, SmtpMailer, SmtpTls};
 pub use error::SinkError;
