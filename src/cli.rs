@@ -92,6 +92,14 @@ pub enum Command {
         #[command(subcommand)]
         action: NumbersCommand,
     },
+    /// The actions outbox (emails, webhooks, callbacks, SMS that rules
+    /// queued): list them with their status and last error; retry or
+    /// cancel one by hand. Through the running daemon's admin API while
+    /// `run` holds the store. See docs/actions.md.
+    Actions {
+        #[command(subcommand)]
+        action: ActionsCommand,
+    },
     /// Is a calendar (`[calendars.NAME]`) or an Asterisk time spec
     /// ("09:00-17:59,mon-fri,*,*") open at an instant, and when does it
     /// open or close next (like Asterisk's TESTTIME).
@@ -145,6 +153,67 @@ pub enum NumbersCommand {
     },
     /// Every entry as CSV on stdout, in the form `numbers import` reads.
     Export,
+}
+
+/// `calltrail actions …`.
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// The newest actions (id, kind, status, attempts, when, last error).
+    ///
+    /// Statuses: pending (waiting for its time), sending (being sent now),
+    /// in_doubt (may have been sent: needs an operator), done, failed
+    /// (gave up: see last_error), skipped (never run), cancelled.
+    #[command(
+        after_help = "Examples:\n  calltrail actions list --status failed --status in_doubt\n  calltrail actions list --kind sms --since 24h --format json\n  calltrail actions list --due"
+    )]
+    List {
+        /// Only this status (repeat the flag, or comma-separate, for several).
+        #[arg(
+            long = "status",
+            value_name = "STATUS",
+            value_delimiter = ',',
+            value_parser = clap::builder::PossibleValuesParser::new(crate::store::action_admin::STATUSES)
+        )]
+        statuses: Vec<String>,
+        /// Only this kind (email, webhook, callback, sms, …).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only actions created since: an age (90m, 12h, 7d), a UTC day or
+        /// time (2026-11-20, "2026-11-20 06:00") or an RFC 3339 instant.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only ids starting with this (e.g. `rule:vip-sms:`).
+        #[arg(long, value_name = "PREFIX")]
+        id: Option<String>,
+        /// Only pending actions whose time has come (what the worker runs next).
+        #[arg(long)]
+        due: bool,
+        /// At most this many rows, the newest.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+        /// Output format (the table cuts last_error short; CSV and JSON
+        /// have every column, payload and result included).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Put actions back to pending, due now: a failed one (after fixing
+    /// its cause), a cancelled one, or one in_doubt that you checked was
+    /// NOT carried out (an SMS the phone never got, a callback that never
+    /// rang) — it is then sent again. Refused for done, skipped, pending
+    /// and sending actions.
+    Retry {
+        /// Action ids, as `actions list` shows them.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Cancel actions so they are never run (again): pending, in_doubt
+    /// (you checked it was carried out, or it no longer matters) or
+    /// failed. Refused for done, skipped, cancelled and sending actions.
+    Cancel {
+        /// Action ids, as `actions list` shows them.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
 }
 
 /// The fields `numbers add` / `numbers set` take. DATE: `YYYY-MM-DD` (a

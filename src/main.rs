@@ -205,6 +205,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             calltrail::numbers::run(&cfg, action, clock, &mut stdout.lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Actions { action } => {
+            let cfg = load(&cli)?;
+            let stdout = std::io::stdout();
+            let all = calltrail::actions::cli::run(
+                &cfg,
+                action,
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )?;
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Rederive => {
             let cfg = load(&cli)?;
             let store = calltrail::store::Store::open(&cfg.store.path)

@@ -217,6 +217,15 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     let stop = Arc::new(AtomicBool::new(false));
     let kafka_wake = Arc::new(Notify::new());
     let action_wake = Arc::new(Notify::new());
+    if let Some(index) = &index {
+        if let Some(e) = crate::rules::employee::EmployeeCallbacks::new(
+            cfg,
+            store.handle()?,
+            action_wake.clone(),
+        )? {
+            index.set_hook(Arc::new(e));
+        }
+    }
     let (mode_tx, mode_rx) = watch::channel(Mode::Run);
 
     // Input events and derived state changes are published by two tasks,
@@ -246,10 +255,22 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         }
         None => Vec::new(),
     };
+    let senders = actions::Senders {
+        mailer,
+        callbacks: cfg.callbacks.clone(),
+        ami: cfg.callbacks.ami_client().context("[callbacks.ami]")?,
+        // The folder is created only when a rule sends SMS.
+        sms: if cfg.rules.list.iter().any(|r| r.action == "sms") {
+            cfg.sms.gateway().context("[sms]")?
+        } else {
+            calltrail_sinks::sms::Gateway::Folder(calltrail_sinks::sms::FolderConfig::new(
+                &cfg.sms.folder,
+            ))
+        },
+    };
     let worker = tokio::spawn(actions::run(
         store.handle()?,
-        mailer,
-        cfg.callbacks.clone(),
+        senders,
         action_wake.clone(),
         mode_rx.clone(),
     ));
@@ -416,7 +437,12 @@ async fn follow_callbacks(store: Store, cfg: crate::config::CallbacksSection) {
     loop {
         tick.tick().await;
         let (s, c) = (store.clone(), cfg.clone());
-        match tokio::task::spawn_blocking(move || crate::rules::callback::follow(&s, &c)).await {
+        match tokio::task::spawn_blocking(move || {
+            crate::rules::callback::follow(&s, &c)?;
+            crate::rules::callback_ami::reconcile(&s)
+        })
+        .await
+        {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot follow placed callbacks"),
             Err(e) => tracing::warn!(error = %e, "the callback follower failed"),
             Ok(Ok(_)) => {}

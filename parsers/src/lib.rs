@@ -25,7 +25,7 @@ pub mod time;
 pub use agent::AgentResolver;
 pub use event::{Direction, Disposition, Event, EventKind, SourceKind, Str};
 pub use event_ref::{DataFields, EventRef};
-pub use phone::{NumberConfig, NumberNormalizer};
+pub use phone::{LineKind, NumberConfig, NumberNormalizer};
 pub use queue_log::{QueueLogError, QueueLogParser};
 pub use text::Charset;
 

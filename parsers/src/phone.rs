@@ -183,9 +183,67 @@ impl NumberNormalizer {
     }
 }
 
+/// What kind of line a number is, as libphonenumber's metadata says
+/// (SMS rules send only to mobiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Mobile,
+    /// Numbering plans that do not tell (US, CA, …): may be a mobile.
+    FixedLineOrMobile,
+    FixedLine,
+    /// Toll-free, premium, VoIP, pager, …
+    Other,
+    /// Not a valid international number.
+    Invalid,
+}
+
+impl LineKind {
+    /// The kind of an E.164 number (`+` and digits).
+    pub fn of(e164: &str) -> LineKind {
+        use phonenumber::metadata::DATABASE;
+        use phonenumber::Type;
+        if !e164.starts_with('+') {
+            return LineKind::Invalid;
+        }
+        let Ok(n) = phonenumber::parse(None, e164) else {
+            return LineKind::Invalid;
+        };
+        if !phonenumber::is_valid(&n) {
+            return LineKind::Invalid;
+        }
+        match n.number_type(&DATABASE) {
+            Type::Mobile => LineKind::Mobile,
+            Type::FixedLineOrMobile => LineKind::FixedLineOrMobile,
+            Type::FixedLine => LineKind::FixedLine,
+            _ => LineKind::Other,
+        }
+    }
+
+    /// The name used in reasons and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Mobile => "mobile",
+            LineKind::FixedLineOrMobile => "fixed_line_or_mobile",
+            LineKind::FixedLine => "fixed_line",
+            LineKind::Other => "other",
+            LineKind::Invalid => "invalid",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_kinds() {
+        assert_eq!(LineKind::of("+79161234567"), LineKind::Mobile);
+        assert_eq!(LineKind::of("+74951234567"), LineKind::FixedLine);
+        assert_eq!(LineKind::of("+12015550123"), LineKind::FixedLineOrMobile);
+        assert_eq!(LineKind::of("+80012340000"), LineKind::Other);
+        assert_eq!(LineKind::of("79161234567"), LineKind::Invalid);
+        assert_eq!(LineKind::of("+7"), LineKind::Invalid);
+    }
 
     fn norm(region: &str) -> NumberNormalizer {
         NumberNormalizer::new(NumberConfig {

@@ -1,5 +1,6 @@
 //! The action worker: runs the outbox rows that rules created (emails;
-//! webhooks, POSTed at least once with an `Idempotency-Key`).
+//! webhooks, POSTed at least once with an `Idempotency-Key`; callbacks;
+//! SMS, never twice: [`sms`]).
 //!
 //! An action is marked done only after it was carried out. Outbox email is
 //! exactly-once (the file name is the action id; an existing file means it
@@ -11,7 +12,7 @@
 
 use crate::publish::Mode;
 use crate::rules::callback::Placed;
-use crate::rules::{EmailPayload, WebhookPayload, CALLBACK, EMAIL, WEBHOOK};
+use crate::rules::{EmailPayload, WebhookPayload, CALLBACK, DIGEST, EMAIL, SMS, WEBHOOK};
 use crate::store::{PendingAction, Store};
 use calltrail_sinks::{EmailMessage, Mailer};
 use chrono::Utc;
@@ -19,7 +20,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+pub mod cli;
+pub mod digest;
+pub mod sms;
+
 const MAX_ATTEMPTS: u32 = 20;
+
+/// What the worker sends with.
+pub struct Senders {
+    pub mailer: Mailer,
+    pub callbacks: crate::config::CallbacksSection,
+    /// `[callbacks] method = "ami"`.
+    pub ami: Option<calltrail_sinks::ami::AmiClient>,
+    pub sms: calltrail_sinks::sms::Gateway,
+}
 
 /// Counts of what the worker did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,19 +42,28 @@ pub struct ActionStats {
     pub already_done: u64,
     pub failed: u64,
     pub retried: u64,
+    /// Sends whose outcome is unknown (left for an operator).
+    pub in_doubt: u64,
 }
 
 /// Runs until `mode` is `Drain` and nothing is due.
 pub async fn run(
     store: Store,
-    mailer: Mailer,
-    callbacks: crate::config::CallbacksSection,
+    senders: Senders,
     wake: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
 ) -> ActionStats {
+    let Senders {
+        mailer,
+        callbacks,
+        ami,
+        sms: gateway,
+    } = senders;
     let callbacks = Arc::new(callbacks);
+    let gateway = Arc::new(gateway);
     let store = Arc::new(store);
     let mut stats = ActionStats::default();
+    reconcile(&store, &gateway).await;
     loop {
         let s = store.clone();
         let due = match tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 100)).await {
@@ -67,6 +90,38 @@ pub async fn run(
             continue;
         }
         for a in due {
+            if a.kind == SMS {
+                match sms::send(&store, &gateway, &a).await {
+                    sms::Settled::Sent => stats.sent += 1,
+                    sms::Settled::Already => stats.already_done += 1,
+                    sms::Settled::Failed => stats.failed += 1,
+                    sms::Settled::Retried => stats.retried += 1,
+                    sms::Settled::InDoubt => stats.in_doubt += 1,
+                    sms::Settled::NotClaimed => {}
+                }
+                continue;
+            }
+            if let (true, Some(client)) = (a.kind == CALLBACK, &ami) {
+                use crate::rules::callback_ami::{place, Settled};
+                match place(&store, &callbacks, client, &a).await {
+                    Settled::Placed => stats.sent += 1,
+                    Settled::Failed => stats.failed += 1,
+                    Settled::Retried => stats.retried += 1,
+                    Settled::InDoubt => stats.in_doubt += 1,
+                    Settled::Skipped | Settled::NotClaimed => {}
+                }
+                continue;
+            }
+            if a.kind == DIGEST {
+                match digest::send(&store, &mailer, &a).await {
+                    digest::Settled::Sent => stats.sent += 1,
+                    digest::Settled::Already => stats.already_done += 1,
+                    digest::Settled::Failed => stats.failed += 1,
+                    digest::Settled::Retried => stats.retried += 1,
+                    digest::Settled::NotClaimed => {}
+                }
+                continue;
+            }
             let outcome = if a.kind == CALLBACK {
                 let (s, cfg, act) = (store.clone(), callbacks.clone(), a.clone());
                 match tokio::task::spawn_blocking(move || {
@@ -136,6 +191,51 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// Settles what a stopped daemon left `sending`: SMS by asking the
+/// gateway where it can tell, anything else `in_doubt`.
+async fn reconcile(store: &Arc<Store>, gateway: &Arc<calltrail_sinks::sms::Gateway>) {
+    let s = store.clone();
+    let rows = match tokio::task::spawn_blocking(move || s.unsettled_actions()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the actions left sending");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "action store task failed");
+            return;
+        }
+    };
+    if rows.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        count = rows.len(),
+        "actions were being sent when the daemon stopped; reconciling"
+    );
+    let (texts, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|a| a.kind == SMS);
+    sms::reconcile(store, gateway, texts).await;
+    for a in others {
+        let s = store.clone();
+        let id = a.action_id.clone();
+        let digest = a.kind == DIGEST;
+        let _ = tokio::task::spawn_blocking(move || {
+            if digest {
+                // Email is at least once: send it (again) with its Message-ID.
+                s.release_action(&id, "the daemon stopped while sending", Utc::now())
+            } else {
+                s.settle_action(
+                    &id,
+                    crate::store::actions::status::IN_DOUBT,
+                    Some("the daemon stopped while sending; outcome unknown"),
+                    None,
+                )
+            }
+        })
+        .await;
     }
 }
 

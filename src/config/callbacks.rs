@@ -45,6 +45,58 @@ pub struct CallbacksSection {
     pub retry_time_s: u32,
     #[serde(default = "default_wait_time_s")]
     pub wait_time_s: u32,
+    /// `method = "ami"`: the Asterisk Manager Interface to Originate on.
+    pub ami: Option<AmiSection>,
+}
+
+/// `[callbacks.ami]`: where and as whom calltrail logs in to AMI (an
+/// account with `read = call`, `write = originate`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiSection {
+    #[serde(default = "default_ami_host")]
+    pub host: String,
+    #[serde(default = "default_ami_port")]
+    pub port: u16,
+    pub username: String,
+    /// `[callbacks.ami.secret]` env = "…" or file = "…".
+    pub secret: super::SecretRef,
+}
+
+fn default_ami_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_ami_port() -> u16 {
+    5038
+}
+
+impl CallbacksSection {
+    /// The AMI client of `method = "ami"` (its secret read), else `None`.
+    pub fn ami_client(&self) -> anyhow::Result<Option<calltrail_sinks::ami::AmiClient>> {
+        if self.method != "ami" {
+            return Ok(None);
+        }
+        let a = self
+            .ami
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("[callbacks] method = \"ami\" needs [callbacks.ami]"))?;
+        let mut cfg = calltrail_sinks::ami::AmiConfig::new(
+            &a.host,
+            &a.username,
+            a.secret.read("callbacks.ami.secret")?,
+        );
+        cfg.port = a.port;
+        Ok(Some(calltrail_sinks::ami::AmiClient::new(cfg)))
+    }
+
+    pub(super) fn resolve_paths(&mut self, base: &std::path::Path) {
+        if self.spool.is_relative() {
+            self.spool = base.join(&self.spool);
+        }
+        if let Some(a) = &mut self.ami {
+            a.secret.resolve(base);
+        }
+    }
 }
 
 impl Default for CallbacksSection {
@@ -61,6 +113,7 @@ impl Default for CallbacksSection {
             max_retries: default_max_retries(),
             retry_time_s: default_retry_time_s(),
             wait_time_s: default_wait_time_s(),
+            ami: None,
         }
     }
 }
@@ -109,12 +162,45 @@ impl CallbacksSection {
                 found,
             })
         };
-        if self.method != "call_file" {
+        if !["call_file", "ami"].contains(&self.method.as_str()) {
             bad(
                 "method",
-                "\"call_file\" (AMI Originate is not available in this version yet)",
+                "\"call_file\" (Asterisk's spool) or \"ami\" (Originate)",
                 format!("{:?}", self.method),
             );
+        }
+        match (&self.ami, self.method.as_str()) {
+            (None, "ami") => bad(
+                "ami",
+                "a [callbacks.ami] section (host, port, username, secret)",
+                "none".into(),
+            ),
+            (Some(a), _) => {
+                if a.username.is_empty()
+                    || a.username.contains(|c: char| c.is_control() || c == ':')
+                {
+                    bad(
+                        "ami.username",
+                        "the AMI account's name (manager.conf)",
+                        format!("{:?}", a.username),
+                    );
+                }
+                if !a.secret.is_set() {
+                    bad(
+                        "ami.secret",
+                        "env = \"VAR\" or file = \"path\"",
+                        "neither".into(),
+                    );
+                }
+                if a.host.is_empty() || a.host.contains(|c: char| c.is_whitespace() || c == '/') {
+                    bad(
+                        "ami.host",
+                        "a host name or address",
+                        format!("{:?}", a.host),
+                    );
+                }
+            }
+            _ => {}
         }
         if !["agent_first", "caller_first"].contains(&self.connect.as_str()) {
             bad(

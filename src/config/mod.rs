@@ -6,12 +6,14 @@ mod callbacks;
 mod http;
 mod lookup;
 mod model;
+mod sms;
 mod validate;
 
 pub use callbacks::*;
 pub use http::*;
 pub use lookup::*;
 pub use model::*;
+pub use sms::*;
 pub use validate::{
     environment_problems, is_source_name, missing_path, plausible_address, warnings, ConfigError,
     Problem,

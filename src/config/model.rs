@@ -42,6 +42,9 @@ pub struct Config {
     /// How `callback` rules call back.
     #[serde(default)]
     pub callbacks: super::CallbacksSection,
+    /// Where `sms` rules send: `[sms]`.
+    #[serde(default)]
+    pub sms: super::SmsSection,
     /// Business hours and holidays, by name: `[calendars.NAME]`.
     #[serde(default)]
     pub calendars: BTreeMap<String, crate::calendar::CalendarConfig>,
@@ -448,7 +451,8 @@ impl Config {
         };
         fix(&mut self.store.path);
         fix(&mut self.email.outbox);
-        fix(&mut self.callbacks.spool);
+        self.callbacks.resolve_paths(base);
+        self.sms.resolve_paths(base);
         for f in [&mut self.http.token_file, &mut self.http.admin_token_file]
             .into_iter()
             .flatten()

@@ -390,6 +390,7 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
         &cfg.calendars,
     ));
     out.extend(cfg.callbacks.problems());
+    out.extend(cfg.sms.problems());
     let zone = crate::numbers::zone(cfg);
     for (name, c) in &cfg.calendars {
         for e in crate::calendar::Calendar::problems(c, zone) {

@@ -45,6 +45,16 @@ pub struct Index {
     /// deriver committed meanwhile, applied on top once read. `None` once
     /// loaded (lookups are answered only then).
     loading: Mutex<Option<Vec<Changes>>>,
+    /// Told of every answered lookup (`employee_lookup` rules).
+    hook: std::sync::OnceLock<Arc<dyn LookupHook>>,
+}
+
+/// Something to do when a lookup is answered (it must be quick: the
+/// dialplan waits for the answer, not for the hook's work).
+pub trait LookupHook: Send + Sync {
+    /// `call` is the dialplan's call id when it gave one (`call=${UNIQUEID}`
+    /// over HTTP, `agi_uniqueid` over FastAGI).
+    fn looked_up(&self, d: &Decision, call: Option<&str>);
 }
 
 /// The index is still being read from the store (a start with a long
@@ -101,6 +111,7 @@ impl Index {
             directory: RwLock::default(),
             hits: Mutex::default(),
             loading: Mutex::new(Some(Vec::new())),
+            hook: std::sync::OnceLock::new(),
         })
     }
 
@@ -174,6 +185,26 @@ impl Index {
 
     /// The decision for `number` (as the dialplan sent it), by `policy`
     /// and `window` (the configured ones when `None`).
+    /// Sets the hook told of every answered lookup (once).
+    pub fn set_hook(&self, hook: Arc<dyn LookupHook>) {
+        let _ = self.hook.set(hook);
+    }
+
+    /// [`Index::lookup`], then the hook (the dialplan's lookups).
+    pub fn lookup_call(
+        &self,
+        number: &str,
+        policy: Option<Policy>,
+        window: Option<Window>,
+        call: Option<&str>,
+    ) -> Result<Decision, NotReady> {
+        let d = self.lookup(number, policy, window)?;
+        if let Some(h) = self.hook.get() {
+            h.looked_up(&d, call);
+        }
+        Ok(d)
+    }
+
     pub fn lookup(
         &self,
         number: &str,

@@ -74,6 +74,8 @@ pub fn call_file(
     let agent = p.agent.as_deref().filter(|a| token_ok(a));
     let queue = p.queue.as_deref().filter(|q| token_ok(q));
     let channel = match (cfg.connect.as_str(), agent, queue) {
+        // An employee's callback: dial them, then the rule's context.
+        _ if p.context.is_some() => cfg.caller_channel.replace("{number}", &p.caller),
         ("caller_first", _, _) => cfg.caller_channel.replace("{number}", &p.caller),
         (_, Some(a), _) => cfg.agent_channel.replace("{agent}", a),
         (_, None, Some(q)) => cfg.queue_channel.replace("{queue}", q),
@@ -102,7 +104,7 @@ pub fn call_file(
         channel,
         callerid_name: cfg.callerid_name.clone(),
         callerid_num: p.caller.clone(),
-        context: cfg.context.clone(),
+        context: p.context.clone().unwrap_or_else(|| cfg.context.clone()),
         extension: "s".into(),
         priority: 1,
         max_retries: cfg.max_retries,
@@ -116,7 +118,7 @@ pub fn call_file(
     })
 }
 
-fn row_of<'a>(
+pub fn row_of<'a>(
     action_id: &'a str,
     p: &'a CallbackPayload,
     status: &'a str,
@@ -136,6 +138,25 @@ fn row_of<'a>(
     }
 }
 
+/// Why the callback of `p` is not wanted any more, if it is not: its
+/// episode closed (the caller got through, was called, or it expired), or
+/// the caller is blacklisted now. Checked right before each attempt.
+pub fn unwanted(
+    store: &Store,
+    p: &CallbackPayload,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let now = Utc::now();
+    store.with_conn(|c| -> Result<Option<String>, crate::store::StoreError> {
+        if p.context.is_none() && !callbacks::episode_open(c, &p.caller, p.episode_opened_at)? {
+            return Ok(Some("the missed-call episode closed before the callback (the caller got through, was called, or it expired)".into()));
+        }
+        if directory::lookup(c, &p.caller, now)?.is_some_and(|e| e.fields.class.as_deref() == Some("blacklist")) {
+            return Ok(Some("the caller is blacklisted".into()));
+        }
+        Ok(None)
+    })
+}
+
 /// Carries out one callback action (blocking: the store and the spool).
 pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &str) -> Placed {
     let p: CallbackPayload = match serde_json::from_str(payload) {
@@ -144,16 +165,7 @@ pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &s
     };
     let now = Utc::now();
     let row = |status, placed_as, reason| row_of(action_id, &p, status, placed_as, reason);
-    let check = store.with_conn(|c| -> Result<Option<String>, crate::store::StoreError> {
-        if !callbacks::episode_open(c, &p.caller, p.episode_opened_at)? {
-            return Ok(Some("the missed-call episode closed before the callback (the caller got through, was called, or it expired)".into()));
-        }
-        if directory::lookup(c, &p.caller, now)?.is_some_and(|e| e.fields.class.as_deref() == Some("blacklist")) {
-            return Ok(Some("the caller is blacklisted".into()));
-        }
-        Ok(None)
-    });
-    match check {
+    match unwanted(store, &p) {
         Err(e) => return Placed::Retry(format!("cannot check the episode: {e}")),
         Ok(Some(why)) => {
             let _ =
@@ -260,6 +272,7 @@ mod tests {
             episode_opened_at: Utc::now(),
             queue: Some("support".into()),
             agent: Some("201".into()),
+            context: None,
         };
         assert_eq!(call_file(&cfg, "x", &p).unwrap().channel, "PJSIP/201");
         let p = CallbackPayload {

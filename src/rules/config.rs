@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The triggers a rule can have (`when`).
-pub const TRIGGERS: [&str; 7] = [
+pub const TRIGGERS: [&str; 8] = [
     "first_call",
     "missed_opened",
     "missed_closed",
@@ -13,16 +13,17 @@ pub const TRIGGERS: [&str; 7] = [
     "call_ended",
     "sla_breach_started",
     "sla_breach_ended",
+    "employee_lookup",
 ];
 
 /// Triggers of the contract not built yet (issue 13's later steps).
-pub const LATER_TRIGGERS: [&str; 1] = ["employee_lookup"];
+pub const LATER_TRIGGERS: [&str; 0] = [];
 
 /// The actions a rule can take (`action`).
-pub const ACTIONS: [&str; 3] = ["email", "webhook", "callback"];
+pub const ACTIONS: [&str; 4] = ["email", "webhook", "callback", "sms"];
 
 /// Actions of the contract not built yet.
-pub const LATER_ACTIONS: [&str; 1] = ["sms"];
+pub const LATER_ACTIONS: [&str; 0] = [];
 
 /// One `[[rules]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,8 +69,24 @@ pub struct RuleConfig {
     pub body: Option<String>,
     /// webhook: where to POST the JSON (a fixed URL, never a template).
     pub url: Option<String>,
-    /// sms: text template (not built yet).
+    /// sms: the text template.
     pub text: Option<String>,
+    /// sms: at most one message from this rule to a number, ever (the
+    /// first-call SMS with the company's contacts).
+    #[serde(default)]
+    pub once_per_number: bool,
+    /// sms: at most this many messages from this rule to a number per day
+    /// (the day of the rule's calendar zone, else the sources' zone).
+    pub per_number_per_day: Option<u32>,
+    /// sms: only numbers libphonenumber classes as mobile (default: `[sms]
+    /// mobile_only`, itself true by default).
+    pub mobile_only: Option<bool>,
+    /// email: gather the matches of this many minutes per queue into one
+    /// digest (a storm of misses is one message); none: one per match.
+    pub digest_minutes: Option<u32>,
+    /// callback of `employee_lookup`: the context the employee's answered
+    /// leg enters (extension `s`), e.g. a DISA.
+    pub context: Option<String>,
 }
 
 fn wait() -> String {
@@ -160,6 +177,44 @@ pub fn problems(
                 );
             }
         }
+        if r.action != "sms" {
+            for (key, set) in [
+                ("once_per_number", r.once_per_number),
+                ("per_number_per_day", r.per_number_per_day.is_some()),
+                ("mobile_only", r.mobile_only.is_some()),
+                ("text", r.text.is_some()),
+            ] {
+                if set {
+                    bad(
+                        key,
+                        "only on sms rules".into(),
+                        format!("set on an {} rule", r.action),
+                    );
+                }
+            }
+        }
+        if r.when == "employee_lookup" && r.action != "callback" {
+            bad(
+                "action",
+                "callback: an employee_lookup rule calls the employee back into its context".into(),
+                format!("{:?}", r.action),
+            );
+        }
+        if let Some(m) = r.digest_minutes {
+            if r.action != "email" {
+                bad(
+                    "digest_minutes",
+                    "only on email rules".into(),
+                    format!("set on an {} rule", r.action),
+                );
+            } else if !(1..=1440).contains(&m) {
+                bad(
+                    "digest_minutes",
+                    "1 to 1440 minutes (one digest per queue per that many minutes)".into(),
+                    m.to_string(),
+                );
+            }
+        }
         match r.action.as_str() {
             "email" => {
                 if r.to.is_empty() {
@@ -187,11 +242,62 @@ pub fn problems(
                 }
             }
             "callback" => {
-                if r.when != "missed_opened" {
+                if r.when != "missed_opened" && r.when != "employee_lookup" {
                     bad(
                         "when",
-                        "missed_opened: a callback calls back a missed-call episode ([callbacks] says how)".into(),
+                        "missed_opened (a callback calls back a missed-call episode) or employee_lookup ([callbacks] says how)".into(),
                         format!("{:?}", r.when),
+                    );
+                }
+                let token = |c: &str| {
+                    !c.is_empty()
+                        && c.len() <= 79
+                        && c.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                };
+                match (r.when.as_str(), &r.context) {
+                    ("employee_lookup", None) => bad(
+                        "context",
+                        "the context the employee's answered call enters, e.g. \"disa-employees\"".into(),
+                        "none".into(),
+                    ),
+                    ("employee_lookup", Some(c)) if !token(c) => bad(
+                        "context",
+                        "a dialplan context name (letters, digits, _ - .)".into(),
+                        format!("{c:?}"),
+                    ),
+                    ("employee_lookup", _) => {}
+                    (_, Some(_)) => bad(
+                        "context",
+                        "only with when = \"employee_lookup\" ([callbacks] context is the missed-call callback's)".into(),
+                        "set".into(),
+                    ),
+                    _ => {}
+                }
+            }
+            "sms" => {
+                match r.text.as_deref() {
+                    None => bad(
+                        "text",
+                        "the message's text template, e.g. \"Thank you for calling {{ company }}\""
+                            .into(),
+                        "none".into(),
+                    ),
+                    Some(t) => {
+                        if let Err(e) = super::template::check(t) {
+                            bad(
+                                "text",
+                                "a template such as \"We missed your call\"".into(),
+                                e,
+                            );
+                        }
+                    }
+                }
+                if r.per_number_per_day == Some(0) {
+                    bad(
+                        "per_number_per_day",
+                        "at least 1 (or no limit: leave it out)".into(),
+                        "0".into(),
                     );
                 }
             }

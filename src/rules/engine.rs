@@ -12,7 +12,7 @@ use super::{inline, EmailPayload, WebhookPayload, EMAIL, WEBHOOK};
 use crate::calendar::Calendar;
 use crate::config::Config;
 use crate::store::actions::StateActions;
-use crate::store::{directory, NewAction, StoreError};
+use crate::store::{digests, directory, NewAction, StoreError};
 use calltrail_parsers::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -32,6 +32,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     from: String,
     zone: Tz,
+    sms_mobile_only: bool,
+    sms_sender: Option<String>,
 }
 
 /// The trigger an event is, if any.
@@ -64,6 +66,8 @@ struct Party {
     wait_s: Option<u32>,
     /// The caller's agent of their latest answered conversation.
     agent: Option<String>,
+    /// Variables of the event's kind (an SLA breach's figures).
+    extra: Vec<(&'static str, String)>,
 }
 
 fn db(what: &'static str) -> impl Fn(duckdb::Error) -> StoreError {
@@ -79,7 +83,14 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         class: None,
         wait_s: ev.wait_s,
         agent: None,
+        extra: Vec::new(),
     };
+    if matches!(
+        ev.kind,
+        EventKind::SlaBreachStarted | EventKind::SlaBreachEnded
+    ) {
+        p.extra = breach_vars(conn, ev)?;
+    }
     if let Some(call) = &ev.call_id {
         // A state change names its call but no PBX (`*`).
         let pbx = ev.pbx.as_ref();
@@ -130,6 +141,73 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         }
     }
     Ok(p)
+}
+
+/// An SLA breach's figures: `breach_kind` (service_level, max_wait,
+/// waiting_calls), `value` and `threshold` (raw and as text: a percentage,
+/// seconds, callers), `started_utc`, `ended_utc`, `duration_min`.
+fn breach_vars(conn: &Connection, ev: &Event) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let (Some(queue), Some(info)) = (ev.queue.as_deref(), ev.info.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let kind = info.split(' ').next().unwrap_or("");
+    let Some(started) = ev
+        .event_id
+        .rsplit(':')
+        .next()
+        .and_then(|s| s.parse::<i64>().ok())
+    else {
+        return Ok(Vec::new());
+    };
+    let row: Option<(f64, f64, Option<i64>)> = {
+        let mut q = conn
+            .prepare_cached(
+                "SELECT value, threshold, epoch_us(ended_at) FROM sla_breaches
+                 WHERE queue = ? AND kind = ? AND epoch_us(started_at) = ?",
+            )
+            .map_err(db("preparing the breach lookup of a rule"))?;
+        let mut rows = q
+            .query(params![queue, kind, started])
+            .map_err(db("reading a breach"))?;
+        match rows.next().map_err(db("reading a breach"))? {
+            Some(r) => Some((
+                r.get(0).map_err(db("a breach's value"))?,
+                r.get(1).map_err(db("a breach's threshold"))?,
+                r.get(2).map_err(db("a breach's end"))?,
+            )),
+            None => None,
+        }
+    };
+    let Some((value, threshold, ended)) = row else {
+        return Ok(Vec::new());
+    };
+    // A start is mailed as a start, even when the breach is over by now.
+    let ended = ended.filter(|_| ev.kind == EventKind::SlaBreachEnded);
+    let text = |v: f64| match kind {
+        "service_level" => format!("{:.1} %", v * 100.0),
+        "max_wait" => format!("{v:.0} s"),
+        _ => format!("{v:.0}"),
+    };
+    let at = |us: i64| {
+        DateTime::from_timestamp_micros(us)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    Ok(vec![
+        ("breach_kind", kind.to_string()),
+        ("value", value.to_string()),
+        ("value_text", text(value)),
+        ("threshold", threshold.to_string()),
+        ("threshold_text", text(threshold)),
+        ("started_utc", at(started)),
+        ("ended_utc", ended.map(at).unwrap_or_default()),
+        (
+            "duration_min",
+            ended
+                .map(|e| ((e - started) / 60_000_000).to_string())
+                .unwrap_or_default(),
+        ),
+    ])
 }
 
 /// The caller whose first inbound call ever `ev` ends, when that call was
@@ -196,6 +274,8 @@ impl RuleSet {
             rules,
             from: cfg.email.from.clone(),
             zone,
+            sms_mobile_only: cfg.sms.mobile_only,
+            sms_sender: cfg.sms.sender.clone(),
         }))
     }
 
@@ -251,34 +331,22 @@ impl RuleSet {
             tracing::debug!(rule = %r.name, event = %ev.event_id, "rule not acting: {why}");
             return None;
         }
-        let (due_at, skipped) = match &rule.calendar {
-            None => (None, None),
-            Some(c) if c.is_open(now) => (None, None),
-            Some(c) if r.outside_hours == "wait" => match c.next_open(now) {
-                Some(t) => (Some(t), None),
-                None => (
-                    None,
-                    Some(format!("calendar {} does not open within 400 days", c.name)),
-                ),
-            },
-            Some(c) => (
-                None,
-                Some(format!(
-                    "outside business hours (calendar {}): dropped",
-                    c.name
-                )),
-            ),
-        };
+        let (due_at, skipped) = schedule(rule, now);
         let tz = rule.calendar.as_ref().map_or(self.zone, |c| c.tz);
         let vars = variables(r, ev, p, tz);
         let v: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let breach = r.when.starts_with("sla_breach");
         let (kind, payload) = match r.action.as_str() {
             "email" => {
-                let subject = r
-                    .subject
-                    .as_deref()
-                    .unwrap_or("[calltrail] {{ when }}: {{ caller or caller_raw }} {{ queue }}");
-                let body = r.body.as_deref().unwrap_or(DEFAULT_BODY);
+                let subject = r.subject.as_deref().unwrap_or(if breach {
+                    BREACH_SUBJECT
+                } else {
+                    "[calltrail] {{ when }}: {{ caller or caller_raw }} {{ queue }}"
+                });
+                let body =
+                    r.body
+                        .as_deref()
+                        .unwrap_or(if breach { BREACH_BODY } else { DEFAULT_BODY });
                 let render = |t: &str| template::render(t, &v);
                 let (subject, body) = match (render(subject), render(body)) {
                     (Ok(s), Ok(b)) => (inline(&s, 200), b),
@@ -303,6 +371,7 @@ impl RuleSet {
                     episode_opened_at: ev.ts,
                     queue: ev.queue.as_deref().map(str::to_string),
                     agent: p.agent.clone(),
+                    context: None,
                 };
                 let skipped = match (skipped, dialable) {
                     (Some(s), _) => Some(s),
@@ -344,9 +413,187 @@ impl RuleSet {
     }
 }
 
+/// When a matched rule acts: now (`None`), at its calendar's next opening,
+/// or never (dropped outside hours), with the reason.
+fn schedule(rule: &Rule, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<String>) {
+    match &rule.calendar {
+        None => (None, None),
+        Some(c) if c.is_open(now) => (None, None),
+        Some(c) if rule.cfg.outside_hours == "wait" => match c.next_open(now) {
+            Some(t) => (Some(t), None),
+            None => (
+                None,
+                Some(format!("calendar {} does not open within 400 days", c.name)),
+            ),
+        },
+        Some(c) => (
+            None,
+            Some(format!(
+                "outside business hours (calendar {}): dropped",
+                c.name
+            )),
+        ),
+    }
+}
+
+impl RuleSet {
+    /// The SMS of `rule` for `ev`, if its conditions hold: the caller's
+    /// number, the rendered text, the per-number limits (see
+    /// [`super::sms`]); `pending` are the step's earlier decisions.
+    #[allow(clippy::too_many_arguments)]
+    fn act_sms(
+        &self,
+        conn: &Connection,
+        rule: &Rule,
+        ev: &Event,
+        p: &Party,
+        now: DateTime<Utc>,
+        id_key: &str,
+        pending: &[NewAction],
+    ) -> Result<Option<NewAction>, StoreError> {
+        let r = &rule.cfg;
+        if let Some(why) = self.unmet(rule, ev, p, now) {
+            tracing::debug!(rule = %r.name, event = %ev.event_id, "rule not acting: {why}");
+            return Ok(None);
+        }
+        let Some(number) = p.caller.as_deref() else {
+            return Ok(None);
+        };
+        let tz = rule.calendar.as_ref().map_or(self.zone, |c| c.tz);
+        let decision = super::sms::decide(
+            conn,
+            r,
+            self.sms_mobile_only,
+            number,
+            id_key,
+            ev.ts,
+            tz,
+            pending,
+        )?;
+        let (due_at, skipped) = schedule(rule, now);
+        let vars = variables(r, ev, p, tz);
+        let v: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let text = match template::render(r.text.as_deref().unwrap_or(""), &v) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) => {
+                tracing::error!(rule = %r.name, error = %e, "a rule's template failed; no action");
+                return Ok(None);
+            }
+        };
+        let skipped = decision.skipped.or(skipped).or_else(|| {
+            text.is_empty()
+                .then(|| "the text template rendered nothing".to_string())
+        });
+        let payload = super::SmsPayload {
+            to: number.to_string(),
+            text,
+            sender: self.sms_sender.clone(),
+        };
+        Ok(Some(NewAction {
+            action_id: decision.action_id,
+            kind: super::SMS.into(),
+            event_id: ev.event_id.clone(),
+            payload: serde_json::to_string(&payload)
+                .map_err(|e| StoreError::Malformed(format!("an SMS payload: {e}")))?,
+            due_at,
+            skipped,
+        }))
+    }
+}
+
+impl RuleSet {
+    /// Adds `ev` to `rule`'s digest of the current window for its queue
+    /// (`digest_minutes`); the window's action is created with its first
+    /// item, due at the window's end (or the calendar's next opening).
+    /// A window whose action was already claimed takes no more items: the
+    /// next one does.
+    fn act_digest(
+        &self,
+        conn: &Connection,
+        rule: &Rule,
+        ev: &Event,
+        p: &Party,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NewAction>, StoreError> {
+        let r = &rule.cfg;
+        if let Some(why) = self.unmet(rule, ev, p, now) {
+            tracing::debug!(rule = %r.name, event = %ev.event_id, "rule not acting: {why}");
+            return Ok(None);
+        }
+        if digests::has_item(conn, &r.name, &ev.event_id)? {
+            return Ok(None);
+        }
+        let minutes = i64::from(r.digest_minutes.unwrap_or(15).max(1));
+        let queue = ev.queue.as_deref().unwrap_or("*");
+        let span = minutes * 60;
+        let mut start = now.timestamp().div_euclid(span) * span;
+        let action_id = loop {
+            let at = DateTime::from_timestamp(start, 0).unwrap_or(now);
+            let id = format!(
+                "rule:{}:digest:{queue}:{}",
+                r.name,
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            match digests::action_status(conn, &id)? {
+                Some(s) if s != crate::store::actions::status::PENDING => start += span,
+                _ => break id,
+            }
+        };
+        let tz = rule.calendar.as_ref().map_or(self.zone, |c| c.tz);
+        let vars = variables(r, ev, p, tz);
+        let v: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (line, subject) = match (
+            template::render(r.body.as_deref().unwrap_or(DIGEST_LINE), &v),
+            template::render(
+                r.subject
+                    .as_deref()
+                    .unwrap_or("[calltrail] {{ when }}: queue {{ queue }}"),
+                &v,
+            ),
+        ) {
+            (Ok(l), Ok(s)) => (l.trim_end().to_string(), inline(&s, 200)),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(rule = %r.name, error = %e, "a rule's template failed; no action");
+                return Ok(None);
+            }
+        };
+        digests::add_item(conn, &r.name, &ev.event_id, &action_id, ev.ts, &line)?;
+        let window_end = DateTime::from_timestamp(start + span, 0).unwrap_or(now);
+        let (due_at, skipped) = schedule(rule, window_end);
+        let payload = super::DigestPayload {
+            from: self.from.clone(),
+            to: r.to.clone(),
+            subject,
+            queue: queue.to_string(),
+            minutes: minutes as u32,
+            window_start: DateTime::from_timestamp(start, 0).unwrap_or(now),
+        };
+        Ok(Some(NewAction {
+            action_id,
+            kind: super::DIGEST.into(),
+            event_id: ev.event_id.clone(),
+            payload: serde_json::to_string(&payload)
+                .map_err(|e| StoreError::Malformed(format!("a digest payload: {e}")))?,
+            due_at: Some(due_at.unwrap_or(window_end)),
+            skipped,
+        }))
+    }
+}
+
 fn action_id(r: &RuleConfig, ev: &Event) -> String {
     format!("rule:{}:{}", r.name, ev.event_id)
 }
+
+const BREACH_SUBJECT: &str = "[calltrail] SLA breach {% if ended_utc %}over{% else %}started{% endif %}: queue {{ queue }} {{ breach_kind }} {{ value_text }} (threshold {{ threshold_text }})";
+
+const BREACH_BODY: &str = "SLA breach {% if ended_utc %}ended{% else %}started{% endif %} in queue {{ queue }} ({{ rule }})
+kind: {{ breach_kind }}
+worst value: {{ value_text }} (threshold {{ threshold_text }})
+started: {{ started }}{% if ended_utc %}
+ended: {{ ended }} ({{ duration_min }} min){% endif %}
+";
+
+const DIGEST_LINE: &str = "{{ at }}  {{ caller or caller_raw }}{% if name %} ({{ name }}){% endif %}  queue {{ queue }}{% if wait_s %}  waited {{ wait_s }} s{% endif %}";
 
 const DEFAULT_BODY: &str = "{{ when }} ({{ rule }})
 caller: {{ caller or caller_raw }}{% if name %} ({{ name }}){% endif %}
@@ -360,7 +607,7 @@ at: {{ at }} ({{ at_utc }})
 /// The template variables of an event (every value one bounded line).
 fn variables(r: &RuleConfig, ev: &Event, p: &Party, tz: Tz) -> Vec<(&'static str, String)> {
     let s = |v: Option<&str>| inline(v.unwrap_or(""), 200);
-    vec![
+    let mut vars = vec![
         ("rule", s(Some(&r.name))),
         ("when", s(Some(&r.when))),
         ("caller", s(p.caller.as_deref())),
@@ -391,7 +638,30 @@ fn variables(r: &RuleConfig, ev: &Event, p: &Party, tz: Tz) -> Vec<(&'static str
             ev.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
         ("event_id", s(Some(&ev.event_id))),
-    ]
+    ];
+    for (k, v) in &p.extra {
+        let local = |v: &str| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| {
+                    t.with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M:%S %Z")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        match *k {
+            "started_utc" => vars.push(("started", local(v))),
+            "ended_utc" => vars.push(("ended", local(v))),
+            _ => {}
+        }
+        vars.push((k, v.clone()));
+    }
+    for k in &template::VARIABLES {
+        if !vars.iter().any(|(n, _)| n == k) {
+            vars.push((k, String::new()));
+        }
+    }
+    vars
 }
 
 impl StateActions for RuleSet {
@@ -420,8 +690,16 @@ impl StateActions for RuleSet {
                     let mut p = party_of(conn, ev, now)?;
                     p.caller = Some(caller.clone());
                     for r in &first_rules {
-                        let id = format!("rule:{}:first_call:{caller}", r.cfg.name);
-                        out.extend(self.act(r, ev, &p, now, Some(&id)));
+                        if r.cfg.action == "sms" {
+                            // Keyed by the caller: once per caller.
+                            let key = format!("first_call:{caller}");
+                            if let Some(a) = self.act_sms(conn, r, ev, &p, now, &key, &out)? {
+                                out.push(a);
+                            }
+                        } else {
+                            let id = format!("rule:{}:first_call:{caller}", r.cfg.name);
+                            out.extend(self.act(r, ev, &p, now, Some(&id)));
+                        }
                     }
                 }
             }
@@ -434,7 +712,19 @@ impl StateActions for RuleSet {
                 continue;
             }
             let p = party_of(conn, ev, now)?;
-            out.extend(rules.iter().filter_map(|r| self.act(r, ev, &p, now, None)));
+            for r in rules {
+                if r.cfg.action == "sms" {
+                    if let Some(a) = self.act_sms(conn, r, ev, &p, now, &ev.event_id, &out)? {
+                        out.push(a);
+                    }
+                } else if r.cfg.action == "email" && r.cfg.digest_minutes.is_some() {
+                    if let Some(a) = self.act_digest(conn, r, ev, &p, now)? {
+                        out.push(a);
+                    }
+                } else {
+                    out.extend(self.act(r, ev, &p, now, None));
+                }
+            }
         }
         Ok(out)
     }

@@ -10,12 +10,16 @@
 //!   class in the directory, wait, age, business hours), each match one
 //!   outbox action under the id `rule:<name>:<event id>`;
 //! - [`template`]: the actions' texts (`{{ caller }}`-style templates);
-//! - [`callback`]: a callback action carried out as an Asterisk call file.
+//! - [`callback`]: a callback action carried out as an Asterisk call file;
+//! - [`sms`]: an SMS action's decision (mobile only, per-number limits).
 
 pub mod callback;
+pub mod callback_ami;
 pub mod config;
+pub mod employee;
 pub mod engine;
 mod missed_email;
+pub mod sms;
 pub mod template;
 
 pub use config::RuleConfig;
@@ -33,6 +37,37 @@ pub struct CallbackPayload {
     pub episode_opened_at: chrono::DateTime<chrono::Utc>,
     pub queue: Option<String>,
     pub agent: Option<String>,
+    /// An employee's callback (`employee_lookup`): the context their
+    /// answered leg enters; no missed-call episode to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+/// Action kind for SMS.
+pub const SMS: &str = "sms";
+
+/// The stored payload of an SMS action: the number (E.164), the rendered
+/// text and the sender, exactly what the gateway gets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SmsPayload {
+    pub to: String,
+    pub text: String,
+    pub sender: Option<String>,
+}
+
+/// Action kind for email digests (`digest_minutes`).
+pub const DIGEST: &str = "digest";
+
+/// The stored payload of a digest: the message's frame; its lines are the
+/// window's `digest_items`, read when it is sent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DigestPayload {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub queue: String,
+    pub minutes: u32,
+    pub window_start: chrono::DateTime<chrono::Utc>,
 }
 
 /// Action kind for webhooks.

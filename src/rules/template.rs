@@ -15,7 +15,7 @@ fn env() -> Environment<'static> {
 }
 
 /// The variables every template may use.
-pub const VARIABLES: [&str; 15] = [
+pub const VARIABLES: [&str; 25] = [
     "rule",
     "when",
     "caller",
@@ -31,6 +31,17 @@ pub const VARIABLES: [&str; 15] = [
     "at",
     "at_utc",
     "event_id",
+    // An SLA breach's figures (empty for other events).
+    "breach_kind",
+    "value",
+    "value_text",
+    "threshold",
+    "threshold_text",
+    "started",
+    "started_utc",
+    "ended",
+    "ended_utc",
+    "duration_min",
 ];
 
 /// Whether `text` compiles and uses only known variables.

@@ -137,6 +137,8 @@ pub struct Env {
     pub script: Option<String>,
     pub callerid: Option<String>,
     pub arg1: Option<String>,
+    /// `agi_uniqueid`: the call (one employee callback per call).
+    pub uniqueid: Option<String>,
 }
 
 /// Reads one line (without `\n` / `\r\n`), at most [`MAX_LINE`] bytes;
@@ -175,6 +177,7 @@ pub fn env_line(env: &mut Env, line: &[u8]) {
         "agi_network_script" => env.script = Some(v),
         "agi_callerid" => env.callerid = Some(v),
         "agi_arg_1" => env.arg1 = Some(v),
+        "agi_uniqueid" => env.uniqueid = Some(v),
         _ => {}
     }
 }
@@ -279,7 +282,7 @@ async fn session(stream: TcpStream, index: &Index) -> std::io::Result<()> {
             return Ok(());
         }
     };
-    let Ok(d) = index.lookup(&number, policy, window) else {
+    let Ok(d) = index.lookup_call(&number, policy, window, env.uniqueid.as_deref()) else {
         // Still loading: no variable set, CALLTRAIL_OK stays empty and the
         // dialplan routes normally.
         tracing::debug!("FastAGI lookup while the index loads: closed without an answer");

@@ -26,6 +26,8 @@ struct Params {
     number: Option<String>,
     policy: Option<Policy>,
     window: Option<Window>,
+    /// `call=${UNIQUEID}`: the call (one employee callback per call).
+    call: Option<String>,
 }
 
 fn params(raw: Option<&str>) -> Result<Params, String> {
@@ -33,10 +35,12 @@ fn params(raw: Option<&str>) -> Result<Params, String> {
         number: None,
         policy: None,
         window: None,
+        call: None,
     };
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match &*k {
             "number" => p.number = Some(v.into_owned()),
+            "call" => p.call = Some(v.into_owned()),
             "policy" => {
                 p.policy = Some(Policy::parse(&v).ok_or_else(|| {
                     "policy must be last_agent, last_contact or first_agent".to_string()
@@ -64,12 +68,14 @@ fn decide(index: Option<&Arc<Index>>, raw: Option<&str>) -> Result<Decision, (St
             "the lookup is not running".into(),
         ));
     };
-    index.lookup(&number, p.policy, p.window).map_err(|e| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{e}: route normally and ask again in a few seconds"),
-        )
-    })
+    index
+        .lookup_call(&number, p.policy, p.window, p.call.as_deref())
+        .map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e}: route normally and ask again in a few seconds"),
+            )
+        })
 }
 
 /// The hashcompat line of a decision, keys in the contract's order.

@@ -6,7 +6,8 @@
 //!   ([`query`]);
 //! - `GET /dialplan/lookup`, `GET /api/lookup` — the dialplan lookup
 //!   ([`lookup`]; [`hashcompat`] writes its `CURL()` answer);
-//! - `/api/numbers…` — the directory's admin API ([`numbers`]).
+//! - `/api/numbers…` — the directory's admin API ([`numbers`]);
+//! - `/api/actions…` — the actions outbox's admin API ([`actions`]).
 //!
 //! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
 //! [`router`] wires the endpoints (one file each) to the shared state and
@@ -14,6 +15,7 @@
 //! `calltrail query` and `calltrail numbers` use while the daemon holds the
 //! store. Later endpoints (wallboard, reports, metrics) go next to these.
 
+pub mod actions;
 pub mod agi;
 pub mod auth;
 pub mod client;

@@ -103,6 +103,7 @@ impl Drop for Running {
 /// admin token, the rest as `[http]` allows.
 pub fn router(state: Arc<AppState>) -> Router {
     let admin = super::numbers::routes()
+        .merge(super::actions::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let open = Router::new()
         .route("/api/query", post(super::query::query))

@@ -58,9 +58,11 @@ pub fn insert(
         return Ok(0);
     }
     let mut ins = conn
-        .prepare_cached("INSERT OR IGNORE INTO actions (action_id, kind, event_id, created_at, status,
+        .prepare_cached(
+            "INSERT OR IGNORE INTO actions (action_id, kind, event_id, created_at, status,
              attempts, next_attempt_at, done_at, last_error, payload)
-             VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)")
+             VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)",
+        )
         .map_err(db("preparing the action insert"))?;
     let mut n = 0;
     for a in actions {
@@ -83,4 +85,84 @@ pub fn insert(
             .map_err(db("inserting an action"))?;
     }
     Ok(n)
+}
+
+impl super::Store {
+    /// Claims a pending action before a send that must never happen twice
+    /// (SMS, AMI callbacks): `pending` → `sending`, one attempt more,
+    /// committed before the send. False when the row is no longer pending
+    /// (an operator cancelled it meanwhile).
+    pub fn claim_action(&self, action_id: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        let n = conn
+            .execute(
+                "UPDATE actions SET status = 'sending', attempts = attempts + 1
+                 WHERE action_id = ? AND status = 'pending'",
+                params![action_id],
+            )
+            .map_err(db("claiming an action"))?;
+        Ok(n == 1)
+    }
+
+    /// Records how a claimed send ended: `done` (with what the receiver
+    /// answered), `failed`, `skipped` or `in_doubt` (with the reason).
+    pub fn settle_action(
+        &self,
+        action_id: &str,
+        status: &str,
+        error: Option<&str>,
+        result: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE actions SET status = ?, done_at = ?, last_error = ?,
+                    result = coalesce(?, result)
+             WHERE action_id = ?",
+            params![status, ts(Utc::now()), error, result, action_id],
+        )
+        .map_err(db("settling an action"))?;
+        Ok(())
+    }
+
+    /// Puts a claimed action back to `pending` at `next`: nothing was sent
+    /// (the gateway could not be reached), so sending again is safe.
+    pub fn release_action(
+        &self,
+        action_id: &str,
+        error: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE actions SET status = 'pending', last_error = ?, next_attempt_at = ?
+             WHERE action_id = ? AND status = 'sending'",
+            params![error, ts(next), action_id],
+        )
+        .map_err(db("releasing an action"))?;
+        Ok(())
+    }
+
+    /// The actions left `sending` by a daemon that stopped mid-send (a kill
+    /// -9, a power cut): their outcome is unknown until reconciled.
+    pub fn unsettled_actions(&self) -> Result<Vec<super::PendingAction>, StoreError> {
+        let conn = self.lock();
+        let mut q = conn
+            .prepare(
+                "SELECT action_id, kind, attempts, payload FROM actions
+                 WHERE status = 'sending' ORDER BY created_at, action_id",
+            )
+            .map_err(db("preparing the unsettled actions scan"))?;
+        let rows = q
+            .query_map([], |r| {
+                Ok(super::PendingAction {
+                    action_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    attempts: r.get::<_, i32>(2)?.max(0) as u32,
+                    payload: r.get(3)?,
+                })
+            })
+            .map_err(db("scanning unsettled actions"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("reading an unsettled action"))
+    }
 }

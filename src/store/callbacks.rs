@@ -75,7 +75,8 @@ pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut q = conn
         .prepare_cached(
             "SELECT action_id, placed_as FROM callbacks
-             WHERE status = 'queued' AND placed_as IS NOT NULL ORDER BY created_at",
+             WHERE status = 'queued' AND placed_as IS NOT NULL AND method = 'call_file'
+             ORDER BY created_at",
         )
         .map_err(db("preparing the queued callbacks scan"))?;
     let rows = q
@@ -118,5 +119,36 @@ pub fn episode_open(
             |r| r.get(0),
         )
         .map_err(db("reading a missed-call episode"))?;
+    Ok(n > 0)
+}
+
+/// The AMI callbacks whose Originate may or may not have been queued.
+pub fn in_doubt_ami(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut q = conn
+        .prepare_cached(
+            "SELECT c.action_id FROM callbacks c JOIN actions a USING (action_id)
+             WHERE c.method = 'ami' AND c.status = 'in_doubt' AND a.status = 'in_doubt'
+             ORDER BY c.created_at",
+        )
+        .map_err(db("preparing the in-doubt callbacks scan"))?;
+    let rows = q
+        .query_map([], |r| r.get(0))
+        .map_err(db("reading in-doubt callbacks"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(db("reading an in-doubt callback"))
+}
+
+/// Whether a stored CDR row has `account` as one of its fields (`data`
+/// is the JSON array of the row's fields; the
+/// accountcode an AMI callback's Originate carried).
+pub fn cdr_mentions(conn: &Connection, account: &str) -> Result<bool, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM events
+             WHERE source_kind IN ('asterisk_cdr_csv', 'asterisk_cdr_custom')
+               AND contains(data, ?)",
+        )
+        .and_then(|mut q| q.query_row(params![format!("\"{account}\"")], |r| r.get(0)))
+        .map_err(db("looking for a callback's CDR"))?;
     Ok(n > 0)
 }

@@ -8,10 +8,12 @@
 //! (an import run twice, a replay) adds nothing; snapshot sources skip ids
 //! already stored. `events` has no key: it is appended to in columnar form.
 
+pub mod action_admin;
 pub mod actions;
 pub mod arrow_stage;
 pub mod callbacks;
 mod covered;
+pub mod digests;
 pub mod directory;
 mod events;
 mod native;
@@ -243,6 +245,8 @@ impl Store {
             .map_err(db("creating the state tables"))?;
         conn.execute_batch(actions::ACTIONS_DDL)
             .map_err(db("adding the actions' result column"))?;
+        conn.execute_batch(digests::DIGESTS_DDL)
+            .map_err(db("creating the digest_items table"))?;
         conn.execute_batch(callbacks::CALLBACKS_DDL)
             .map_err(db("creating the callbacks table"))?;
         conn.execute_batch(directory::DIRECTORY_DDL)

@@ -102,6 +102,17 @@ impl Daemon {
         }
     }
 
+    /// Waits until the HTTP API listens (queries can go through it).
+    pub fn wait_http(&self) {
+        assert!(
+            crate::support::wait_until(Duration::from_secs(30), || self
+                .log()
+                .contains("HTTP API listening")),
+            "the daemon's HTTP API did not start:\n{}",
+            self.log()
+        );
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -2,15 +2,20 @@
 //! links DuckDB and librdkafka is a large link), run against real
 //! components started by the harness in `support/`.
 
+mod actions_cli;
+mod ami_peer;
 mod asterisk_live;
 mod calendar;
 mod callfile;
 mod chaos;
 mod daemon;
+mod digest;
+mod employee_callback;
 mod harness;
 mod hashcompat;
 mod import_history;
 mod import_kill;
+mod kannel;
 mod lookup;
 mod numbers;
 mod query_live;
@@ -19,6 +24,7 @@ mod rules;
 mod sim;
 mod simulated_day;
 mod skeleton;
+mod sms;
 mod snapshot;
 mod state;
 mod support;

@@ -76,7 +76,7 @@ fn holidays() -> (String, String, String) {
 
 /// A daemon's config in `dir` over an empty `queue_log` (UTC), with
 /// `rest` (calendars, rules, callbacks) after the common sections.
-fn daemon_config(dir: &Path, rest: &str) -> std::path::PathBuf {
+pub(crate) fn daemon_config(dir: &Path, rest: &str) -> std::path::PathBuf {
     let cfg = dir.join("c.toml");
     std::fs::write(dir.join("queue_log"), "").expect("queue_log");
     std::fs::write(&cfg, format!("{COMMON}{rest}")).expect("config");
@@ -318,6 +318,17 @@ name = "w"
 when = "call_ended"
 action = "webhook"
 url = "ftp://x"
+[[rules]]
+name = "e"
+when = "employee_lookup"
+action = "callback"
+[[rules]]
+name = "d"
+when = "missed_opened"
+action = "webhook"
+url = "http://x/"
+digest_minutes = 5
+once_per_number = true
 "#,
     )
     .expect("config");
@@ -332,9 +343,11 @@ url = "ftp://x"
         "unknown variable callr",
         "rules[1].name",
         "rules[1].calendar",
-        "rules[1].action",
-        "not available in this version yet",
+        "rules[1].text",
         "rules[2].url",
+        "rules[3].context",
+        "rules[4].digest_minutes",
+        "rules[4].once_per_number",
     ] {
         assert!(text.contains(want), "{want}: {text}");
     }

@@ -16,10 +16,12 @@
 //! tests fail (they never skip) and say so.
 
 pub mod asterisk_agi;
+pub mod asterisk_ami;
 pub mod asterisk_callfile;
 pub mod asterisk_curl;
 pub mod broker;
 pub mod chaos_writer;
+pub mod kannel;
 pub mod smtp;
 pub mod tools;
 
