@@ -3,6 +3,7 @@
 //! components started by the harness in `support/`.
 
 mod actions_cli;
+mod ami_callback;
 mod ami_peer;
 mod asterisk_live;
 mod calendar;

@@ -1,0 +1,190 @@
+//! Callbacks through AMI `Originate` against an endpoint that answers like
+//! Asterisk (support::asterisk_ami): one Originate per missed caller, with
+//! the caller's number only as digits in its variables; a busy caller is
+//! tried again after `retry_time_s` and recorded as expired after
+//! `max_retries`; a connection lost after the Originate was written leaves
+//! the callback `in_doubt` — not placed again by a restart — until the CDR
+//! row carrying its accountcode settles it.
+
+use crate::daemon::{append, query_json, Daemon};
+use crate::rules::daemon_config;
+use crate::support::asterisk_ami::{
+    AmiOptions, AmiPeer, DropAfterOriginate, DropMode, Outcome, DEFAULT_SECRET, DEFAULT_USERNAME,
+};
+use crate::support::wait_until;
+use std::time::Duration;
+
+fn lost(id: &str, caller: &str, at: i64) -> String {
+    format!(
+        "{at}|{id}|support|NONE|ENTERQUEUE||{caller}|1\n{}|{id}|support|NONE|ABANDON|1|1|30\n",
+        at + 30
+    )
+}
+
+fn var<'a>(o: &'a crate::support::asterisk_ami::Originate, k: &str) -> Option<&'a str> {
+    o.variables
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn callbacks_through_ami_are_placed_once_and_settled() {
+    // B (…0002) is busy; everyone else answers. The first Originate of C
+    // (…0003) loses its connection before Asterisk's reply.
+    let dropper = DropAfterOriginate::new(0, DropMode::BeforeReplyPlaced);
+    let remaining = dropper.remaining.clone();
+    let mut opts = AmiOptions::default().with_outcome(|o| {
+        if var(o, "CT_NUMBER") == Some("+79161110002") {
+            Outcome::Busy
+        } else {
+            Outcome::Answered
+        }
+    });
+    opts.drop_after_originate = Some(dropper);
+    let peer = AmiPeer::start(opts);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("Master.csv"), "").expect("cdr");
+    let cfg = daemon_config(
+        dir.path(),
+        &format!(
+            r#"
+[[sources]]
+name = "cdr"
+kind = "asterisk_cdr_csv"
+path = "Master.csv"
+pbx = "pbx1"
+timezone = "UTC"
+poll_interval_ms = 50
+
+[callbacks]
+method = "ami"
+max_retries = 1
+retry_time_s = 1
+wait_time_s = 5
+[callbacks.ami]
+port = {port}
+username = "{DEFAULT_USERNAME}"
+secret = {{ env = "CT_TEST_AMI_SECRET" }}
+
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#,
+            port = peer.port()
+        ),
+    );
+    let env = [("CT_TEST_AMI_SECRET", DEFAULT_SECRET)];
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d.log"), &env);
+    daemon.wait_http();
+    let t = chrono::Utc::now().timestamp() - 600;
+    append(
+        &dir.path().join("queue_log"),
+        (lost("a1", "89161110001", t)
+            + &lost("b1", "89161110002", t)
+            + &lost("g1", "79161110007;Application: System", t))
+            .as_bytes(),
+    );
+    let rows = |sql: &str| query_json(&cfg, sql);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            rows("SELECT status FROM callbacks WHERE caller = '+79161110002'")
+                .first()
+                .is_some_and(|r| r["status"] == "expired")
+                && rows("SELECT status FROM callbacks WHERE status = 'completed'").len() == 2
+        }),
+        "{:?}\n{:?}\n{}",
+        rows("SELECT * FROM callbacks"),
+        rows("SELECT action_id, status, last_error FROM actions"),
+        daemon.log()
+    );
+    let origs = peer.originates();
+    let of = |n: &str| -> Vec<_> {
+        origs
+            .iter()
+            .filter(|o| var(o, "CT_NUMBER") == Some(n))
+            .collect()
+    };
+    assert_eq!(of("+79161110001").len(), 1, "{origs:?}");
+    assert_eq!(of("+79161110002").len(), 2, "busy: tried twice: {origs:?}");
+    let g = of("79161110007");
+    assert_eq!(g.len(), 1, "{origs:?}");
+    for o in &origs {
+        assert!(o.async_, "{o:?}");
+        assert_eq!(
+            (o.context.as_str(), o.exten.as_str()),
+            ("calltrail-callback", "s")
+        );
+        assert_eq!(o.channel, "Local/support@calltrail-queues/n");
+        assert!(
+            o.account.starts_with("ct") && o.account.len() == 18,
+            "{o:?}"
+        );
+        // Nothing of the hostile caller id beyond its digits.
+        for (k, v) in &o.raw {
+            assert!(
+                !v.contains("Application") && !v.contains("System"),
+                "{k}: {v}"
+            );
+        }
+    }
+    let b = rows("SELECT attempts FROM callbacks WHERE caller = '+79161110002'");
+    assert_eq!(b[0]["attempts"], 2, "{b:?}");
+
+    // C: the connection drops after the Originate is written.
+    remaining.store(1, std::sync::atomic::Ordering::SeqCst);
+    append(
+        &dir.path().join("queue_log"),
+        lost("c1", "89161110003", t + 100).as_bytes(),
+    );
+    let c_status = || {
+        rows("SELECT a.status, c.placed_as FROM actions a JOIN callbacks c USING (action_id) WHERE c.caller = '+79161110003'")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || c_status()
+            .first()
+            .is_some_and(|r| r["status"] == "in_doubt")),
+        "{:?}\n{}",
+        c_status(),
+        daemon.log()
+    );
+    let c_count = || {
+        peer.originates()
+            .iter()
+            .filter(|o| var(o, "CT_NUMBER") == Some("+79161110003"))
+            .count()
+    };
+    assert_eq!(c_count(), 1);
+    // A restart does not place it again.
+    assert!(daemon.terminate(Duration::from_secs(30)).success());
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d2.log"), &env);
+    daemon.wait_http();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(c_count(), 1);
+    // The call was made: its CDR row carries the accountcode.
+    let acct = peer
+        .originates()
+        .iter()
+        .find(|o| var(o, "CT_NUMBER") == Some("+79161110003"))
+        .map(|o| o.account.clone())
+        .expect("C's originate");
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
+    append(
+        &dir.path().join("Master.csv"),
+        format!(
+            "\"{acct}\",\"\",\"s\",\"calltrail-callback\",\"\",\"Local/support@calltrail-queues-00000001;1\",\"\",\"Queue\",\"support\",\"{now}\",\"{now}\",\"{now}\",10,9,\"ANSWERED\",\"DOCUMENTATION\",\"1796340000.77\",\"\"\n"
+        )
+        .as_bytes(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || c_status()
+            .first()
+            .is_some_and(|r| r["status"] == "done")),
+        "{:?}\n{}",
+        c_status(),
+        daemon.log()
+    );
+    assert_eq!(c_count(), 1);
+    drop(daemon);
+}
