@@ -276,6 +276,19 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     ));
 
     let sweeper = tokio::spawn(sweep_state(store.handle()?, mode_rx.clone()));
+    if cfg.callbacks.method == "call_file" && cfg.rules.list.iter().any(|r| r.action == "callback")
+    {
+        // A spool with no outgoing/ is not Asterisk's (it has both): create
+        // them, so the embedded default works, and say so.
+        for sub in ["outgoing", "outgoing_done"] {
+            let d = cfg.callbacks.spool.join(sub);
+            if !d.exists() {
+                std::fs::create_dir_all(&d)
+                    .with_context(|| format!("[callbacks] spool: cannot create {}", d.display()))?;
+                tracing::warn!(dir = %d.display(), "created the callback spool directory (Asterisk reads <spool>/outgoing: is [callbacks] spool its spool?)");
+            }
+        }
+    }
     let follower = if cfg.rules.list.iter().any(|r| r.action == "callback") {
         Some(tokio::spawn(follow_callbacks(
             store.handle()?,

@@ -1,5 +1,6 @@
-//! Outbound sinks for calltrail: Kafka (rdkafka) and email (lettre: SMTP or
-//! an outbox directory).
+//! Outbound sinks for calltrail: Kafka (rdkafka), email (lettre: SMTP or
+//! an outbox directory), SMS gateways (`sms`), Asterisk call files
+//! (`callfile`) and AMI `Originate` (`ami`).
 //!
 //! The crate knows nothing about storage; callers hand it bytes and strings.
 //! Every fallible operation returns [`SinkError`], whose

@@ -1,6 +1,6 @@
 //! The `[callbacks]` section: how a `callback` rule calls a missed caller
-//! back through Asterisk's spool (call files; AMI is a later step), with
-//! its checks. docs/rules.md is the manual.
+//! back through Asterisk: its spool (call files) or AMI `Originate`
+//! (`[callbacks.ami]`), with its checks. docs/rules.md is the manual.
 
 use super::Problem;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbacksSection {
-    /// `call_file` (AMI Originate is not built yet).
+    /// `call_file` (the spool) or `ami` (Originate, `[callbacks.ami]`).
     #[serde(default = "default_method")]
     pub method: String,
     /// Asterisk's spool directory: calltrail writes `<spool>/tmp/` and

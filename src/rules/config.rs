@@ -16,14 +16,8 @@ pub const TRIGGERS: [&str; 8] = [
     "employee_lookup",
 ];
 
-/// Triggers of the contract not built yet (issue 13's later steps).
-pub const LATER_TRIGGERS: [&str; 0] = [];
-
 /// The actions a rule can take (`action`).
 pub const ACTIONS: [&str; 4] = ["email", "webhook", "callback", "sms"];
-
-/// Actions of the contract not built yet.
-pub const LATER_ACTIONS: [&str; 0] = [];
 
 /// One `[[rules]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -133,15 +127,10 @@ pub fn problems(
             );
         }
         if !TRIGGERS.contains(&r.when.as_str()) {
-            let later = if LATER_TRIGGERS.contains(&r.when.as_str()) {
-                " (not available in this version yet)"
-            } else {
-                ""
-            };
             bad(
                 "when",
                 format!("one of {}", TRIGGERS.join(", ")),
-                format!("{:?}{later}", r.when),
+                format!("{:?}", r.when),
             );
         }
         if let Some(c) = &r.calendar {
@@ -313,15 +302,10 @@ pub fn problems(
                 ),
             },
             a => {
-                let later = if LATER_ACTIONS.contains(&a) {
-                    " (not available in this version yet)"
-                } else {
-                    ""
-                };
                 bad(
                     "action",
                     format!("one of {}", ACTIONS.join(", ")),
-                    format!("{a:?}{later}"),
+                    format!("{a:?}"),
                 );
             }
         }

@@ -10,7 +10,11 @@
 //!   class in the directory, wait, age, business hours), each match one
 //!   outbox action under the id `rule:<name>:<event id>`;
 //! - [`template`]: the actions' texts (`{{ caller }}`-style templates);
+//!   email rules with `digest_minutes` gather matches into digests, breach
+//!   events carry their figures;
 //! - [`callback`]: a callback action carried out as an Asterisk call file;
+//! - [`callback_ami`]: … or as an AMI `Originate`, in_doubt settled by the CDR;
+//! - [`employee`]: `employee_lookup` rules, a callback queued by a lookup;
 //! - [`sms`]: an SMS action's decision (mobile only, per-number limits).
 
 pub mod callback;

@@ -35,7 +35,7 @@ pub struct CallbackRow<'a> {
     pub method: &'a str,
     /// The call file's name (or the AMI ActionID).
     pub placed_as: Option<&'a str>,
-    /// `queued`, `skipped`, `failed`.
+    /// `queued`, `skipped`, `failed`; AMI also `in_doubt` (docs/schema.md).
     pub status: &'a str,
     pub reason: Option<&'a str>,
 }
@@ -126,9 +126,13 @@ pub fn episode_open(
 pub fn in_doubt_ami(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut q = conn
         .prepare_cached(
-            "SELECT c.action_id FROM callbacks c JOIN actions a USING (action_id)
-             WHERE c.method = 'ami' AND c.status = 'in_doubt' AND a.status = 'in_doubt'
-             ORDER BY c.created_at",
+            // Only AMI callbacks are claimed before they are placed (call
+            // files are never twice by their name), so every in_doubt
+            // callback action is an AMI one — also one a kill left
+            // `sending` before its `callbacks` row was written.
+            "SELECT action_id FROM actions
+             WHERE kind = 'callback' AND status = 'in_doubt'
+             ORDER BY created_at",
         )
         .map_err(db("preparing the in-doubt callbacks scan"))?;
     let rows = q

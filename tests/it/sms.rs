@@ -307,3 +307,54 @@ text = "Мы пропустили ваш звонок ({{{{ caller }}}}). Пер
     assert_eq!(kannel.received().len(), 2);
     drop(daemon);
 }
+
+/// The README's second quick start: `samples/actions.toml` on the samples
+/// writes one call file per missed caller still waiting and the SMS, each
+/// once, and a second run adds nothing.
+#[test]
+fn the_actions_sample_writes_call_files_and_sms_once() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["actions.toml", "queue_log", "Master.csv"] {
+        std::fs::copy(samples.join(f), dir.path().join(f)).expect("copy sample");
+    }
+    let cfg = dir.path().join("actions.toml");
+    let files = |sub: &str, ext: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path().join(sub))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(ext))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for round in 0..2 {
+        let out = calltrail(&cfg, &["run", "--once"]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls = files("out/spool/outgoing", ".call");
+        assert_eq!(calls.len(), 3, "round {round}: {calls:?}");
+        let sms = files("out/sms", ".sms");
+        assert_eq!(sms.len(), 5, "round {round}: {sms:?}");
+        assert!(sms
+            .iter()
+            .any(|n| n.starts_with("rule_welcome_sms__79161234567-")));
+    }
+    let call = std::fs::read_to_string(
+        dir.path().join("out/spool/outgoing").join(
+            files("out/spool/outgoing", ".call")
+                .into_iter()
+                .find(|n| n.contains("79161234567"))
+                .expect("the call file of +79161234567"),
+        ),
+    )
+    .expect("read");
+    assert!(call.starts_with("Channel: PJSIP/201\n"), "{call}");
+    assert!(call.contains("Set: CT_NUMBER=+79161234567\n"), "{call}");
+}
