@@ -6,7 +6,6 @@
 use super::ops::{Op, Reply};
 use crate::config::Config;
 use crate::query::ResultSet;
-use crate::serve::auth;
 use anyhow::Context;
 use std::time::Duration;
 
@@ -16,32 +15,11 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Sends `op` to the daemon `cfg` names and returns its reply.
 pub fn send(cfg: &Config, op: &Op) -> anyhow::Result<Reply> {
-    let file = cfg
-        .http
-        .admin_token_file
-        .clone()
-        .unwrap_or_else(|| auth::admin_token_path(&cfg.store.path));
-    let token = auth::read_token("CALLTRAIL_ADMIN_TOKEN", Some(&file))
-        .with_context(|| {
-            format!(
-                "no admin token: set CALLTRAIL_ADMIN_TOKEN, or run this as a user who can read {}",
-                file.display()
-            )
-        })?
-        .context("no admin token")?;
-    let listen = cfg.http.addr().context("[http] listen")?;
-    let host = if listen.ip().is_unspecified() {
-        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-    } else {
-        listen
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(TIMEOUT))
-        .build()
-        .into();
-    let auth_header = format!("Bearer {}", token.as_str());
+    let crate::serve::client::Admin {
+        agent,
+        host,
+        auth: auth_header,
+    } = crate::serve::client::Admin::new(cfg, TIMEOUT)?;
     let url = |p: &str| format!("http://{host}{p}");
     let request = match op {
         Op::List => agent

@@ -33,14 +33,21 @@ pub enum Placed {
     Retry(String),
 }
 
-/// The call file's name for an action: its id in the spool's alphabet plus
-/// a hash of the whole id (distinct ids, distinct names).
-pub fn file_name(action_id: &str) -> String {
+/// FNV-1a of `s`: a stable short name for an action id (call files, AMI
+/// accountcodes).
+pub fn fnv64(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in action_id.bytes() {
+    for b in s.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
+}
+
+/// The call file's name for an action: its id in the spool's alphabet plus
+/// a hash of the whole id (distinct ids, distinct names).
+pub fn file_name(action_id: &str) -> String {
+    let h = fnv64(action_id);
     let stem: String = action_id
         .chars()
         .map(|c| {

@@ -42,12 +42,7 @@ pub enum Settled {
 /// The accountcode (and ActionID stem) of an action: `ct` and 16 hex
 /// digits of a hash of its id, short enough for every CDR backend.
 pub fn account(action_id: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in action_id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("ct{h:016x}")
+    format!("ct{:016x}", super::callback::fnv64(action_id))
 }
 
 /// The Originate of attempt `attempt` (1-based) of a callback.
@@ -98,15 +93,8 @@ fn row<'a>(
     reason: Option<&'a str>,
 ) -> CallbackRow<'a> {
     CallbackRow {
-        action_id,
-        caller: &p.caller,
-        episode_opened_at: p.episode_opened_at,
-        queue: p.queue.as_deref(),
-        agent: p.agent.as_deref(),
         method: "ami",
-        placed_as,
-        status,
-        reason,
+        ..super::callback::row_of(action_id, p, status, placed_as, reason)
     }
 }
 

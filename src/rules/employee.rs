@@ -44,19 +44,7 @@ impl EmployeeCallbacks {
             .iter()
             .filter(|r| r.when == "employee_lookup")
         {
-            let cal = match &r.calendar {
-                Some(name) => {
-                    let c = cfg
-                        .calendars
-                        .get(name)
-                        .ok_or_else(|| anyhow::anyhow!("rule {}: no [calendars.{name}]", r.name))?;
-                    Some(
-                        Calendar::build(name, c, zone)
-                            .map_err(|e| anyhow::anyhow!("[calendars.{name}] {e}"))?,
-                    )
-                }
-                None => None,
-            };
+            let cal = super::engine::calendar_of(cfg, r, zone)?;
             rules.push((r.clone(), cal));
         }
         if rules.is_empty() {

@@ -252,19 +252,7 @@ impl RuleSet {
         let zone = crate::numbers::zone(cfg);
         let mut rules = Vec::new();
         for r in &cfg.rules.list {
-            let calendar = match &r.calendar {
-                Some(name) => {
-                    let c = cfg
-                        .calendars
-                        .get(name)
-                        .ok_or_else(|| anyhow::anyhow!("rule {}: no [calendars.{name}]", r.name))?;
-                    Some(
-                        Calendar::build(name, c, zone)
-                            .map_err(|e| anyhow::anyhow!("[calendars.{name}] {e}"))?,
-                    )
-                }
-                None => None,
-            };
+            let calendar = calendar_of(cfg, r, zone)?;
             rules.push(Rule {
                 cfg: r.clone(),
                 calendar,
@@ -411,6 +399,24 @@ impl RuleSet {
             skipped,
         })
     }
+}
+
+/// The calendar a rule names, built in `zone` (unless it has its own).
+pub(super) fn calendar_of(
+    cfg: &Config,
+    r: &RuleConfig,
+    zone: Tz,
+) -> anyhow::Result<Option<Calendar>> {
+    let Some(name) = &r.calendar else {
+        return Ok(None);
+    };
+    let c = cfg
+        .calendars
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("rule {}: no [calendars.{name}]", r.name))?;
+    Ok(Some(
+        Calendar::build(name, c, zone).map_err(|e| anyhow::anyhow!("[calendars.{name}] {e}"))?,
+    ))
 }
 
 /// When a matched rule acts: now (`None`), at its calendar's next opening,

@@ -100,3 +100,51 @@ fn parse_result(mut answer: serde_json::Value) -> Option<ResultSet> {
         .collect::<Option<Vec<_>>>()?;
     Some(ResultSet { columns, rows })
 }
+
+/// A client of the daemon's admin API (`/api/numbers`, `/api/actions`):
+/// its address, an agent, and the admin token as an `authorization` value
+/// (`CALLTRAIL_ADMIN_TOKEN`, else `[http] admin_token_file`, else the
+/// `<store>.admin-token` the daemon wrote).
+pub struct Admin {
+    pub agent: ureq::Agent,
+    pub host: SocketAddr,
+    pub auth: String,
+}
+
+impl Admin {
+    /// The admin client of the daemon `cfg` names, with requests bounded
+    /// by `timeout`.
+    pub fn new(cfg: &crate::config::Config, timeout: Duration) -> anyhow::Result<Admin> {
+        use anyhow::Context;
+        let file = cfg
+            .http
+            .admin_token_file
+            .clone()
+            .unwrap_or_else(|| super::auth::admin_token_path(&cfg.store.path));
+        let token = super::auth::read_token("CALLTRAIL_ADMIN_TOKEN", Some(&file))
+            .with_context(|| {
+                format!(
+                    "no admin token: set CALLTRAIL_ADMIN_TOKEN, or run this as a user who can read {}",
+                    file.display()
+                )
+            })?
+            .context("no admin token")?;
+        let listen = cfg.http.addr().context("[http] listen")?;
+        let host = if listen.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+        } else {
+            listen
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        Ok(Admin {
+            agent,
+            host,
+            auth: format!("Bearer {}", token.as_str()),
+        })
+    }
+}

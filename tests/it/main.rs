@@ -16,6 +16,7 @@ mod harness;
 mod hashcompat;
 mod import_history;
 mod import_kill;
+mod injection;
 mod kannel;
 mod lookup;
 mod numbers;

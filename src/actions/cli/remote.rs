@@ -6,7 +6,6 @@
 use super::ops::{Change, ListQuery};
 use crate::config::Config;
 use crate::query::ResultSet;
-use crate::serve::auth;
 use anyhow::Context;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use std::time::Duration;
@@ -50,35 +49,11 @@ fn message(v: &serde_json::Value) -> String {
 impl Daemon {
     /// The daemon `cfg` names, with the admin token.
     pub fn new(cfg: &Config) -> anyhow::Result<Daemon> {
-        let file = cfg
-            .http
-            .admin_token_file
-            .clone()
-            .unwrap_or_else(|| auth::admin_token_path(&cfg.store.path));
-        let token = auth::read_token("CALLTRAIL_ADMIN_TOKEN", Some(&file))
-            .with_context(|| {
-                format!(
-                    "no admin token: set CALLTRAIL_ADMIN_TOKEN, or run this as a user who can read {}",
-                    file.display()
-                )
-            })?
-            .context("no admin token")?;
-        let listen = cfg.http.addr().context("[http] listen")?;
-        let host = if listen.ip().is_unspecified() {
-            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-        } else {
-            listen
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(TIMEOUT))
-            .build()
-            .into();
+        let a = crate::serve::client::Admin::new(cfg, TIMEOUT)?;
         Ok(Daemon {
-            agent,
-            host,
-            auth: format!("Bearer {}", token.as_str()),
+            agent: a.agent,
+            host: a.host,
+            auth: a.auth,
         })
     }
 
