@@ -9,6 +9,7 @@
 
 pub mod ami;
 pub mod callfile;
+mod channel;
 mod email;
 mod error;
 mod kafka;

@@ -144,7 +144,7 @@ pub const MIN_TIMEOUT_MS: u64 = 1_000;
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Channel technologies a callback may use.
-pub const CHANNEL_TECHS: [&str; 5] = ["PJSIP", "SIP", "IAX2", "DAHDI", "Local"];
+pub use crate::channel::CHANNEL_TECHS;
 
 /// Where and how to reach Asterisk's manager interface.
 ///

@@ -3,6 +3,7 @@
 
 use super::frame::ActionText;
 use super::*;
+use crate::channel::is_resource_byte;
 
 impl Originate {
     /// Checks every field; see the [module documentation](super) for the
@@ -152,16 +153,6 @@ fn check_action_id(id: &str) -> Result<(), AmiError> {
 
 /// The channel-resource alphabet: no Dial/app separators (`&`, `,`, `|`),
 /// no blank, no `$`, no `/` (segments are checked one by one).
-fn is_resource_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-')
-}
-
-fn is_resource(s: &str, allow_at: bool) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| is_resource_byte(b) || (allow_at && b == b'@'))
-}
-
 fn check_channel(channel: &str) -> Result<(), AmiError> {
     let field = Field::Channel;
     check_nonempty(&field, channel)?;
@@ -170,34 +161,7 @@ fn check_channel(channel: &str) -> Result<(), AmiError> {
     check_alphabet(&field, channel, |b| {
         is_resource_byte(b) || b == b'@' || b == b'/'
     })?;
-    let Some((tech, resource)) = channel.split_once('/') else {
-        return Err(invalid(field, Reason::Pattern("Tech/resource")));
-    };
-    if !CHANNEL_TECHS.contains(&tech) {
-        return Err(invalid(
-            field,
-            Reason::Pattern("a technology among PJSIP, SIP, IAX2, DAHDI, Local"),
-        ));
-    }
-    let segments: Vec<&str> = resource.split('/').collect();
-    let ok = match (tech, segments.as_slice()) {
-        ("Local", [target] | [target, "n"]) => target
-            .split_once('@')
-            .is_some_and(|(exten, ctx)| is_resource(exten, false) && is_resource(ctx, false)),
-        ("PJSIP" | "SIP", [dest]) => is_resource(dest, true) && dest.matches('@').count() <= 1,
-        ("IAX2" | "DAHDI", [dest]) => is_resource(dest, false),
-        ("IAX2" | "DAHDI", [peer, dest]) => is_resource(peer, false) && is_resource(dest, false),
-        _ => false,
-    };
-    if !ok {
-        return Err(invalid(
-            field,
-            Reason::Pattern(
-                "Local/exten@context[/n], PJSIP|SIP/dest[@endpoint], IAX2|DAHDI/dest or IAX2|DAHDI/peer/dest",
-            ),
-        ));
-    }
-    Ok(())
+    crate::channel::shape(channel).map_err(|p| invalid(field, Reason::Pattern(p)))
 }
 
 /// `^[A-Za-z0-9_+.-]{1,79}$`.

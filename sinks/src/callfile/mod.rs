@@ -118,7 +118,7 @@ pub const MAX_RETRY_TIME_S: u32 = 86_400;
 pub const MAX_WAIT_TIME_S: u32 = 3_600;
 
 /// Channel technologies a callback may use.
-pub const CHANNEL_TECHS: [&str; 5] = ["PJSIP", "SIP", "IAX2", "DAHDI", "Local"];
+pub use crate::channel::CHANNEL_TECHS;
 
 /// Mode of the written file: Asterisk (owner or group) must read it, append
 /// to it and rename it; calltrail (owner or group) reads it back.

@@ -2,6 +2,7 @@
 //! cleaned), every line built from constants plus the checked fields.
 
 use super::*;
+use crate::channel::is_resource_byte;
 
 impl CallFile {
     /// The file's bytes (UTF-8), every line built from constants plus
@@ -167,16 +168,6 @@ fn check_number(field: Field, value: &str) -> Result<(), CallFileError> {
 
 /// The channel-resource alphabet: no Dial/app separators (`&`, `,`, `|`),
 /// no blank, no `$`, no `/` (the caller's segments are checked one by one).
-fn is_resource_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-')
-}
-
-fn is_resource(s: &str, allow_at: bool) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| is_resource_byte(b) || (allow_at && b == b'@'))
-}
-
 fn check_channel(channel: &str) -> Result<(), CallFileError> {
     let field = Field::Channel;
     check_nonempty(&field, channel)?;
@@ -188,34 +179,7 @@ fn check_channel(channel: &str) -> Result<(), CallFileError> {
     {
         return Err(invalid(field, Reason::ForbiddenChar(c)));
     }
-    let Some((tech, resource)) = channel.split_once('/') else {
-        return Err(invalid(field, Reason::Pattern("Tech/resource")));
-    };
-    if !CHANNEL_TECHS.contains(&tech) {
-        return Err(invalid(
-            field,
-            Reason::Pattern("a technology among PJSIP, SIP, IAX2, DAHDI, Local"),
-        ));
-    }
-    let segments: Vec<&str> = resource.split('/').collect();
-    let ok = match (tech, segments.as_slice()) {
-        ("Local", [target] | [target, "n"]) => target
-            .split_once('@')
-            .is_some_and(|(exten, ctx)| is_resource(exten, false) && is_resource(ctx, false)),
-        ("PJSIP" | "SIP", [dest]) => is_resource(dest, true) && dest.matches('@').count() <= 1,
-        ("IAX2" | "DAHDI", [dest]) => is_resource(dest, false),
-        ("IAX2" | "DAHDI", [peer, dest]) => is_resource(peer, false) && is_resource(dest, false),
-        _ => false,
-    };
-    if !ok {
-        return Err(invalid(
-            field,
-            Reason::Pattern(
-                "Local/exten@context[/n], PJSIP|SIP/dest[@endpoint], IAX2|DAHDI/dest or IAX2|DAHDI/peer/dest",
-            ),
-        ));
-    }
-    Ok(())
+    crate::channel::shape(channel).map_err(|p| invalid(field, Reason::Pattern(p)))
 }
 
 fn check_callerid_name(name: &str) -> Result<(), CallFileError> {
