@@ -10,8 +10,14 @@
 //!    E.164 (`89161234567`, `+79161234567`, `79161234567` → `+79161234567` for RU).
 //! 4. Letters and at most `max_internal_len` digits: an endpoint name
 //!    (`client1`, `reception`), kept as written.
-//! 5. Otherwise the fallback: `+` and the digits when it was written with a
-//!    leading `+` or `00`, else the bare digits. Nothing is dropped.
+//! 5. Otherwise, when all its digits are in one leading run of digits and
+//!    separators (`+ - . ( ) /`, spaces; trailing words are dropped), the fallback: `+` and the digits when it was
+//!    written with a leading `+` or `00`, else the bare digits. Anything
+//!    else (digits mixed with letters or other signs) is kept as written,
+//!    never merged into a number: `79161110002;x666` is not `79161110002666`.
+//!    A value with control characters (`\r`, `\n`, …) or more than 24
+//!    digits gives no number.
+//!    The raw text is always kept beside the key.
 //! 6. With `match_last_digits = N`, the key is instead the last N digits of
 //!    whatever rule 3/4 produced, for PBXes whose trunks mangle prefixes.
 
@@ -58,6 +64,10 @@ pub struct NumberNormalizer {
 }
 
 const CACHE_LIMIT: usize = 200_000;
+
+/// More digits than this is no phone number (E.164 has at most 15; room is
+/// left for dial prefixes and trunk codes).
+const MAX_DIGITS: usize = 24;
 
 const SENTINELS: &[&str] = &[
     "anonymous",
@@ -135,7 +145,10 @@ impl NumberNormalizer {
             s = &s[..at];
         }
         let s = s.trim();
-        if s.is_empty() || SENTINELS.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        if s.is_empty()
+            || SENTINELS.iter().any(|w| s.eq_ignore_ascii_case(w))
+            || s.chars().any(char::is_control)
+        {
             return None;
         }
         let digits: String = s.chars().filter(char::is_ascii_digit).collect();
@@ -155,6 +168,24 @@ impl NumberNormalizer {
         }
         if digits.is_empty() {
             return None;
+        }
+        // Every digit within the leading run of digits and separators
+        // (trailing words such as `+7 916 123-45-67 Ж` are dropped).
+        let run = s
+            .find(|c: char| {
+                !(c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | '/' | ' '))
+            })
+            .unwrap_or(s.len());
+        let phone_like = !s[run..].bytes().any(|b| b.is_ascii_digit());
+        if e164.is_none() && digits.len() > MAX_DIGITS {
+            // No numbering plan has this many digits: not a number (a
+            // 10 KB caller id never becomes a 10 KB key).
+            return None;
+        }
+        if e164.is_none() && !phone_like {
+            // Digits among letters or other signs: not a number to dial or
+            // to merge with one; kept as written (bounded).
+            return Some(s.chars().take(64).collect());
         }
         let full = e164.unwrap_or_else(|| {
             if s.starts_with('+') {
@@ -308,6 +339,27 @@ mod tests {
         assert_eq!(
             n.normalize("1234567890123").as_deref(),
             Some("1234567890123")
+        );
+    }
+
+    #[test]
+    fn hostile_ids_are_never_merged_into_numbers() {
+        let mut n = norm("RU");
+        // Control characters: no number at all.
+        assert_eq!(n.normalize("79161110002\rChannel: Local/666@evil"), None);
+        assert_eq!(n.normalize("79161110002\n666"), None);
+        // Digits among other signs stay text, never `79161110002666`.
+        for raw in ["7916111000;2666", "1234567${SHELL(id)}89", "12345678|9&0"] {
+            let k = n.normalize(raw).unwrap();
+            assert_eq!(k, raw, "{raw:?}");
+        }
+        assert_eq!(
+            n.normalize("+7 (916) 123-45-67").as_deref(),
+            Some("+79161234567")
+        );
+        assert_eq!(
+            n.normalize("+1 555.666.7775").as_deref(),
+            Some("+15556667775")
         );
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 
 pub mod cli;
 pub mod digest;
+mod pace;
 pub mod sms;
 
 const MAX_ATTEMPTS: u32 = 20;
@@ -63,10 +64,15 @@ pub async fn run(
     let gateway = Arc::new(gateway);
     let store = Arc::new(store);
     let mut stats = ActionStats::default();
+    let mut pace = pace::Pace::new(callbacks.per_minute);
     reconcile(&store, &gateway).await;
     loop {
         let s = store.clone();
-        let due = match tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 100)).await {
+        // Callbacks held back by pacing stay pending; the rest still runs.
+        let except = (!pace.ready(std::time::Instant::now())).then_some(CALLBACK);
+        let due = match tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 100, except))
+            .await
+        {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read due actions");
@@ -90,6 +96,9 @@ pub async fn run(
             continue;
         }
         for a in due {
+            if a.kind == CALLBACK && !pace.ready(std::time::Instant::now()) {
+                continue;
+            }
             if a.kind == SMS {
                 match sms::send(&store, &gateway, &a).await {
                     sms::Settled::Sent => stats.sent += 1,
@@ -104,7 +113,10 @@ pub async fn run(
             if let (true, Some(client)) = (a.kind == CALLBACK, &ami) {
                 use crate::rules::callback_ami::{place, Settled};
                 match place(&store, &callbacks, client, &a).await {
-                    Settled::Placed => stats.sent += 1,
+                    Settled::Placed => {
+                        stats.sent += 1;
+                        pace.placed(std::time::Instant::now());
+                    }
                     Settled::Failed => stats.failed += 1,
                     Settled::Retried => stats.retried += 1,
                     Settled::InDoubt => stats.in_doubt += 1,
@@ -146,6 +158,9 @@ pub async fn run(
                         stats.already_done += 1;
                     } else {
                         stats.sent += 1;
+                        if a.kind == CALLBACK {
+                            pace.placed(std::time::Instant::now());
+                        }
                     }
                     tracing::debug!(action = %id, via = %mailer.describe(), "action done");
                     tokio::task::spawn_blocking(move || s.finish_action(&id, true, None)).await
@@ -184,7 +199,7 @@ pub async fn run(
             // Only what is due now is run while draining; later retries wait for the next start.
             let s = store.clone();
             if let Ok(Ok(d)) =
-                tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 1)).await
+                tokio::task::spawn_blocking(move || s.due_actions(Utc::now(), 1, None)).await
             {
                 if d.is_empty() {
                     return stats;

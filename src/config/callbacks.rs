@@ -30,6 +30,17 @@ pub struct CallbacksSection {
     /// The first leg without a sticky agent (agent_first): `{queue}`.
     #[serde(default = "default_queue_channel")]
     pub queue_channel: String,
+    /// The queue of a callback whose call named none (a direct call to the
+    /// PBX's number) and whose caller has no sticky agent (agent_first):
+    /// without it such a callback fails with the reason.
+    #[serde(default)]
+    pub default_queue: Option<String>,
+    /// At most this many callbacks placed per minute (0: no limit), so a
+    /// night's misses due at the opening do not all ring at 09:00:00;
+    /// callers who asked to be called back (`EXITWITHKEY`) go first, then
+    /// the oldest.
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
     /// The first leg of caller_first: `{number}`.
     #[serde(default = "default_caller_channel")]
     pub caller_channel: String,
@@ -108,6 +119,8 @@ impl Default for CallbacksSection {
             agent_channel: default_agent_channel(),
             queue_channel: default_queue_channel(),
             caller_channel: default_caller_channel(),
+            default_queue: None,
+            per_minute: default_per_minute(),
             context: default_context(),
             callerid_name: default_callerid_name(),
             max_retries: default_max_retries(),
@@ -150,6 +163,9 @@ fn default_retry_time_s() -> u32 {
 }
 fn default_wait_time_s() -> u32 {
     30
+}
+fn default_per_minute() -> u32 {
+    6
 }
 
 impl CallbacksSection {
@@ -232,6 +248,27 @@ impl CallbacksSection {
                 "context",
                 "a dialplan context name",
                 format!("{:?}", self.context),
+            );
+        }
+        if let Some(q) = &self.default_queue {
+            if q.is_empty()
+                || q.len() > 40
+                || !q
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            {
+                bad(
+                    "default_queue",
+                    "a queue name (letters, digits, _ . -)",
+                    format!("{q:?}"),
+                );
+            }
+        }
+        if self.per_minute > 600 {
+            bad(
+                "per_minute",
+                "at most 600 callbacks a minute (0: no limit)",
+                self.per_minute.to_string(),
             );
         }
         for (key, v, max) in [

@@ -79,17 +79,23 @@ pub fn call_file(
         return Err(format!("{:?} is not a dialable number", p.caller));
     }
     let agent = p.agent.as_deref().filter(|a| token_ok(a));
-    let queue = p.queue.as_deref().filter(|q| token_ok(q));
-    let channel = match (cfg.connect.as_str(), agent, queue) {
-        // An employee's callback: dial them, then the rule's context.
-        _ if p.context.is_some() => cfg.caller_channel.replace("{number}", &p.caller),
-        ("caller_first", _, _) => cfg.caller_channel.replace("{number}", &p.caller),
-        (_, Some(a), _) => cfg.agent_channel.replace("{agent}", a),
-        (_, None, Some(q)) => cfg.queue_channel.replace("{queue}", q),
-        (_, None, None) => {
-            return Err("no sticky agent and no queue to connect the caller to".into())
-        }
-    };
+    let queue = p
+        .queue
+        .as_deref()
+        .filter(|q| token_ok(q))
+        .or(cfg.default_queue.as_deref().filter(|q| token_ok(q)));
+    let channel =
+        match (cfg.connect.as_str(), agent, queue) {
+            // An employee's callback: dial them, then the rule's context.
+            _ if p.context.is_some() => cfg.caller_channel.replace("{number}", &p.caller),
+            ("caller_first", _, _) => cfg.caller_channel.replace("{number}", &p.caller),
+            (_, Some(a), _) => cfg.agent_channel.replace("{agent}", a),
+            (_, None, Some(q)) => cfg.queue_channel.replace("{queue}", q),
+            (_, None, None) => return Err(
+                "no sticky agent and no queue to connect the caller to ([callbacks] default_queue)"
+                    .into(),
+            ),
+        };
     let mut vars = vec![
         Var::number("CT_NUMBER", &p.caller),
         Var::text(

@@ -100,6 +100,7 @@ impl EmployeeCallbacks {
                 payload,
                 due_at,
                 skipped,
+                priority: 0,
             });
         }
         out

@@ -68,6 +68,9 @@ struct Party {
     agent: Option<String>,
     /// Variables of the event's kind (an SLA breach's figures).
     extra: Vec<(&'static str, String)>,
+    /// The call ended with the caller asking to be called back
+    /// (`EXITWITHKEY`).
+    asked: bool,
 }
 
 fn db(what: &'static str) -> impl Fn(duckdb::Error) -> StoreError {
@@ -84,6 +87,7 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         wait_s: ev.wait_s,
         agent: None,
         extra: Vec::new(),
+        asked: false,
     };
     if matches!(
         ev.kind,
@@ -96,10 +100,12 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
         let pbx = ev.pbx.as_ref();
         let any_pbx = pbx == "*";
         let sql = if any_pbx {
-            "SELECT pbx, any_value(caller), any_value(caller_raw), max(wait_s) FROM calls
+            "SELECT pbx, any_value(caller), any_value(caller_raw), max(wait_s),
+                    bool_or(outcome = 'exit_key') FROM calls
              WHERE call_id = ?1 GROUP BY pbx ORDER BY pbx LIMIT 1"
         } else {
-            "SELECT pbx, any_value(caller), any_value(caller_raw), max(wait_s) FROM calls
+            "SELECT pbx, any_value(caller), any_value(caller_raw), max(wait_s),
+                    bool_or(outcome = 'exit_key') FROM calls
              WHERE call_id = ?1 AND pbx = ?2 GROUP BY pbx LIMIT 1"
         };
         let mut q = conn
@@ -120,6 +126,10 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
             p.caller_raw = p.caller_raw.or(r.get(2).map_err(db("a call's caller"))?);
             let w: Option<i64> = r.get(3).map_err(db("a call's wait"))?;
             p.wait_s = p.wait_s.or(w.map(|w| w.max(0) as u32));
+            p.asked = r
+                .get::<_, Option<bool>>(4)
+                .map_err(db("a call's outcome"))?
+                .unwrap_or(false);
         }
     }
     if let Some(c) = &p.caller {
@@ -373,6 +383,7 @@ impl RuleSet {
                     payload: serde_json::to_string(&payload).ok()?,
                     due_at,
                     skipped,
+                    priority: i32::from(p.asked),
                 });
             }
             "webhook" => {
@@ -397,6 +408,7 @@ impl RuleSet {
             payload,
             due_at,
             skipped,
+            priority: 0,
         })
     }
 }
@@ -503,6 +515,7 @@ impl RuleSet {
                 .map_err(|e| StoreError::Malformed(format!("an SMS payload: {e}")))?,
             due_at,
             skipped,
+            priority: 0,
         }))
     }
 }
@@ -582,6 +595,7 @@ impl RuleSet {
                 .map_err(|e| StoreError::Malformed(format!("a digest payload: {e}")))?,
             due_at: Some(due_at.unwrap_or(window_end)),
             skipped,
+            priority: 0,
         }))
     }
 }

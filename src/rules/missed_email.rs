@@ -67,6 +67,7 @@ impl Rules {
                         payload,
                         due_at: None,
                         skipped: None,
+                        priority: 0,
                     }),
                     Err(e) => tracing::error!(error = %e, "cannot encode an email action"),
                 }

@@ -8,8 +8,10 @@ use super::{db, ts, NewAction, StoreError};
 
 /// Columns added to `actions` after 0.1: `result`, what the receiver
 /// answered (an SMS gateway's message id, a call file's name, an AMI
-/// ActionID).
-pub const ACTIONS_DDL: &str = "ALTER TABLE actions ADD COLUMN IF NOT EXISTS result VARCHAR;";
+/// ActionID); `priority`, run first among those due (a callback the caller
+/// asked for).
+pub const ACTIONS_DDL: &str = "ALTER TABLE actions ADD COLUMN IF NOT EXISTS result VARCHAR;
+ALTER TABLE actions ADD COLUMN IF NOT EXISTS priority INTEGER;";
 
 /// The statuses of an action (docs/schema.md `actions`).
 pub mod status {
@@ -60,8 +62,8 @@ pub fn insert(
     let mut ins = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO actions (action_id, kind, event_id, created_at, status,
-             attempts, next_attempt_at, done_at, last_error, payload)
-             VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)",
+             attempts, next_attempt_at, done_at, last_error, payload, priority)
+             VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, ?)",
         )
         .map_err(db("preparing the action insert"))?;
     let mut n = 0;
@@ -80,7 +82,8 @@ pub fn insert(
                 status,
                 ts(a.due_at.unwrap_or(now).max(now)),
                 a.skipped,
-                a.payload
+                a.payload,
+                a.priority
             ])
             .map_err(db("inserting an action"))?;
     }

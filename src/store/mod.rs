@@ -92,6 +92,9 @@ pub struct NewAction {
     /// Recorded, never run, for this reason (outside business hours with
     /// a rule that drops such actions).
     pub skipped: Option<String>,
+    /// Run before lower ones due at the same time (a callback the caller
+    /// asked for with `EXITWITHKEY`: 1; anything else 0).
+    pub priority: i32,
 }
 
 /// A pending action as handed to the worker.
@@ -987,22 +990,25 @@ impl Store {
         .map_err(db("looking up a call's caller"))
     }
 
-    /// Pending actions whose time has come, oldest first.
+    /// Pending actions whose time has come, highest priority first, then
+    /// oldest; without those of kind `except` (callbacks held back by
+    /// pacing).
     pub fn due_actions(
         &self,
         now: DateTime<Utc>,
         limit: usize,
+        except: Option<&str>,
     ) -> Result<Vec<PendingAction>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT action_id, kind, attempts, payload FROM actions
-                 WHERE status = 'pending' AND next_attempt_at <= ?
-                 ORDER BY created_at, action_id LIMIT ?",
+                 WHERE status = 'pending' AND next_attempt_at <= ? AND kind IS DISTINCT FROM ?
+                 ORDER BY coalesce(priority, 0) DESC, created_at, action_id LIMIT ?",
             )
             .map_err(db("preparing the action scan"))?;
         let rows = stmt
-            .query_map(params![ts(now), limit as i64], |r| {
+            .query_map(params![ts(now), except, limit as i64], |r| {
                 Ok(PendingAction {
                     action_id: r.get(0)?,
                     kind: r.get(1)?,

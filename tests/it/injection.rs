@@ -5,7 +5,7 @@
 //! reason in `actions`.
 
 use crate::daemon::{append, query_json, Daemon};
-use crate::rules::daemon_config;
+use crate::rules::{daemon_config, receiver};
 use crate::support::asterisk_callfile::parse;
 use crate::support::wait_until;
 use std::path::Path;
@@ -41,10 +41,12 @@ fn files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
 #[test]
 fn hostile_caller_ids_inject_nothing_into_any_action() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (url, hooks) = receiver();
     let cfg = daemon_config(
         dir.path(),
-        r#"
+        &(r#"
 [callbacks]
+per_minute = 0
 spool = "spool"
 [sms]
 mobile_only = false
@@ -63,7 +65,14 @@ when = "missed_opened"
 action = "email"
 to = ["sup@pbx.example"]
 subject = "Missed {{ caller_raw }} {{ name }}"
-"#,
+[[rules]]
+name = "hook"
+when = "missed_opened"
+action = "webhook"
+url = ""#
+            .to_string()
+            + &url
+            + "\"\n"),
     );
     let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
     daemon.wait_http();
@@ -94,9 +103,10 @@ subject = "Missed {{ caller_raw }} {{ name }}"
             "SELECT count(*) AS n FROM actions WHERE status IN ('pending', 'sending')",
         )[0]["n"]
             == 0
-            && files(&dir.path().join("spool/outgoing"), "call").len() >= 5
+            && files(&dir.path().join("spool/outgoing"), "call").len() >= 3
             && files(&dir.path().join("sms"), "sms").len() >= 3
             && files(&dir.path().join("outbox"), "eml").len() >= 5
+            && hooks.lock().expect("lock").len() >= 6
     };
     assert!(
         wait_until(Duration::from_secs(30), || {
@@ -113,11 +123,13 @@ subject = "Missed {{ caller_raw }} {{ name }}"
         files(&dir.path().join("outbox"), "eml"),
     );
     assert!(
-        calls.len() >= 5 && texts.len() >= 3 && mails.len() >= 5,
+        calls.len() == 3 && texts.len() >= 3 && mails.len() >= 5,
         "{calls:?}\n{texts:?}\n{mails:?}"
     );
     // Call files: Asterisk's own reading finds only calltrail's keys, a
-    // Local channel of our context, the number as digits.
+    // Local channel of our context, the number as digits; only the callers
+    // whose id was a number (a hostile tail of digits is never merged in).
+    let mut dialled = Vec::new();
     for p in files(&dir.path().join("spool/outgoing"), "call") {
         let bytes = std::fs::read(&p).expect("read");
         let call = parse(&bytes).expect("Asterisk reads it");
@@ -132,6 +144,9 @@ subject = "Missed {{ caller_raw }} {{ name }}"
             if k == "CT_NUMBER" {
                 let d = v.strip_prefix('+').unwrap_or(v);
                 assert!(d.bytes().all(|b| b.is_ascii_digit()), "{k}={v}");
+                // Never digits merged from around the hostile text.
+                assert!(d.len() <= 15 && !d.contains("666"), "{k}={v}");
+                dialled.push(v.clone());
             }
         }
         let text = String::from_utf8_lossy(&bytes);
@@ -139,6 +154,8 @@ subject = "Missed {{ caller_raw }} {{ name }}"
             assert!(!text.contains(bad), "{bad} in {text}");
         }
     }
+    dialled.sort();
+    assert_eq!(dialled, ["+79161110001", "+79161110004", "+79161110005"]);
     // SMS files: exactly the To/From/Id headers; the text may quote the
     // caller id, but never in a header.
     for p in files(&dir.path().join("sms"), "sms") {
@@ -178,6 +195,23 @@ subject = "Missed {{ caller_raw }} {{ name }}"
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case(name)),
                 "header {l:?} in {s}"
+            );
+        }
+    }
+    // Webhooks: one JSON object each, the caller's text a string value
+    // under `event`, no key of its own.
+    for (key, body) in hooks.lock().expect("lock").iter() {
+        assert!(key.starts_with("rule:hook:"), "{key}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let o = v.as_object().expect("an object");
+        let mut keys: Vec<_> = o.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["action_id", "event", "rule", "when"], "{body}");
+        for (k, x) in o["event"].as_object().expect("event") {
+            assert!(x.is_string(), "{k}: {x}");
+            assert!(
+                k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{k}"
             );
         }
     }

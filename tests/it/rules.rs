@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the receiver got: (idempotency key, body) of each request.
-type Hooks = Arc<Mutex<Vec<(String, String)>>>;
+pub(crate) type Hooks = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A webhook receiver: answers 503 to the first request, 200 after.
-fn receiver() -> (String, Hooks) {
+pub(crate) fn receiver() -> (String, Hooks) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", l.local_addr().expect("addr"));
     let got: Hooks = Arc::default();
@@ -592,6 +592,85 @@ subject = "New client {{ caller }} talked to {{ agent }}"
             "rule:welcome:first_call:+79161110008",
             "rule:welcome:first_call:+79161110010"
         ]
+    );
+    drop(daemon);
+}
+
+#[test]
+fn callbacks_are_paced_and_those_who_asked_go_first() {
+    use crate::support::asterisk_callfile::parse;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = daemon_config(
+        dir.path(),
+        r#"
+[callbacks]
+spool = "spool"
+per_minute = 2
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#,
+    );
+    let t = chrono::Utc::now().timestamp() - 600;
+    // Four lost callers in one batch, oldest first; the newest pressed the
+    // queue's exit key to ask for a callback.
+    let log = format!(
+        "{t}|p1|support|NONE|ENTERQUEUE||89161110021|1\n{a}|p1|support|NONE|ABANDON|1|1|30\n\
+         {b}|p2|support|NONE|ENTERQUEUE||89161110022|1\n{c}|p2|support|NONE|ABANDON|1|1|30\n\
+         {d}|p3|support|NONE|ENTERQUEUE||89161110023|1\n{e}|p3|support|NONE|ABANDON|1|1|30\n\
+         {f}|p4|support|NONE|ENTERQUEUE||89161110024|1\n{g}|p4|support|NONE|EXITWITHKEY|5|1|1|30\n",
+        a = t + 30,
+        b = t + 40,
+        c = t + 70,
+        d = t + 80,
+        e = t + 110,
+        f = t + 120,
+        g = t + 150,
+    );
+    let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
+    append(&dir.path().join("queue_log"), log.as_bytes());
+    let numbers = || -> Vec<String> {
+        let mut v: Vec<String> = spool_files(dir.path(), "outgoing")
+            .iter()
+            .filter_map(|p| parse(&std::fs::read(p).ok()?).ok())
+            .filter_map(|c| {
+                c.vars
+                    .iter()
+                    .find(|(k, _)| k == "CT_NUMBER")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let started = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || numbers().len() >= 2),
+        "{:?}\n{:?}\n{}",
+        numbers(),
+        query_json(&cfg, "SELECT action_id, status, last_error FROM actions"),
+        daemon.log()
+    );
+    // The one who asked, then the oldest; the other two wait for the next
+    // minute.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(numbers(), ["+79161110021", "+79161110024"]);
+    let pending = query_json(
+        &cfg,
+        "SELECT count(*) AS n FROM actions WHERE kind = 'callback' AND status = 'pending'",
+    );
+    assert_eq!(pending[0]["n"], 2, "{pending:?}");
+    assert!(
+        wait_until(Duration::from_secs(90), || numbers().len() == 4),
+        "{:?}\n{}",
+        numbers(),
+        daemon.log()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(55),
+        "the third callback came after {:?}",
+        started.elapsed()
     );
     drop(daemon);
 }
