@@ -96,7 +96,8 @@ pub async fn run(
             continue;
         }
         for a in due {
-            if a.kind == CALLBACK && !pace.ready(std::time::Instant::now()) {
+            let paced = a.kind == CALLBACK && a.priority < crate::store::URGENT;
+            if paced && !pace.ready(std::time::Instant::now()) {
                 continue;
             }
             if a.kind == SMS {
@@ -115,7 +116,9 @@ pub async fn run(
                 match place(&store, &callbacks, client, &a).await {
                     Settled::Placed => {
                         stats.sent += 1;
-                        pace.placed(std::time::Instant::now());
+                        if paced {
+                            pace.placed(std::time::Instant::now());
+                        }
                     }
                     Settled::Failed => stats.failed += 1,
                     Settled::Retried => stats.retried += 1,
@@ -158,7 +161,7 @@ pub async fn run(
                         stats.already_done += 1;
                     } else {
                         stats.sent += 1;
-                        if a.kind == CALLBACK {
+                        if paced {
                             pace.placed(std::time::Instant::now());
                         }
                     }

@@ -100,7 +100,7 @@ impl EmployeeCallbacks {
                 payload,
                 due_at,
                 skipped,
-                priority: 0,
+                priority: crate::store::URGENT,
             });
         }
         out

@@ -151,7 +151,7 @@ impl super::Store {
         let conn = self.lock();
         let mut q = conn
             .prepare(
-                "SELECT action_id, kind, attempts, payload FROM actions
+                "SELECT action_id, kind, attempts, payload, coalesce(priority, 0) FROM actions
                  WHERE status = 'sending' ORDER BY created_at, action_id",
             )
             .map_err(db("preparing the unsettled actions scan"))?;
@@ -162,6 +162,7 @@ impl super::Store {
                     kind: r.get(1)?,
                     attempts: r.get::<_, i32>(2)?.max(0) as u32,
                     payload: r.get(3)?,
+                    priority: r.get(4)?,
                 })
             })
             .map_err(db("scanning unsettled actions"))?;

@@ -92,10 +92,15 @@ pub struct NewAction {
     /// Recorded, never run, for this reason (outside business hours with
     /// a rule that drops such actions).
     pub skipped: Option<String>,
-    /// Run before lower ones due at the same time (a callback the caller
-    /// asked for with `EXITWITHKEY`: 1; anything else 0).
+    /// Run before lower ones due at the same time (an employee's callback:
+    /// [`URGENT`], never paced; a callback the caller asked for with
+    /// `EXITWITHKEY`: 1; anything else 0).
     pub priority: i32,
 }
+
+/// The priority of an action someone is waiting for (an employee's
+/// callback): first, and never held back by callback pacing.
+pub const URGENT: i32 = 2;
 
 /// A pending action as handed to the worker.
 #[derive(Debug, Clone)]
@@ -104,6 +109,7 @@ pub struct PendingAction {
     pub kind: String,
     pub attempts: u32,
     pub payload: String,
+    pub priority: i32,
 }
 
 /// The calling party of a call, as its entering event recorded it.
@@ -991,8 +997,8 @@ impl Store {
     }
 
     /// Pending actions whose time has come, highest priority first, then
-    /// oldest; without those of kind `except` (callbacks held back by
-    /// pacing).
+    /// oldest; without those of kind `except` below [`URGENT`] (callbacks
+    /// held back by pacing).
     pub fn due_actions(
         &self,
         now: DateTime<Utc>,
@@ -1002,18 +1008,20 @@ impl Store {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT action_id, kind, attempts, payload FROM actions
-                 WHERE status = 'pending' AND next_attempt_at <= ? AND kind IS DISTINCT FROM ?
+                "SELECT action_id, kind, attempts, payload, coalesce(priority, 0) FROM actions
+                 WHERE status = 'pending' AND next_attempt_at <= ?
+                   AND (kind IS DISTINCT FROM ? OR coalesce(priority, 0) >= ?)
                  ORDER BY coalesce(priority, 0) DESC, created_at, action_id LIMIT ?",
             )
             .map_err(db("preparing the action scan"))?;
         let rows = stmt
-            .query_map(params![ts(now), except, limit as i64], |r| {
+            .query_map(params![ts(now), except, URGENT, limit as i64], |r| {
                 Ok(PendingAction {
                     action_id: r.get(0)?,
                     kind: r.get(1)?,
                     attempts: r.get::<_, i32>(2)?.max(0) as u32,
                     payload: r.get(3)?,
+                    priority: r.get(4)?,
                 })
             })
             .map_err(db("scanning actions"))?;
