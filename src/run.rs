@@ -275,7 +275,11 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         mode_rx.clone(),
     ));
 
-    let sweeper = tokio::spawn(sweep_state(store.handle()?, mode_rx.clone()));
+    let sweeper = tokio::spawn(sweep_state(
+        store.handle()?,
+        action_wake.clone(),
+        mode_rx.clone(),
+    ));
     if cfg.callbacks.method == "call_file" && cfg.rules.list.iter().any(|r| r.action == "callback")
     {
         // A spool with no outgoing/ is not Asterisk's (it has both): create
@@ -305,6 +309,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         store.handle()?,
         state_wake.clone(),
         state_pub_wake.clone(),
+        action_wake.clone(),
         state_mode_rx,
     ));
 
@@ -487,10 +492,14 @@ fn write_hits(index: &Index, store: &Store) {
 
 /// Keeps the derived tables up to date with the stored events: derives
 /// what is new whenever woken (and at least every second), until drained.
+/// After a pass that derived anything, the action worker is woken: the
+/// rules' actions are created in that pass, and a callback or an SMS should
+/// not wait for the worker's next poll.
 async fn derive_state(
     store: Store,
     wake: Arc<Notify>,
     published: Arc<Notify>,
+    actions: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
@@ -522,6 +531,7 @@ async fn derive_state(
                 published.notify_one();
             }
             if n > 0 {
+                actions.notify_one();
                 last_pass = started.elapsed();
                 tracing::debug!(
                     events = n,
@@ -571,7 +581,8 @@ const STATE_COALESCE_MAX: Duration = Duration::from_secs(5);
 
 /// Settles the time-dependent state (missed-call episodes expiring, callers
 /// waiting too long) every `[state] sweep_interval_s`, until the run drains.
-async fn sweep_state(store: Store, mut mode: watch::Receiver<Mode>) {
+/// A sweep's state changes may cause actions: the worker is woken.
+async fn sweep_state(store: Store, actions: Arc<Notify>, mut mode: watch::Receiver<Mode>) {
     let store = Arc::new(store);
     let every = store.state_config().sweep_interval_s.max(1);
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every)));
@@ -580,7 +591,10 @@ async fn sweep_state(store: Store, mut mode: watch::Receiver<Mode>) {
             _ = tick.tick() => {
                 let s = store.clone();
                 match tokio::task::spawn_blocking(move || s.sweep()).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!(state_changes = n, "time-dependent state settled"),
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(state_changes = n, "time-dependent state settled");
+                        actions.notify_one();
+                    }
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the state"),
                     Err(e) => tracing::warn!(error = %e, "the state sweep panicked"),

@@ -2,6 +2,7 @@
 //! links DuckDB and librdkafka is a large link), run against real
 //! components started by the harness in `support/`.
 
+mod actions_chaos;
 mod actions_cli;
 mod ami_callback;
 mod ami_peer;

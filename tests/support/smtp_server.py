@@ -56,7 +56,8 @@ class MaildirHandler:
         self.maildir = mailbox.Maildir(path, create=True)
         self.envelopes = os.path.join(path, "envelopes")
         os.makedirs(self.envelopes, exist_ok=True)
-        self.seq = 0
+        # Arrival order continues over a restart on the same Maildir.
+        self.seq = sum(1 for n in os.listdir(self.envelopes) if n.endswith(".json"))
 
     async def handle_DATA(self, server, session, envelope):
         key = self.maildir.add(envelope.original_content)

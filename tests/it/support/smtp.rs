@@ -167,25 +167,7 @@ impl SmtpServer {
             let port = tools::free_port();
             let log = dir.path().join(format!("smtp-{attempt}.log"));
             let ready = dir.path().join(format!("smtp-{attempt}.out"));
-            let mut cmd = Command::new(&python);
-            cmd.arg(&script)
-                .args(["--port", &port.to_string()])
-                .arg("--maildir")
-                .arg(dir.path().join("Maildir"));
-            let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
-            match options.tls {
-                SmtpTls::None => {}
-                SmtpTls::StartTls => {
-                    cmd.arg("--starttls").arg(&cert).arg(&key);
-                }
-                SmtpTls::Implicit => {
-                    cmd.arg("--tls").arg(&cert).arg(&key);
-                }
-            }
-            if let Some((user, password)) = &options.auth {
-                cmd.args(["--auth", &format!("{user}:{password}")]);
-            }
-            let mut child = cmd
+            let mut child = command(&python, &script, &options, dir.path(), port)
                 .stdin(Stdio::null())
                 .stdout(File::create(&ready).expect("create server stdout"))
                 .stderr(File::create(&log).expect("create server log"))
@@ -317,6 +299,90 @@ impl SmtpServer {
             mails.len(),
             self.log_tail(40)
         );
+    }
+}
+
+/// The server's command line for `options` on `port`, its Maildir in `dir`.
+fn command(python: &Path, script: &Path, options: &SmtpOptions, dir: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .args(["--port", &port.to_string()])
+        .arg("--maildir")
+        .arg(dir.join("Maildir"));
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    match options.tls {
+        SmtpTls::None => {}
+        SmtpTls::StartTls => {
+            cmd.arg("--starttls").arg(&cert).arg(&key);
+        }
+        SmtpTls::Implicit => {
+            cmd.arg("--tls").arg(&cert).arg(&key);
+        }
+    }
+    if let Some((user, password)) = &options.auth {
+        cmd.args(["--auth", &format!("{user}:{password}")]);
+    }
+    cmd
+}
+
+impl SmtpServer {
+    /// Kills the server (connections then are refused); what it received
+    /// stays. Idempotent.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server if it runs and starts it again on the same port and
+    /// Maildir (what it received stays; new messages are added). Panics
+    /// with its log if it does not come up.
+    pub fn restart(&mut self) {
+        self.stop();
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let log = self.dir.path().join(format!("smtp-restart-{n}.log"));
+        let ready = self.dir.path().join(format!("smtp-restart-{n}.out"));
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let mut child = command(
+                &tools::python(),
+                &tools::support_script("smtp_server.py"),
+                &self.options,
+                self.dir.path(),
+                self.port,
+            )
+            .stdin(Stdio::null())
+            .stdout(File::create(&ready).expect("create server stdout"))
+            .stderr(File::create(&log).expect("create server log"))
+            .spawn()
+            .expect("restart smtp_server.py");
+            let marker = format!("READY {}", self.port);
+            let mut exit = None;
+            let up = super::wait_until(START_TIMEOUT, || {
+                exit = child.try_wait().expect("try_wait");
+                exit.is_some()
+                    || std::fs::read_to_string(&ready)
+                        .map(|s| s.contains(&marker))
+                        .unwrap_or(false)
+            });
+            if up && exit.is_none() {
+                self.child = child;
+                self.log = log;
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            // The port may still be held by the old process for a moment.
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "smtp_server.py did not come back on port {}; log:\n{}",
+                    self.port,
+                    super::tail(&log, 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
