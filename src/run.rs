@@ -257,7 +257,11 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     };
     let senders = actions::Senders {
         mailer,
-        callbacks: cfg.callbacks.clone(),
+        callbacks: {
+            let mut c = cfg.callbacks.clone();
+            c.resolve_owner().context("[callbacks] owner")?;
+            c
+        },
         ami: cfg.callbacks.ami_client().context("[callbacks.ami]")?,
         // The folder is created only when a rule sends SMS.
         sms: if cfg.rules.list.iter().any(|r| r.action == "sms") {

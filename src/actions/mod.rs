@@ -66,6 +66,9 @@ pub async fn run(
     let mut stats = ActionStats::default();
     let mut pace = pace::Pace::new(callbacks.per_minute);
     reconcile(&store, &gateway).await;
+    if let Some(client) = &ami {
+        crate::rules::callback_ami::resume(&store, &callbacks, client).await;
+    }
     loop {
         let s = store.clone();
         // Callbacks held back by pacing stay pending; the rest still runs.

@@ -35,6 +35,14 @@ pub struct CallbacksSection {
     /// without it such a callback fails with the reason.
     #[serde(default)]
     pub default_queue: Option<String>,
+    /// The owner call files are given (`asterisk`, `asterisk:asterisk`,
+    /// `uid:gid`): Asterisk must own a call file to set its mtime between
+    /// retries. Needs root or `CAP_CHOWN` unless it is calltrail's own user.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// `owner` resolved (by `calltrail run`, [`CallbacksSection::resolve_owner`]).
+    #[serde(skip)]
+    pub owner_ids: Option<(u32, u32)>,
     /// At most this many callbacks placed per minute (0: no limit), so a
     /// night's misses due at the opening do not all ring at 09:00:00;
     /// callers who asked to be called back (`EXITWITHKEY`) go first, then
@@ -100,6 +108,23 @@ impl CallbacksSection {
         Ok(Some(calltrail_sinks::ami::AmiClient::new(cfg)))
     }
 
+    /// Resolves `owner` into `owner_ids`; an error when the user or group
+    /// is unknown here or this process may not give files to them.
+    pub fn resolve_owner(&mut self) -> anyhow::Result<()> {
+        let Some(spec) = &self.owner else {
+            return Ok(());
+        };
+        let (uid, gid) = super::owner::resolve(spec)?;
+        if !super::owner::may_chown(uid, gid) {
+            anyhow::bail!(
+                "calltrail may not give call files to {spec:?} ({uid}:{gid}): run it as root, \
+                 with CAP_CHOWN (systemd: AmbientCapabilities=CAP_CHOWN), or as that user"
+            );
+        }
+        self.owner_ids = Some((uid, gid));
+        Ok(())
+    }
+
     pub(super) fn resolve_paths(&mut self, base: &std::path::Path) {
         if self.spool.is_relative() {
             self.spool = base.join(&self.spool);
@@ -120,6 +145,8 @@ impl Default for CallbacksSection {
             queue_channel: default_queue_channel(),
             caller_channel: default_caller_channel(),
             default_queue: None,
+            owner: None,
+            owner_ids: None,
             per_minute: default_per_minute(),
             context: default_context(),
             callerid_name: default_callerid_name(),
@@ -261,6 +288,15 @@ impl CallbacksSection {
                     "default_queue",
                     "a queue name (letters, digits, _ . -)",
                     format!("{q:?}"),
+                );
+            }
+        }
+        if let Some(o) = &self.owner {
+            if let Err(e) = super::owner::resolve(o) {
+                bad(
+                    "owner",
+                    "user, user:group, uid or uid:gid known here",
+                    format!("{o:?}: {e}"),
                 );
             }
         }

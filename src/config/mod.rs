@@ -6,6 +6,7 @@ mod callbacks;
 mod http;
 mod lookup;
 mod model;
+mod owner;
 mod sms;
 mod validate;
 

@@ -170,6 +170,39 @@ pub fn unwanted(
     })
 }
 
+/// `p` as it is placed now: with its sticky agent only while that agent is
+/// free to take it (`available`, or a static member whose presence no line
+/// tells); one on a call, paused or logged out gives way to the queue.
+pub fn with_free_agent(store: &Store, mut p: CallbackPayload) -> CallbackPayload {
+    let Some(agent) = p.agent.clone() else {
+        return p;
+    };
+    let presence = store.with_conn(|c| {
+        crate::state::read_presence(c, Some(std::slice::from_ref(&agent))).map_err(|e| {
+            crate::store::StoreError::Db {
+                what: "reading an agent's presence",
+                source: e,
+            }
+        })
+    });
+    let state = match presence {
+        Ok(rows) => rows
+            .into_iter()
+            .find(|(a, _)| *a == agent)
+            .and_then(|(_, p)| p)
+            .map_or("unknown", |p| crate::lookup::decision::agent_state(&p)),
+        Err(e) => {
+            tracing::warn!(agent = %agent, error = %e, "cannot read an agent's presence; dialling them");
+            "unknown"
+        }
+    };
+    if !matches!(state, "available" | "unknown") {
+        tracing::info!(agent = %agent, state, "the sticky agent is not free: the callback goes to the queue");
+        p.agent = None;
+    }
+    p
+}
+
 /// Carries out one callback action (blocking: the store and the spool).
 pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &str) -> Placed {
     let p: CallbackPayload = match serde_json::from_str(payload) {
@@ -188,6 +221,8 @@ pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &s
         Ok(None) => {}
     }
     let name = file_name(action_id);
+    let p = with_free_agent(store, p);
+    let row = |status, placed_as, reason| row_of(action_id, &p, status, placed_as, reason);
     let file = match call_file(cfg, action_id, &p) {
         Ok(f) => f,
         Err(why) => {
@@ -196,7 +231,7 @@ pub fn place(store: &Store, cfg: &CallbacksSection, action_id: &str, payload: &s
             return Placed::Failed(why);
         }
     };
-    let placed = match callfile::write(&cfg.spool, &name, &file, None, None) {
+    let placed = match callfile::write(&cfg.spool, &name, &file, None, cfg.owner_ids) {
         Ok(_) => Placed::Done(false),
         Err(CallFileError::AlreadyThere { .. }) => Placed::Done(true),
         Err(e @ CallFileError::Invalid { .. }) => Placed::Failed(e.to_string()),

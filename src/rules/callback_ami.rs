@@ -6,9 +6,10 @@
 //! call is Asterisk's from then on, and its `OriginateResponse` (answered,
 //! busy, no answer, congestion, failure) is stored in `callbacks`. A busy
 //! or unanswered attempt is retried after `retry_time_s`, up to
-//! `max_retries` more, each time only if the episode is still open — by
-//! this daemon, in memory: a retry pending at a stop is not made (never
-//! twice beats once more).
+//! `max_retries` more, each time only if the episode is still open; the
+//! retries survive a restart ([`resume`]), and each is claimed in
+//! `callbacks` before its Originate, so a stop while placing one never
+//! places it twice.
 //!
 //! Nothing queued (no connection, a refused login, `Response: Error`, a
 //! field refused) → retried later or failed with the reason. The connection
@@ -187,6 +188,10 @@ pub async fn place(
         }
         None => return Settled::NotClaimed,
     }
+    let (s, p2) = (store.clone(), p);
+    let Some(p) = blocking(move || super::callback::with_free_agent(&s, p2)).await else {
+        return Settled::NotClaimed;
+    };
     let o = match originate(cfg, &id, &p, 1) {
         Ok(o) => o,
         Err(why) => {
@@ -211,7 +216,7 @@ pub async fn place(
                 client.clone(),
                 id,
                 p,
-                queued,
+                Next::Await(queued),
                 1,
             ));
             Settled::Placed
@@ -275,18 +280,41 @@ pub async fn place(
     }
 }
 
+/// Where a callback's follower starts: waiting for the OriginateResponse
+/// of a queued attempt, or waiting to make the next attempt.
+pub(crate) enum Next {
+    Await(calltrail_sinks::ami::Queued),
+    RetryIn(Duration),
+}
+
 /// Waits for the OriginateResponse of a queued attempt, records it, and
 /// makes the next attempt after `retry_time_s` while the episode is open.
+/// Each retry is claimed in `callbacks` (`retrying`, committed) before its
+/// Originate is written: a daemon stopped between attempts resumes them
+/// ([`resume`]), one stopped while placing one never places it again.
 async fn follow(
     store: Arc<Store>,
     cfg: Arc<CallbacksSection>,
     client: AmiClient,
     id: String,
     p: CallbackPayload,
-    mut queued: calltrail_sinks::ami::Queued,
+    mut next: Next,
     mut attempt: u32,
 ) {
     loop {
+        let queued = match next {
+            Next::Await(q) => q,
+            Next::RetryIn(delay) => {
+                tokio::time::sleep(delay).await;
+                match retry(&store, &cfg, &client, &id, &p, attempt + 1).await {
+                    Some(q) => {
+                        attempt += 1;
+                        q
+                    }
+                    None => return,
+                }
+            }
+        };
         let deadline = Duration::from_secs(u64::from(cfg.wait_time_s) + 30);
         let (st, reason) = match queued.outcome(deadline).await {
             Ok(o) if o.response_success => ("completed", None),
@@ -308,85 +336,141 @@ async fn follow(
                     Some(e.to_string()),
                 )
                 .await;
-                set_attempts(&store, &id, "unknown", attempt).await;
+                finish(&store, &id, "unknown", attempt, None).await;
                 return;
             }
         };
-        set_attempts(&store, &id, st, attempt).await;
-        if let Some(r) = &reason {
-            let (s, sid, r2) = (store.clone(), id.clone(), r.clone());
-            blocking(move || {
-                s.with_conn(|c| {
-                    callbacks::finish(c, &sid, "failed", Some(attempt), Some(&r2), Utc::now())
-                })
-            })
-            .await;
-        }
-        tracing::info!(action = %id, attempt, status = st, reason = reason.as_deref().unwrap_or(""), "callback attempt finished");
         if st == "completed" || attempt > cfg.max_retries {
-            if st != "completed" {
-                set_attempts(&store, &id, "expired", attempt).await;
-            }
+            let st = if st == "completed" { st } else { "expired" };
+            finish(&store, &id, st, attempt, reason).await;
+            tracing::info!(action = %id, attempt, status = st, "callback finished");
             return;
         }
-        tokio::time::sleep(Duration::from_secs(u64::from(cfg.retry_time_s))).await;
-        let (s, p2) = (store.clone(), p.clone());
-        match blocking(move || unwanted(&s, &p2)).await {
-            Some(Ok(None)) => {}
-            Some(Ok(Some(why))) => {
-                let (s, sid) = (store.clone(), id.clone());
-                blocking(move || {
-                    s.with_conn(|c| {
-                        callbacks::finish(
-                            c,
-                            &sid,
-                            "cancelled",
-                            Some(attempt),
-                            Some(&why),
-                            Utc::now(),
-                        )
-                    })
-                })
-                .await;
-                return;
-            }
-            _ => return,
+        finish(&store, &id, "failed", attempt, reason).await;
+        tracing::info!(action = %id, attempt, "callback attempt failed; retrying");
+        next = Next::RetryIn(Duration::from_secs(u64::from(cfg.retry_time_s)));
+    }
+}
+
+/// Attempt `attempt` of a callback, if its episode is still open: claimed
+/// (`retrying`), then originated. `None`: not placed (closed meanwhile,
+/// refused, or the connection failed: recorded).
+async fn retry(
+    store: &Arc<Store>,
+    cfg: &Arc<CallbacksSection>,
+    client: &AmiClient,
+    id: &str,
+    p: &CallbackPayload,
+    attempt: u32,
+) -> Option<calltrail_sinks::ami::Queued> {
+    let (s, p2) = (store.clone(), p.clone());
+    match blocking(move || unwanted(&s, &p2)).await {
+        Some(Ok(None)) => {}
+        Some(Ok(Some(why))) => {
+            finish(store, id, "cancelled", attempt - 1, Some(why)).await;
+            return None;
         }
-        attempt += 1;
-        let o = match originate(&cfg, &id, &p, attempt) {
-            Ok(o) => o,
-            Err(_) => return,
+        _ => return None,
+    }
+    let o = originate(cfg, id, p, attempt).ok()?;
+    // The claim, committed before the Originate is written.
+    if !finish(store, id, "retrying", attempt, None).await {
+        return None;
+    }
+    match client.originate(&o).await {
+        Ok(q) => {
+            record(store, id, p, "queued", Some(o.action_id.clone()), None).await;
+            Some(q)
+        }
+        Err(e) => {
+            tracing::warn!(action = %id, attempt, error = %e, "callback retry not placed");
+            let st = if matches!(e, AmiError::InDoubt(_)) {
+                "in_doubt"
+            } else {
+                "failed"
+            };
+            record(store, id, p, st, Some(o.action_id), Some(e.to_string())).await;
+            finish(store, id, st, attempt, None).await;
+            None
+        }
+    }
+}
+
+/// Records a callback's state after `attempt`; false when it could not.
+async fn finish(
+    store: &Arc<Store>,
+    id: &str,
+    st: &'static str,
+    attempt: u32,
+    reason: Option<String>,
+) -> bool {
+    let (s, sid) = (store.clone(), id.to_string());
+    match blocking(move || {
+        s.with_conn(|c| {
+            callbacks::finish(c, &sid, st, Some(attempt), reason.as_deref(), Utc::now())
+        })
+    })
+    .await
+    {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::error!(action = %id, error = %e, "cannot record a callback");
+            false
+        }
+        None => false,
+    }
+}
+
+/// At start: the AMI callbacks a stopped daemon left between attempts
+/// (`failed` with retries left) are followed again, their next attempt
+/// `retry_time_s` after the last; one left `retrying` (stopped while
+/// placing an attempt) is never placed again: `unknown` (its CDR tells);
+/// one with no retries left is `expired`.
+pub async fn resume(store: &Arc<Store>, cfg: &Arc<CallbacksSection>, client: &AmiClient) {
+    let s = store.clone();
+    let rows = match blocking(move || s.with_conn(callbacks::ami_between_attempts)).await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the AMI callbacks between attempts");
+            return;
+        }
+        None => return,
+    };
+    for r in rows {
+        let attempt = r.attempts.max(1);
+        if r.status == "retrying" {
+            let why = format!(
+                "the daemon stopped while placing attempt {attempt}: not placed again (the CDR tells)"
+            );
+            tracing::warn!(action = %r.action_id, "{why}");
+            finish(store, &r.action_id, "unknown", attempt, Some(why)).await;
+            continue;
+        }
+        if attempt > cfg.max_retries {
+            finish(store, &r.action_id, "expired", attempt, None).await;
+            continue;
+        }
+        let p: CallbackPayload = match serde_json::from_str(&r.payload) {
+            Ok(p) => p,
+            Err(_) => continue,
         };
-        match client.originate(&o).await {
-            Ok(q) => {
-                record(&store, &id, &p, "queued", Some(o.action_id.clone()), None).await;
-                queued = q;
-            }
-            Err(e) => {
-                tracing::warn!(action = %id, attempt, error = %e, "callback retry not placed");
-                let st = if matches!(e, AmiError::InDoubt(_)) {
-                    "in_doubt"
-                } else {
-                    "failed"
-                };
-                record(&store, &id, &p, st, Some(o.action_id), Some(e.to_string())).await;
-                set_attempts(&store, &id, st, attempt).await;
-                return;
-            }
-        }
+        let due = r.updated_at + chrono::Duration::seconds(i64::from(cfg.retry_time_s));
+        let delay = (due - Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(action = %r.action_id, attempt = attempt + 1, in_s = delay.as_secs(), "resuming a callback's retries");
+        tokio::spawn(follow(
+            store.clone(),
+            cfg.clone(),
+            client.clone(),
+            r.action_id,
+            p,
+            Next::RetryIn(delay),
+            attempt,
+        ));
     }
 }
 
 fn queued_id(id: &str, attempt: u32) -> String {
     format!("{}-{attempt}", account(id))
-}
-
-async fn set_attempts(store: &Arc<Store>, id: &str, st: &'static str, attempt: u32) {
-    let (s, sid) = (store.clone(), id.to_string());
-    blocking(move || {
-        s.with_conn(|c| callbacks::finish(c, &sid, st, Some(attempt), None, Utc::now()))
-    })
-    .await;
 }
 
 /// Settles `in_doubt` AMI callbacks from the CDR: a CDR row whose fields

@@ -156,3 +156,43 @@ pub fn cdr_mentions(conn: &Connection, account: &str) -> Result<bool, StoreError
         .map_err(db("looking for a callback's CDR"))?;
     Ok(n > 0)
 }
+
+/// An AMI callback between attempts (see [`ami_between_attempts`]).
+#[derive(Debug, Clone)]
+pub struct AmiPause {
+    pub action_id: String,
+    pub payload: String,
+    /// `failed` (the last attempt failed) or `retrying` (an attempt was
+    /// being placed).
+    pub status: String,
+    pub attempts: u32,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The AMI callbacks whose action is done and whose last attempt failed,
+/// or which were placing a retry: what a start resumes or settles.
+pub fn ami_between_attempts(conn: &Connection) -> Result<Vec<AmiPause>, StoreError> {
+    let mut q = conn
+        .prepare_cached(
+            "SELECT c.action_id, a.payload, c.status, coalesce(c.attempts, 1),
+                    epoch_us(c.updated_at)
+             FROM callbacks c JOIN actions a USING (action_id)
+             WHERE c.method = 'ami' AND c.status IN ('failed', 'retrying')
+               AND a.status = 'done'
+             ORDER BY c.updated_at",
+        )
+        .map_err(db("preparing the AMI retries scan"))?;
+    let rows = q
+        .query_map([], |r| {
+            Ok(AmiPause {
+                action_id: r.get(0)?,
+                payload: r.get(1)?,
+                status: r.get(2)?,
+                attempts: r.get::<_, i32>(3)?.max(0) as u32,
+                updated_at: DateTime::from_timestamp_micros(r.get(4)?).unwrap_or_default(),
+            })
+        })
+        .map_err(db("reading the AMI retries"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(db("reading an AMI retry"))
+}

@@ -188,3 +188,114 @@ action = "callback"
     assert_eq!(c_count(), 1);
     drop(daemon);
 }
+
+#[test]
+fn ami_retries_survive_a_restart_and_an_attempt_cut_short_is_never_repeated() {
+    // Both callers are always busy: B's retries go on after a SIGKILL;
+    // D's row is left `retrying` (a stop while its retry was being
+    // placed) and is never placed again.
+    let peer = AmiPeer::start(AmiOptions::default().with_outcome(|_| Outcome::Busy));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = daemon_config(
+        dir.path(),
+        &format!(
+            r#"
+[callbacks]
+method = "ami"
+max_retries = 2
+retry_time_s = 4
+wait_time_s = 5
+per_minute = 0
+[callbacks.ami]
+port = {port}
+username = "{DEFAULT_USERNAME}"
+secret = {{ env = "CT_TEST_AMI_SECRET" }}
+
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#,
+            port = peer.port()
+        ),
+    );
+    let env = [("CT_TEST_AMI_SECRET", DEFAULT_SECRET)];
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d.log"), &env);
+    daemon.wait_http();
+    let t = chrono::Utc::now().timestamp() - 600;
+    append(
+        &dir.path().join("queue_log"),
+        (lost("b1", "89161110042", t) + &lost("d1", "89161110044", t)).as_bytes(),
+    );
+    let count = |n: &str| {
+        peer.originates()
+            .iter()
+            .filter(|o| var(o, "CT_NUMBER") == Some(n))
+            .count()
+    };
+    let rows = |sql: &str| query_json(&cfg, sql);
+    assert!(
+        wait_until(Duration::from_secs(30), || rows(
+            "SELECT count(*) AS n FROM callbacks WHERE status = 'failed' AND attempts = 1"
+        )[0]["n"]
+            == 2),
+        "{:?}\n{}",
+        rows("SELECT * FROM callbacks"),
+        daemon.log()
+    );
+    // SIGKILL between attempts.
+    drop(daemon);
+    assert_eq!((count("+79161110042"), count("+79161110044")), (1, 1));
+    {
+        let store =
+            calltrail::store::Store::open(&dir.path().join("s.duckdb")).expect("open the store");
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "UPDATE callbacks SET status = 'retrying', attempts = 2 WHERE caller = '+79161110044'",
+                    [],
+                )
+                .map_err(|e| calltrail::store::StoreError::Db {
+                    what: "test",
+                    source: e,
+                })
+            })
+            .expect("update");
+    }
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d2.log"), &env);
+    daemon.wait_http();
+    assert!(
+        wait_until(Duration::from_secs(40), || rows(
+            "SELECT status FROM callbacks WHERE caller = '+79161110042'"
+        )
+        .first()
+        .is_some_and(|r| r["status"] == "expired")),
+        "{:?}\n{}",
+        rows("SELECT * FROM callbacks"),
+        daemon.log()
+    );
+    // B: the first attempt and max_retries more, the later ones by the
+    // second daemon, each with its attempt number.
+    let b: Vec<String> = peer
+        .originates()
+        .iter()
+        .filter(|o| var(o, "CT_NUMBER") == Some("+79161110042"))
+        .map(|o| o.action_id.clone())
+        .collect();
+    assert_eq!(b.len(), 3, "{b:?}");
+    for (i, id) in b.iter().enumerate() {
+        assert!(id.ends_with(&format!("-{}", i + 1)), "{b:?}");
+    }
+    // D: never placed again; recorded unknown with the reason.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(count("+79161110044"), 1);
+    let d = rows("SELECT status, reason FROM callbacks WHERE caller = '+79161110044'");
+    assert_eq!(d[0]["status"], "unknown", "{d:?}");
+    assert!(
+        d[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not placed again")),
+        "{d:?}"
+    );
+    drop(daemon);
+}

@@ -329,6 +329,10 @@ action = "webhook"
 url = "http://x/"
 digest_minutes = 5
 once_per_number = true
+[callbacks]
+owner = "no-such-user-here"
+per_minute = 1000
+default_queue = "a b"
 "#,
     )
     .expect("config");
@@ -348,9 +352,34 @@ once_per_number = true
         "rules[3].context",
         "rules[4].digest_minutes",
         "rules[4].once_per_number",
+        "callbacks.owner",
+        "no user \"no-such-user-here\"",
+        "callbacks.per_minute",
+        "callbacks.default_queue",
     ] {
         assert!(text.contains(want), "{want}: {text}");
     }
+}
+
+/// This process's effective uid (from /proc, as the daemon sees it).
+fn effective_uid() -> u32 {
+    proc_status_ids("Uid:")
+}
+
+fn proc_status_ids(key: &str) -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
+        })
+        .expect("/proc/self/status")
+}
+
+/// `uid:gid` of this process (effective).
+fn own_ids() -> String {
+    format!("{}:{}", proc_status_ids("Uid:"), proc_status_ids("Gid:"))
 }
 
 fn spool_files(dir: &Path, sub: &str) -> Vec<std::path::PathBuf> {
@@ -368,16 +397,27 @@ fn a_missed_caller_is_called_back_once_through_the_spool() {
     for d in ["spool/outgoing", "spool/outgoing_done"] {
         std::fs::create_dir_all(dir.path().join(d)).expect("spool");
     }
+    // As root (CI), the call files are given to another owner, as
+    // Asterisk's user; otherwise to our own.
+    let root = effective_uid() == 0;
+    let owner = if root {
+        "4321:4322".to_string()
+    } else {
+        own_ids()
+    };
     let cfg = daemon_config(
         dir.path(),
-        r#"
+        &format!(
+            r#"
 [callbacks]
 spool = "spool"
+owner = "{owner}"
 [[rules]]
 name = "cb"
 when = "missed_opened"
 action = "callback"
-"#,
+"#
+        ),
     );
     let t = chrono::Utc::now().timestamp() - 600;
     let log = format!(
@@ -390,7 +430,12 @@ action = "callback"
          {e3}|e1|support|NONE|ENTERQUEUE||89161110005|1\n{e4}|e1|support|NONE|ABANDON|1|1|40\n\
          {t}|f1|support|NONE|ENTERQUEUE||89161110006|1\n{a}|f1|support|NONE|ABANDON|1|1|30\n\
          {f2}|f2|support|NONE|ENTERQUEUE||89161110006|1\n{f3}|f2|support|PJSIP/201|CONNECT|2|f2.2|1\n\
-         {t}|g1|support|NONE|ENTERQUEUE||79161110007;Application: System|1\n{a}|g1|support|NONE|ABANDON|1|1|30\n",
+         {t}|g1|support|NONE|ENTERQUEUE||79161110007;Application: System|1\n{a}|g1|support|NONE|ABANDON|1|1|30\n\
+         {t}|NONE|support|PJSIP/203|ADDMEMBER|\n\
+         {t}|h0|support|NONE|ENTERQUEUE||89161110008|1\n{e1}|h0|support|PJSIP/203|CONNECT|5|h0.2|1\n{e2}|h0|support|PJSIP/203|COMPLETECALLER|5|30|1\n\
+         {h}|NONE|support|PJSIP/203|PAUSE|lunch\n\
+         {e3}|h1|support|NONE|ENTERQUEUE||89161110008|1\n{e4}|h1|support|NONE|ABANDON|1|1|40\n",
+        h = t + 50,
         a = t + 30,
         e1 = t + 5,
         e2 = t + 35,
@@ -403,7 +448,7 @@ action = "callback"
     append(&dir.path().join("queue_log"), log.as_bytes());
     assert!(
         wait_until(Duration::from_secs(30), || {
-            spool_files(dir.path(), "outgoing").len() == 3
+            spool_files(dir.path(), "outgoing").len() == 4
         }),
         "{:?}\n{:?}\n{}",
         spool_files(dir.path(), "outgoing"),
@@ -430,6 +475,11 @@ action = "callback"
                 )
             })
     };
+    for p in spool_files(dir.path(), "outgoing") {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&p).expect("stat");
+        assert_eq!(format!("{}:{}", m.uid(), m.gid()), owner, "{}", p.display());
+    }
     let a = by_number("+79161110001");
     assert_eq!(
         (a.tech.as_str(), a.dest.as_str()),
@@ -444,6 +494,14 @@ action = "callback"
     let e = by_number("+79161110005");
     assert_eq!((e.tech.as_str(), e.dest.as_str()), ("PJSIP", "202"));
     assert!(e.vars.iter().any(|(k, v)| k == "CT_AGENT" && v == "202"));
+    // H's agent (203) is paused: the callback goes to the queue.
+    let h = by_number("+79161110008");
+    assert_eq!(
+        (h.tech.as_str(), h.dest.as_str()),
+        ("Local", "support@calltrail-queues/n"),
+        "{h:?}"
+    );
+    assert!(h.vars.iter().all(|(k, _)| k != "CT_AGENT"), "{h:?}");
     let g = by_number("79161110007");
     assert_eq!(
         (g.app.as_str(), g.context.as_str()),
@@ -486,7 +544,7 @@ action = "callback"
                 [],
             )
             .expect("update");
-        assert_eq!(n, 3);
+        assert_eq!(n, 4);
     }
     let daemon = Daemon::start(&cfg, &dir.path().join("d2.log"));
     assert!(wait_until(Duration::from_secs(30), || daemon
@@ -499,7 +557,7 @@ action = "callback"
         )[0]["n"]
             == 0
     }));
-    assert_eq!(spool_files(dir.path(), "outgoing").len(), 2);
+    assert_eq!(spool_files(dir.path(), "outgoing").len(), 3);
     // The archived one is read back as completed.
     let archived = done
         .file_name()
