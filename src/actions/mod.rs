@@ -243,11 +243,15 @@ async fn reconcile(store: &Arc<Store>, gateway: &Arc<calltrail_sinks::sms::Gatew
         let s = store.clone();
         let id = a.action_id.clone();
         let digest = a.kind == DIGEST;
+        let callback = a.kind == CALLBACK;
         let _ = tokio::task::spawn_blocking(move || {
             if digest {
                 // Email is at least once: send it (again) with its Message-ID.
                 s.release_action(&id, "the daemon stopped while sending", Utc::now())
             } else {
+                if callback {
+                    let _ = crate::rules::callback_ami::mark_in_doubt(&s, &id);
+                }
                 s.settle_action(
                     &id,
                     crate::store::actions::status::IN_DOUBT,

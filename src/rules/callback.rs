@@ -140,6 +140,7 @@ pub fn row_of<'a>(
 ) -> CallbackRow<'a> {
     CallbackRow {
         action_id,
+        attempt: 1,
         caller: &p.caller,
         episode_opened_at: p.episode_opened_at,
         queue: p.queue.as_deref(),
@@ -282,7 +283,7 @@ pub fn follow(store: &Store, cfg: &CallbacksSection) -> Result<usize, crate::sto
             }
         };
         store.with_conn(|c| {
-            callbacks::finish(c, &action_id, status, attempts, reason, Utc::now())
+            callbacks::finish(c, &action_id, 1, status, attempts, reason, Utc::now())
         })?;
         tracing::info!(action = %action_id, status, "callback finished");
         finished += 1;

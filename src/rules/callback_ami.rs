@@ -89,37 +89,53 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn row<'a>(
     action_id: &'a str,
     p: &'a CallbackPayload,
+    attempt: u32,
     status: &'a str,
     placed_as: Option<&'a str>,
     reason: Option<&'a str>,
 ) -> CallbackRow<'a> {
     CallbackRow {
         method: "ami",
+        attempt,
         ..super::callback::row_of(action_id, p, status, placed_as, reason)
     }
 }
 
+/// Records attempt `attempt` of a callback; false when it could not.
 async fn record(
     store: &Arc<Store>,
     id: &str,
     p: &CallbackPayload,
+    attempt: u32,
     st: &'static str,
     placed_as: Option<String>,
     reason: Option<String>,
-) {
+) -> bool {
     let (s, id2, p2) = (store.clone(), id.to_string(), p.clone());
     let done = blocking(move || {
         s.with_conn(|c| {
             callbacks::record(
                 c,
-                &row(&id2, &p2, st, placed_as.as_deref(), reason.as_deref()),
+                &row(
+                    &id2,
+                    &p2,
+                    attempt,
+                    st,
+                    placed_as.as_deref(),
+                    reason.as_deref(),
+                ),
                 Utc::now(),
             )
         })
     })
     .await;
-    if let Some(Err(e)) = done {
-        tracing::error!(action = %id, error = %e, "cannot record a callback");
+    match done {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::error!(action = %id, error = %e, "cannot record a callback");
+            false
+        }
+        None => false,
     }
 }
 
@@ -172,7 +188,7 @@ pub async fn place(
     match blocking(move || unwanted(&s, &p2)).await {
         Some(Ok(None)) => {}
         Some(Ok(Some(why))) => {
-            record(store, &id, &p, "skipped", None, Some(why.clone())).await;
+            record(store, &id, &p, 1, "skipped", None, Some(why.clone())).await;
             settle(store, &id, status::SKIPPED, Some(why), None).await;
             return Settled::Skipped;
         }
@@ -195,7 +211,7 @@ pub async fn place(
     let o = match originate(cfg, &id, &p, 1) {
         Ok(o) => o,
         Err(why) => {
-            record(store, &id, &p, "failed", None, Some(why.clone())).await;
+            record(store, &id, &p, 1, "failed", None, Some(why.clone())).await;
             settle(store, &id, status::FAILED, Some(why), None).await;
             return Settled::Failed;
         }
@@ -204,11 +220,21 @@ pub async fn place(
     if !matches!(blocking(move || s.claim_action(&cid)).await, Some(Ok(true))) {
         return Settled::NotClaimed;
     }
+    record(
+        store,
+        &id,
+        &p,
+        1,
+        "placing",
+        Some(o.action_id.clone()),
+        None,
+    )
+    .await;
     match client.originate(&o).await {
         Ok(queued) => {
             let action = queued.action_id().to_string();
             tracing::info!(action = %id, ami_action = %action, channel = %o.channel, "callback originated");
-            record(store, &id, &p, "queued", Some(action.clone()), None).await;
+            record(store, &id, &p, 1, "queued", Some(action.clone()), None).await;
             settle(store, &id, status::DONE, None, Some(action)).await;
             tokio::spawn(follow(
                 store.clone(),
@@ -227,6 +253,7 @@ pub async fn place(
                 store,
                 &id,
                 &p,
+                1,
                 "in_doubt",
                 Some(o.action_id.clone()),
                 Some(e.to_string()),
@@ -252,7 +279,7 @@ pub async fn place(
                 (5u64 << a.attempts.min(6)).min(300)
             });
             if a.attempts + 1 >= 20 {
-                record(store, &id, &p, "failed", None, Some(e.to_string())).await;
+                record(store, &id, &p, 1, "failed", None, Some(e.to_string())).await;
                 settle(
                     store,
                     &id,
@@ -273,7 +300,7 @@ pub async fn place(
         }
         Err(e) => {
             tracing::error!(action = %id, error = %e, "callback refused");
-            record(store, &id, &p, "failed", None, Some(e.to_string())).await;
+            record(store, &id, &p, 1, "failed", None, Some(e.to_string())).await;
             settle(store, &id, status::FAILED, Some(e.to_string()), None).await;
             Settled::Failed
         }
@@ -289,7 +316,7 @@ pub(crate) enum Next {
 
 /// Waits for the OriginateResponse of a queued attempt, records it, and
 /// makes the next attempt after `retry_time_s` while the episode is open.
-/// Each retry is claimed in `callbacks` (`retrying`, committed) before its
+/// Each retry is claimed in `callbacks` (`placing`, committed) before its
 /// Originate is written: a daemon stopped between attempts resumes them
 /// ([`resume`]), one stopped while placing one never places it again.
 async fn follow(
@@ -331,12 +358,12 @@ async fn follow(
                     &store,
                     &id,
                     &p,
+                    attempt,
                     "unknown",
                     Some(queued_id(&id, attempt)),
                     Some(e.to_string()),
                 )
                 .await;
-                finish(&store, &id, "unknown", attempt, None).await;
                 return;
             }
         };
@@ -353,7 +380,7 @@ async fn follow(
 }
 
 /// Attempt `attempt` of a callback, if its episode is still open: claimed
-/// (`retrying`), then originated. `None`: not placed (closed meanwhile,
+/// (`placing`), then originated. `None`: not placed (closed meanwhile,
 /// refused, or the connection failed: recorded).
 async fn retry(
     store: &Arc<Store>,
@@ -367,19 +394,38 @@ async fn retry(
     match blocking(move || unwanted(&s, &p2)).await {
         Some(Ok(None)) => {}
         Some(Ok(Some(why))) => {
-            finish(store, id, "cancelled", attempt - 1, Some(why)).await;
+            record(store, id, p, attempt, "cancelled", None, Some(why)).await;
             return None;
         }
         _ => return None,
     }
     let o = originate(cfg, id, p, attempt).ok()?;
     // The claim, committed before the Originate is written.
-    if !finish(store, id, "retrying", attempt, None).await {
+    if !record(
+        store,
+        id,
+        p,
+        attempt,
+        "placing",
+        Some(o.action_id.clone()),
+        None,
+    )
+    .await
+    {
         return None;
     }
     match client.originate(&o).await {
         Ok(q) => {
-            record(store, id, p, "queued", Some(o.action_id.clone()), None).await;
+            record(
+                store,
+                id,
+                p,
+                attempt,
+                "queued",
+                Some(o.action_id.clone()),
+                None,
+            )
+            .await;
             Some(q)
         }
         Err(e) => {
@@ -389,14 +435,22 @@ async fn retry(
             } else {
                 "failed"
             };
-            record(store, id, p, st, Some(o.action_id), Some(e.to_string())).await;
-            finish(store, id, st, attempt, None).await;
+            record(
+                store,
+                id,
+                p,
+                attempt,
+                st,
+                Some(o.action_id),
+                Some(e.to_string()),
+            )
+            .await;
             None
         }
     }
 }
 
-/// Records a callback's state after `attempt`; false when it could not.
+/// Records what came of attempt `attempt`; false when it could not.
 async fn finish(
     store: &Arc<Store>,
     id: &str,
@@ -407,7 +461,7 @@ async fn finish(
     let (s, sid) = (store.clone(), id.to_string());
     match blocking(move || {
         s.with_conn(|c| {
-            callbacks::finish(c, &sid, st, Some(attempt), reason.as_deref(), Utc::now())
+            callbacks::finish(c, &sid, attempt, st, None, reason.as_deref(), Utc::now())
         })
     })
     .await
@@ -423,7 +477,7 @@ async fn finish(
 
 /// At start: the AMI callbacks a stopped daemon left between attempts
 /// (`failed` with retries left) are followed again, their next attempt
-/// `retry_time_s` after the last; one left `retrying` (stopped while
+/// `retry_time_s` after the last; one left `placing` (stopped while
 /// placing an attempt) is never placed again: `unknown` (its CDR tells);
 /// one with no retries left is `expired`.
 pub async fn resume(store: &Arc<Store>, cfg: &Arc<CallbacksSection>, client: &AmiClient) {
@@ -437,8 +491,8 @@ pub async fn resume(store: &Arc<Store>, cfg: &Arc<CallbacksSection>, client: &Am
         None => return,
     };
     for r in rows {
-        let attempt = r.attempts.max(1);
-        if r.status == "retrying" {
+        let attempt = r.attempt.max(1);
+        if r.status == "placing" {
             let why = format!(
                 "the daemon stopped while placing attempt {attempt}: not placed again (the CDR tells)"
             );
@@ -489,9 +543,11 @@ pub fn reconcile(store: &Store) -> Result<usize, crate::store::StoreError> {
                 Some(&format!("CDR accountcode {acct}")),
             )?;
             store.with_conn(|c| {
+                let attempt = callbacks::latest_attempt(c, &action_id)?;
                 callbacks::finish(
                     c,
                     &action_id,
+                    attempt,
                     "completed",
                     None,
                     Some("settled from the CDR (accountcode)"),
@@ -503,4 +559,21 @@ pub fn reconcile(store: &Store) -> Result<usize, crate::store::StoreError> {
         }
     }
     Ok(n)
+}
+
+/// Marks the latest attempt of a callback a stopped daemon left `sending`
+/// as `in_doubt` (its action is, too).
+pub fn mark_in_doubt(store: &Store, action_id: &str) -> Result<(), crate::store::StoreError> {
+    store.with_conn(|c| {
+        let attempt = callbacks::latest_attempt(c, action_id)?;
+        callbacks::finish(
+            c,
+            action_id,
+            attempt,
+            "in_doubt",
+            None,
+            Some("the daemon stopped while placing it; outcome unknown"),
+            Utc::now(),
+        )
+    })
 }

@@ -1,14 +1,18 @@
 //! The `callbacks` table (docs/schema.md): one row per callback attempt a
-//! rule made, with how it was placed (the call file's name) and what came
-//! of it. Written by the action worker.
+//! rule made (a call file is one attempt, Asterisk's own retries inside it;
+//! AMI: the first Originate and each retry), with how it was placed (the
+//! call file's name, the ActionID) and what came of it. Written by the
+//! action worker.
 
 use super::{db, ts, StoreError};
 use chrono::{DateTime, Utc};
 use duckdb::{params, Connection};
 
+/// The table, one row per attempt (key: action id and attempt number).
 pub const CALLBACKS_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS callbacks (
-    action_id   VARCHAR PRIMARY KEY,
+    action_id   VARCHAR NOT NULL,
+    attempt     INTEGER NOT NULL,
     caller      VARCHAR NOT NULL,
     episode_opened_at TIMESTAMP NOT NULL,
     queue       VARCHAR,
@@ -19,15 +23,51 @@ CREATE TABLE IF NOT EXISTS callbacks (
     attempts    INTEGER,
     reason      VARCHAR,
     created_at  TIMESTAMP NOT NULL,
-    updated_at  TIMESTAMP NOT NULL
+    updated_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (action_id, attempt)
 );
+"#;
+
+/// Whether `callbacks` has the layout before attempts had rows of their own
+/// (keyed by `action_id` alone), which [`MIGRATE_PER_ATTEMPT`] rewrites.
+pub const IS_PER_ACTION: &str = "SELECT count(*) FROM duckdb_constraints()
+    WHERE table_name = 'callbacks' AND constraint_type = 'PRIMARY KEY'
+      AND len(constraint_column_names) = 1";
+
+/// Rewrites a per-action `callbacks` table: each row becomes the row of its
+/// latest attempt (`attempts`, else 1).
+pub const MIGRATE_PER_ACTION: &str = r#"
 ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS attempts INTEGER;
+ALTER TABLE callbacks RENAME TO callbacks_per_action;
+CREATE TABLE callbacks (
+    action_id   VARCHAR NOT NULL,
+    attempt     INTEGER NOT NULL,
+    caller      VARCHAR NOT NULL,
+    episode_opened_at TIMESTAMP NOT NULL,
+    queue       VARCHAR,
+    agent       VARCHAR,
+    method      VARCHAR NOT NULL,
+    placed_as   VARCHAR,
+    status      VARCHAR NOT NULL,
+    attempts    INTEGER,
+    reason      VARCHAR,
+    created_at  TIMESTAMP NOT NULL,
+    updated_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (action_id, attempt)
+);
+INSERT INTO callbacks
+    SELECT action_id, greatest(coalesce(attempts, 1), 1), caller, episode_opened_at, queue,
+           agent, method, placed_as, status, attempts, reason, created_at, updated_at
+    FROM callbacks_per_action;
+DROP TABLE callbacks_per_action;
 "#;
 
 /// One callback attempt.
 #[derive(Debug, Clone)]
 pub struct CallbackRow<'a> {
     pub action_id: &'a str,
+    /// 1 for the first placement; AMI retries count up.
+    pub attempt: u32,
     pub caller: &'a str,
     pub episode_opened_at: DateTime<Utc>,
     pub queue: Option<&'a str>,
@@ -40,20 +80,22 @@ pub struct CallbackRow<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Records `row` (replacing the row of the same action: its latest state).
+/// Records `row` (replacing the row of the same attempt: its latest
+/// state).
 pub fn record(
     conn: &Connection,
     row: &CallbackRow<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO callbacks (action_id, caller, episode_opened_at, queue, agent, method,
+        "INSERT INTO callbacks (action_id, attempt, caller, episode_opened_at, queue, agent, method,
              placed_as, status, reason, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (action_id) DO UPDATE SET placed_as = excluded.placed_as,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (action_id, attempt) DO UPDATE SET placed_as = excluded.placed_as,
              status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at",
         params![
             row.action_id,
+            row.attempt,
             row.caller,
             ts(row.episode_opened_at),
             row.queue,
@@ -86,24 +128,39 @@ pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
         .map_err(db("reading a queued callback"))
 }
 
-/// What Asterisk made of a placed callback: `completed` (the first leg
-/// answered), `expired` (every attempt failed), `failed` (Asterisk refused
-/// the file), `cancelled` (the file vanished without being archived).
+/// What came of attempt `attempt` of a callback: `completed` (the first
+/// leg answered), `expired` (it and every earlier one failed, no retry
+/// left), `failed`, `cancelled`, `unknown`…; `tries`: the tries Asterisk
+/// made of a call file (from `outgoing_done/`).
 pub fn finish(
     conn: &Connection,
     action_id: &str,
+    attempt: u32,
     status: &str,
-    attempts: Option<u32>,
+    tries: Option<u32>,
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE callbacks SET status = ?, attempts = ?, reason = coalesce(?, reason), updated_at = ?
-         WHERE action_id = ?",
-        params![status, attempts, reason, ts(now), action_id],
+        "UPDATE callbacks SET status = ?, attempts = coalesce(?, attempts),
+                reason = coalesce(?, reason), updated_at = ?
+         WHERE action_id = ? AND attempt = ?",
+        params![status, tries, reason, ts(now), action_id, attempt],
     )
     .map_err(db("recording a callback's outcome"))?;
     Ok(())
+}
+
+/// The latest attempt recorded for a callback (0: none).
+pub fn latest_attempt(conn: &Connection, action_id: &str) -> Result<u32, StoreError> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(attempt), 0) FROM callbacks WHERE action_id = ?",
+            params![action_id],
+            |r| r.get(0),
+        )
+        .map_err(db("reading a callback's attempts"))?;
+    Ok(n.max(0) as u32)
 }
 
 /// Whether the missed-call episode `(caller, opened_at)` is still open.
@@ -162,23 +219,24 @@ pub fn cdr_mentions(conn: &Connection, account: &str) -> Result<bool, StoreError
 pub struct AmiPause {
     pub action_id: String,
     pub payload: String,
-    /// `failed` (the last attempt failed) or `retrying` (an attempt was
+    /// `failed` (the last attempt failed) or `placing` (an attempt was
     /// being placed).
     pub status: String,
-    pub attempts: u32,
+    /// The latest attempt's number.
+    pub attempt: u32,
     pub updated_at: DateTime<Utc>,
 }
 
-/// The AMI callbacks whose action is done and whose last attempt failed,
-/// or which were placing a retry: what a start resumes or settles.
+/// The AMI callbacks whose action is done and whose latest attempt failed
+/// or was being placed (`placing`): what a start resumes or settles.
 pub fn ami_between_attempts(conn: &Connection) -> Result<Vec<AmiPause>, StoreError> {
     let mut q = conn
         .prepare_cached(
-            "SELECT c.action_id, a.payload, c.status, coalesce(c.attempts, 1),
-                    epoch_us(c.updated_at)
+            "SELECT c.action_id, a.payload, c.status, c.attempt, epoch_us(c.updated_at)
              FROM callbacks c JOIN actions a USING (action_id)
-             WHERE c.method = 'ami' AND c.status IN ('failed', 'retrying')
-               AND a.status = 'done'
+             WHERE c.method = 'ami' AND a.status = 'done'
+             QUALIFY row_number() OVER (PARTITION BY c.action_id ORDER BY c.attempt DESC) = 1
+                 AND c.status IN ('failed', 'placing')
              ORDER BY c.updated_at",
         )
         .map_err(db("preparing the AMI retries scan"))?;
@@ -188,11 +246,75 @@ pub fn ami_between_attempts(conn: &Connection) -> Result<Vec<AmiPause>, StoreErr
                 action_id: r.get(0)?,
                 payload: r.get(1)?,
                 status: r.get(2)?,
-                attempts: r.get::<_, i32>(3)?.max(0) as u32,
+                attempt: r.get::<_, i32>(3)?.max(0) as u32,
                 updated_at: DateTime::from_timestamp_micros(r.get(4)?).unwrap_or_default(),
             })
         })
         .map_err(db("reading the AMI retries"))?;
     rows.collect::<Result<_, _>>()
         .map_err(db("reading an AMI retry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Store, StoreError};
+
+    #[test]
+    fn a_per_action_table_gets_one_row_per_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.duckdb");
+        {
+            // The layout before attempts had rows (and before `attempts`).
+            let c = duckdb::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE callbacks (
+                    action_id VARCHAR PRIMARY KEY, caller VARCHAR NOT NULL,
+                    episode_opened_at TIMESTAMP NOT NULL, queue VARCHAR, agent VARCHAR,
+                    method VARCHAR NOT NULL, placed_as VARCHAR, status VARCHAR NOT NULL,
+                    reason VARCHAR, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL);
+                 INSERT INTO callbacks VALUES ('a', '+79161234567', '2026-11-01 10:00:00',
+                    'support', NULL, 'call_file', 'ct-a.call', 'completed', NULL,
+                    '2026-11-01 10:01:00', '2026-11-01 10:02:00');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let got: (String, i32, String) = store
+            .with_conn(|c| {
+                Ok::<_, StoreError>(
+                    c.query_row(
+                        "SELECT action_id, attempt, status FROM callbacks",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .unwrap(),
+                )
+            })
+            .unwrap();
+        assert_eq!(got, ("a".to_string(), 1, "completed".to_string()));
+        // A second attempt of the same callback is a row of its own.
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT INTO callbacks SELECT action_id, 2, caller, episode_opened_at, queue,
+                        agent, method, placed_as, 'queued', attempts, reason, created_at,
+                        updated_at FROM callbacks",
+                    [],
+                )
+                .unwrap();
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let n: i64 = store
+            .with_conn(|c| {
+                Ok::<_, StoreError>(
+                    c.query_row("SELECT count(*) FROM callbacks", [], |r| r.get(0))
+                        .unwrap(),
+                )
+            })
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 }

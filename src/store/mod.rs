@@ -256,6 +256,13 @@ impl Store {
             .map_err(db("adding the actions' result column"))?;
         conn.execute_batch(digests::DIGESTS_DDL)
             .map_err(db("creating the digest_items table"))?;
+        let per_action: i64 = conn
+            .query_row(callbacks::IS_PER_ACTION, [], |r| r.get(0))
+            .map_err(db("inspecting the callbacks table"))?;
+        if per_action > 0 {
+            conn.execute_batch(&format!("BEGIN; {} COMMIT;", callbacks::MIGRATE_PER_ACTION))
+                .map_err(db("giving each callback attempt its row"))?;
+        }
         conn.execute_batch(callbacks::CALLBACKS_DDL)
             .map_err(db("creating the callbacks table"))?;
         conn.execute_batch(directory::DIRECTORY_DDL)

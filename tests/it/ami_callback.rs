@@ -89,7 +89,7 @@ action = "callback"
     let rows = |sql: &str| query_json(&cfg, sql);
     assert!(
         wait_until(Duration::from_secs(30), || {
-            rows("SELECT status FROM callbacks WHERE caller = '+79161110002'")
+            rows("SELECT status FROM callbacks WHERE caller = '+79161110002' ORDER BY attempt DESC LIMIT 1")
                 .first()
                 .is_some_and(|r| r["status"] == "expired")
                 && rows("SELECT status FROM callbacks WHERE status = 'completed'").len() == 2
@@ -129,8 +129,26 @@ action = "callback"
             );
         }
     }
-    let b = rows("SELECT attempts FROM callbacks WHERE caller = '+79161110002'");
-    assert_eq!(b[0]["attempts"], 2, "{b:?}");
+    // One row per attempt: the first failed, the retry too, and then no
+    // retry was left.
+    let b = rows(
+        "SELECT attempt, status, placed_as FROM callbacks WHERE caller = '+79161110002' ORDER BY attempt",
+    );
+    let got: Vec<_> = b
+        .iter()
+        .map(|r| (r["attempt"].as_i64(), r["status"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(Some(1), Some("failed")), (Some(2), Some("expired"))],
+        "{b:?}"
+    );
+    assert!(
+        b.iter().enumerate().all(|(i, r)| r["placed_as"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!("-{}", i + 1)))),
+        "{b:?}"
+    );
 
     // C: the connection drops after the Originate is written.
     remaining.store(1, std::sync::atomic::Ordering::SeqCst);
@@ -192,7 +210,7 @@ action = "callback"
 #[test]
 fn ami_retries_survive_a_restart_and_an_attempt_cut_short_is_never_repeated() {
     // Both callers are always busy: B's retries go on after a SIGKILL;
-    // D's row is left `retrying` (a stop while its retry was being
+    // D's row is left `placing` (a stop while its retry was being
     // placed) and is never placed again.
     let peer = AmiPeer::start(AmiOptions::default().with_outcome(|_| Outcome::Busy));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -236,7 +254,7 @@ action = "callback"
     let rows = |sql: &str| query_json(&cfg, sql);
     assert!(
         wait_until(Duration::from_secs(30), || rows(
-            "SELECT count(*) AS n FROM callbacks WHERE status = 'failed' AND attempts = 1"
+            "SELECT count(*) AS n FROM callbacks WHERE status = 'failed' AND attempt = 1"
         )[0]["n"]
             == 2),
         "{:?}\n{}",
@@ -251,8 +269,12 @@ action = "callback"
             calltrail::store::Store::open(&dir.path().join("s.duckdb")).expect("open the store");
         store
             .with_conn(|c| {
+                // What a claimed retry leaves: its row, `placing`.
                 c.execute(
-                    "UPDATE callbacks SET status = 'retrying', attempts = 2 WHERE caller = '+79161110044'",
+                    "INSERT INTO callbacks
+                     SELECT action_id, 2, caller, episode_opened_at, queue, agent, method,
+                            replace(placed_as, '-1', '-2'), 'placing', NULL, NULL, now(), now()
+                     FROM callbacks WHERE caller = '+79161110044'",
                     [],
                 )
                 .map_err(|e| calltrail::store::StoreError::Db {
@@ -265,11 +287,13 @@ action = "callback"
     let daemon = Daemon::start_env(&cfg, &dir.path().join("d2.log"), &env);
     daemon.wait_http();
     assert!(
-        wait_until(Duration::from_secs(40), || rows(
-            "SELECT status FROM callbacks WHERE caller = '+79161110042'"
+        wait_until(Duration::from_secs(40), || {
+            rows(
+            "SELECT status FROM callbacks WHERE caller = '+79161110042' ORDER BY attempt DESC LIMIT 1"
         )
         .first()
-        .is_some_and(|r| r["status"] == "expired")),
+        .is_some_and(|r| r["status"] == "expired")
+        }),
         "{:?}\n{}",
         rows("SELECT * FROM callbacks"),
         daemon.log()
@@ -286,10 +310,21 @@ action = "callback"
     for (i, id) in b.iter().enumerate() {
         assert!(id.ends_with(&format!("-{}", i + 1)), "{b:?}");
     }
+    let rows_b = rows(
+        "SELECT attempt, status FROM callbacks WHERE caller = '+79161110042' ORDER BY attempt",
+    );
+    let statuses: Vec<_> = rows_b.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(
+        statuses,
+        [Some("failed"), Some("failed"), Some("expired")],
+        "{rows_b:?}"
+    );
     // D: never placed again; recorded unknown with the reason.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(count("+79161110044"), 1);
-    let d = rows("SELECT status, reason FROM callbacks WHERE caller = '+79161110044'");
+    let d = rows(
+        "SELECT status, reason FROM callbacks WHERE caller = '+79161110044' ORDER BY attempt DESC",
+    );
     assert_eq!(d[0]["status"], "unknown", "{d:?}");
     assert!(
         d[0]["reason"]
