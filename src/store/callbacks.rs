@@ -8,9 +8,9 @@ use super::{db, ts, StoreError};
 use chrono::{DateTime, Utc};
 use duckdb::{params, Connection};
 
-/// The table, one row per attempt (key: action id and attempt number).
-pub const CALLBACKS_DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS callbacks (
+/// The table's columns, one row per attempt (key: action id and attempt
+/// number).
+const COLUMNS: &str = "
     action_id   VARCHAR NOT NULL,
     attempt     INTEGER NOT NULL,
     caller      VARCHAR NOT NULL,
@@ -24,43 +24,34 @@ CREATE TABLE IF NOT EXISTS callbacks (
     reason      VARCHAR,
     created_at  TIMESTAMP NOT NULL,
     updated_at  TIMESTAMP NOT NULL,
-    PRIMARY KEY (action_id, attempt)
-);
-"#;
+    PRIMARY KEY (action_id, attempt)";
+
+/// Creates the table.
+pub fn ddl() -> String {
+    format!("CREATE TABLE IF NOT EXISTS callbacks ({COLUMNS});")
+}
 
 /// Whether `callbacks` has the layout before attempts had rows of their own
-/// (keyed by `action_id` alone), which [`MIGRATE_PER_ATTEMPT`] rewrites.
+/// (keyed by `action_id` alone), which [`migrate_per_action`] rewrites.
 pub const IS_PER_ACTION: &str = "SELECT count(*) FROM duckdb_constraints()
     WHERE table_name = 'callbacks' AND constraint_type = 'PRIMARY KEY'
       AND len(constraint_column_names) = 1";
 
 /// Rewrites a per-action `callbacks` table: each row becomes the row of its
 /// latest attempt (`attempts`, else 1).
-pub const MIGRATE_PER_ACTION: &str = r#"
-ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS attempts INTEGER;
-ALTER TABLE callbacks RENAME TO callbacks_per_action;
-CREATE TABLE callbacks (
-    action_id   VARCHAR NOT NULL,
-    attempt     INTEGER NOT NULL,
-    caller      VARCHAR NOT NULL,
-    episode_opened_at TIMESTAMP NOT NULL,
-    queue       VARCHAR,
-    agent       VARCHAR,
-    method      VARCHAR NOT NULL,
-    placed_as   VARCHAR,
-    status      VARCHAR NOT NULL,
-    attempts    INTEGER,
-    reason      VARCHAR,
-    created_at  TIMESTAMP NOT NULL,
-    updated_at  TIMESTAMP NOT NULL,
-    PRIMARY KEY (action_id, attempt)
-);
-INSERT INTO callbacks
-    SELECT action_id, greatest(coalesce(attempts, 1), 1), caller, episode_opened_at, queue,
-           agent, method, placed_as, status, attempts, reason, created_at, updated_at
-    FROM callbacks_per_action;
-DROP TABLE callbacks_per_action;
-"#;
+pub fn migrate_per_action() -> String {
+    format!(
+        "ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS attempts INTEGER;
+         ALTER TABLE callbacks RENAME TO callbacks_per_action;
+         CREATE TABLE callbacks ({COLUMNS});
+         INSERT INTO callbacks
+             SELECT action_id, greatest(coalesce(attempts, 1), 1), caller, episode_opened_at,
+                    queue, agent, method, placed_as, status, attempts, reason, created_at,
+                    updated_at
+             FROM callbacks_per_action;
+         DROP TABLE callbacks_per_action;"
+    )
+}
 
 /// One callback attempt.
 #[derive(Debug, Clone)]

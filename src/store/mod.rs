@@ -260,10 +260,13 @@ impl Store {
             .query_row(callbacks::IS_PER_ACTION, [], |r| r.get(0))
             .map_err(db("inspecting the callbacks table"))?;
         if per_action > 0 {
-            conn.execute_batch(&format!("BEGIN; {} COMMIT;", callbacks::MIGRATE_PER_ACTION))
-                .map_err(db("giving each callback attempt its row"))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {} COMMIT;",
+                callbacks::migrate_per_action()
+            ))
+            .map_err(db("giving each callback attempt its row"))?;
         }
-        conn.execute_batch(callbacks::CALLBACKS_DDL)
+        conn.execute_batch(&callbacks::ddl())
             .map_err(db("creating the callbacks table"))?;
         conn.execute_batch(directory::DIRECTORY_DDL)
             .map_err(db("creating the known_numbers table"))?;

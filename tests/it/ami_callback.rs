@@ -21,6 +21,37 @@ fn lost(id: &str, caller: &str, at: i64) -> String {
     )
 }
 
+/// A daemon's config calling missed callers back through the AMI peer on
+/// `port`: `sources` added before, `callbacks` settings added to
+/// `[callbacks]`.
+fn ami_config(
+    dir: &std::path::Path,
+    port: u16,
+    sources: &str,
+    callbacks: &str,
+) -> std::path::PathBuf {
+    daemon_config(
+        dir,
+        &format!(
+            r#"{sources}
+[callbacks]
+method = "ami"
+wait_time_s = 5
+{callbacks}
+[callbacks.ami]
+port = {port}
+username = "{DEFAULT_USERNAME}"
+secret = {{ env = "CT_TEST_AMI_SECRET" }}
+
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#
+        ),
+    )
+}
+
 fn var<'a>(o: &'a crate::support::asterisk_ami::Originate, k: &str) -> Option<&'a str> {
     o.variables
         .iter()
@@ -45,10 +76,10 @@ fn callbacks_through_ami_are_placed_once_and_settled() {
     let peer = AmiPeer::start(opts);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("Master.csv"), "").expect("cdr");
-    let cfg = daemon_config(
+    let cfg = ami_config(
         dir.path(),
-        &format!(
-            r#"
+        peer.port(),
+        r#"
 [[sources]]
 name = "cdr"
 kind = "asterisk_cdr_csv"
@@ -56,24 +87,8 @@ path = "Master.csv"
 pbx = "pbx1"
 timezone = "UTC"
 poll_interval_ms = 50
-
-[callbacks]
-method = "ami"
-max_retries = 1
-retry_time_s = 1
-wait_time_s = 5
-[callbacks.ami]
-port = {port}
-username = "{DEFAULT_USERNAME}"
-secret = {{ env = "CT_TEST_AMI_SECRET" }}
-
-[[rules]]
-name = "cb"
-when = "missed_opened"
-action = "callback"
 "#,
-            port = peer.port()
-        ),
+        "max_retries = 1\nretry_time_s = 1",
     );
     let env = [("CT_TEST_AMI_SECRET", DEFAULT_SECRET)];
     let daemon = Daemon::start_env(&cfg, &dir.path().join("d.log"), &env);
@@ -214,28 +229,11 @@ fn ami_retries_survive_a_restart_and_an_attempt_cut_short_is_never_repeated() {
     // placed) and is never placed again.
     let peer = AmiPeer::start(AmiOptions::default().with_outcome(|_| Outcome::Busy));
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = daemon_config(
+    let cfg = ami_config(
         dir.path(),
-        &format!(
-            r#"
-[callbacks]
-method = "ami"
-max_retries = 2
-retry_time_s = 4
-wait_time_s = 5
-per_minute = 0
-[callbacks.ami]
-port = {port}
-username = "{DEFAULT_USERNAME}"
-secret = {{ env = "CT_TEST_AMI_SECRET" }}
-
-[[rules]]
-name = "cb"
-when = "missed_opened"
-action = "callback"
-"#,
-            port = peer.port()
-        ),
+        peer.port(),
+        "",
+        "max_retries = 2\nretry_time_s = 4\nper_minute = 0",
     );
     let env = [("CT_TEST_AMI_SECRET", DEFAULT_SECRET)];
     let daemon = Daemon::start_env(&cfg, &dir.path().join("d.log"), &env);
