@@ -1,6 +1,7 @@
 //! Hostile caller ids and names through every action of a running daemon:
-//! call files (read by the independent model of Asterisk's parser), SMS
-//! files, emails and webhook bodies. Nothing from a caller may add a key,
+//! call files (read by the independent model of Asterisk's parser), AMI
+//! Originates (read by the Asterisk-like endpoint), SMS files, emails and
+//! webhook bodies. Nothing from a caller may add a key,
 //! a header, a line or a variable; what cannot be used is refused with a
 //! reason in `actions`.
 
@@ -36,6 +37,125 @@ fn files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// The lost calls of every hostile caller id, as queue_log bytes.
+fn hostile_log() -> Vec<u8> {
+    let t = chrono::Utc::now().timestamp() - 600;
+    let mut log = String::new();
+    for (i, c) in CALLERS.iter().enumerate() {
+        // A queue_log line ends at `\n`: what follows a newline in a caller
+        // id is a line of its own (rejected, or read as what it says).
+        log += &format!(
+            "{t}|h{i}|support|NONE|ENTERQUEUE||{c}|1\n{}|h{i}|support|NONE|ABANDON|1|1|30\n",
+            t + 30
+        );
+    }
+    // A 10 KB caller id and invalid UTF-8.
+    log += &format!(
+        "{t}|big|support|NONE|ENTERQUEUE||7916{}|1\n{}|big|support|NONE|ABANDON|1|1|30\n",
+        "9".repeat(10_000),
+        t + 30
+    );
+    let mut bytes = log.into_bytes();
+    bytes.extend_from_slice(format!("{t}|utf|support|NONE|ENTERQUEUE||7916\u{0}\u{1b}").as_bytes());
+    bytes.extend_from_slice(b"\xff\xfe1110011|1\n");
+    bytes.extend_from_slice(format!("{}|utf|support|NONE|ABANDON|1|1|30\n", t + 30).as_bytes());
+    bytes
+}
+
+/// The same callers through AMI: Asterisk's reading of every Originate
+/// (the model's `ast_callerid_parse`, variable splitting) finds only
+/// calltrail's headers and variables, the numbers as digits.
+#[test]
+fn hostile_caller_ids_inject_nothing_into_ami_originate() {
+    use crate::support::asterisk_ami::{AmiOptions, AmiPeer, DEFAULT_SECRET, DEFAULT_USERNAME};
+    let peer = AmiPeer::start(AmiOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = daemon_config(
+        dir.path(),
+        &format!(
+            r#"
+[callbacks]
+method = "ami"
+per_minute = 0
+max_retries = 0
+[callbacks.ami]
+port = {}
+username = "{DEFAULT_USERNAME}"
+secret = {{ env = "CT_TEST_AMI_SECRET" }}
+[[rules]]
+name = "cb"
+when = "missed_opened"
+action = "callback"
+"#,
+            peer.port()
+        ),
+    );
+    let daemon = Daemon::start_env(
+        &cfg,
+        &dir.path().join("d.log"),
+        &[("CT_TEST_AMI_SECRET", DEFAULT_SECRET)],
+    );
+    daemon.wait_http();
+    append(&dir.path().join("queue_log"), &hostile_log());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(300));
+            peer.originates().len() >= 3
+                && query_json(
+                    &cfg,
+                    "SELECT count(*) AS n FROM actions WHERE status IN ('pending', 'sending')",
+                )[0]["n"]
+                    == 0
+        }),
+        "{:?}\n{}",
+        query_json(&cfg, "SELECT action_id, status, last_error FROM actions"),
+        daemon.log()
+    );
+    let mut dialled = Vec::new();
+    for o in peer.originates() {
+        let keys: Vec<&str> = o.raw.iter().map(|(k, _)| k.as_str()).collect();
+        for k in &keys {
+            assert!(
+                [
+                    "Action", "ActionID", "Channel", "Context", "Exten", "Priority", "Timeout",
+                    "CallerID", "Variable", "Account", "Async"
+                ]
+                .contains(k),
+                "header {k} in {:?}",
+                o.raw
+            );
+        }
+        assert_eq!(o.context, "calltrail-callback", "{o:?}");
+        assert_eq!(o.channel, "Local/support@calltrail-queues/n", "{o:?}");
+        for (k, v) in &o.variables {
+            assert!(k.starts_with("CT_"), "{k}={v}");
+            for bad in ["${", "$[", "System", "evil", "<script>", "\r", "\n"] {
+                assert!(!v.contains(bad), "{k}={v}");
+            }
+        }
+        let n = o
+            .variables
+            .iter()
+            .find(|(k, _)| k == "CT_NUMBER")
+            .map(|(_, v)| v.clone())
+            .expect("CT_NUMBER");
+        assert_eq!(o.cid_num.as_deref(), Some(n.as_str()), "{o:?}");
+        dialled.push(n);
+    }
+    dialled.sort();
+    assert_eq!(dialled, ["+79161110001", "+79161110004", "+79161110005"]);
+    for r in query_json(
+        &cfg,
+        "SELECT action_id, status, last_error FROM actions WHERE status <> 'done'",
+    ) {
+        assert!(
+            r["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{r:?}"
+        );
+    }
+    drop(daemon);
 }
 
 #[test]
@@ -76,27 +196,7 @@ url = ""#
     );
     let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
     daemon.wait_http();
-    let t = chrono::Utc::now().timestamp() - 600;
-    let mut log = String::new();
-    for (i, c) in CALLERS.iter().enumerate() {
-        // A queue_log line ends at `\n`: what follows a newline in a caller
-        // id is a line of its own (rejected, or read as what it says).
-        log += &format!(
-            "{t}|h{i}|support|NONE|ENTERQUEUE||{c}|1\n{}|h{i}|support|NONE|ABANDON|1|1|30\n",
-            t + 30
-        );
-    }
-    // A 10 KB caller id and invalid UTF-8.
-    log += &format!(
-        "{t}|big|support|NONE|ENTERQUEUE||7916{}|1\n{}|big|support|NONE|ABANDON|1|1|30\n",
-        "9".repeat(10_000),
-        t + 30
-    );
-    let mut bytes = log.into_bytes();
-    bytes.extend_from_slice(format!("{t}|utf|support|NONE|ENTERQUEUE||7916\u{0}\u{1b}").as_bytes());
-    bytes.extend_from_slice(b"\xff\xfe1110011|1\n");
-    bytes.extend_from_slice(format!("{}|utf|support|NONE|ABANDON|1|1|30\n", t + 30).as_bytes());
-    append(&dir.path().join("queue_log"), &bytes);
+    append(&dir.path().join("queue_log"), &hostile_log());
     let settled = || {
         query_json(
             &cfg,
