@@ -10,6 +10,7 @@ use crate::lookup::Index;
 use crate::publish::{self, Mode};
 use crate::serve::{self, auth};
 use crate::store::Store;
+use crate::tail::status::{SourceStatus, Statuses};
 use crate::tail::{DevIno, Position, TailOptions, Tailer, Verdict};
 use anyhow::Context;
 use calltrail_sinks::{KafkaConfig, KafkaSink, Mailer, SmtpConfig, SmtpTls};
@@ -81,6 +82,7 @@ fn spawn_tailer(
     stop: Arc<AtomicBool>,
     once: bool,
     wakers: [Arc<Notify>; 3],
+    status: Option<Arc<SourceStatus>>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
     let mut ingest = Ingest::new(cfg, src, store.handle()?, true)?;
     let start = store.checkpoint(&src.name)?.and_then(|cp| {
@@ -116,6 +118,10 @@ fn spawn_tailer(
             Default::default()
         })
     }));
+    if let Some(st) = &status {
+        let st = st.clone();
+        opts.on_poll = Some(Arc::new(move || st.polled()));
+    }
     let since = store
         .checkpoint_time(&src.name)?
         .map(std::time::SystemTime::from);
@@ -123,8 +129,12 @@ fn spawn_tailer(
         .name(format!("tail-{name}"))
         .spawn(move || {
             let mut tailer = Tailer::new(&path, opts, start).with_checkpoint_time(since);
-            tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
+            let ended = status.clone();
+            let r = tailer.run(&stop, once, |batch| match ingest.process(batch, true) {
                 Ok(s) => {
+                    if let Some(st) = &status {
+                        st.committed(s.lines, s.events, s.rejects);
+                    }
                     // [kafka, actions, state]: the action worker only when
                     // there is an action (its poll is a query).
                     let [kafka, actions, state] = &wakers;
@@ -142,7 +152,11 @@ fn spawn_tailer(
                     tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
                     Verdict::Retry
                 }
-            })?;
+            });
+            if let Some(st) = ended {
+                st.ended();
+            }
+            r?;
             Ok(ingest.stats)
         })
         .context("starting a tailer thread")
@@ -174,6 +188,19 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     // The local HTTP API (`calltrail query` while we hold the store, the
     // dialplan lookup, the directory's admin API) and FastAGI. Not with
     // --once: a batch run answers nothing and must not need a port.
+    // What each source's reader is doing (the wallboard's "stale").
+    let sources = Arc::new(Statuses(
+        cfg.sources
+            .iter()
+            .map(|s| {
+                Arc::new(SourceStatus::new(
+                    &s.name,
+                    s.path.clone(),
+                    Duration::from_secs(s.stale_after_s),
+                ))
+            })
+            .collect(),
+    ));
     let serving = !once && (cfg.http.enabled || cfg.agi.enabled);
     let index = if serving {
         Some(lookup_index(cfg, &store, clock)?)
@@ -186,7 +213,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
                 &cfg.http.listen,
                 &store,
                 cfg.query.limits(),
-                serve_options(cfg, index, clock)?,
+                serve_options(cfg, index, clock, &sources)?,
             )
             .await
             .context("starting the HTTP API ([http] in the config)")?,
@@ -320,10 +347,11 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     let mut tailers = Vec::new();
     for src in &cfg.sources {
         let wakers = [kafka_wake.clone(), action_wake.clone(), state_wake.clone()];
+        let status = sources.get(&src.name);
         let h = if crate::snapshot::handles(src.kind) {
-            crate::snapshot::spawn(cfg, src, &store, stop.clone(), once, wakers)?
+            crate::snapshot::spawn(cfg, src, &store, stop.clone(), once, wakers, status)?
         } else {
-            spawn_tailer(cfg, src, &store, stop.clone(), once, wakers)?
+            spawn_tailer(cfg, src, &store, stop.clone(), once, wakers, status)?
         };
         tailers.push((src.name.clone(), h));
     }
@@ -422,7 +450,12 @@ fn lookup_index(cfg: &Config, store: &Store, clock: Clock) -> anyhow::Result<Arc
 }
 
 /// The HTTP server's tokens, allow list, lookup and directory API.
-fn serve_options(cfg: &Config, index: &Arc<Index>, clock: Clock) -> anyhow::Result<serve::Options> {
+fn serve_options(
+    cfg: &Config,
+    index: &Arc<Index>,
+    clock: Clock,
+    sources: &Arc<Statuses>,
+) -> anyhow::Result<serve::Options> {
     let token = auth::read_token("CALLTRAIL_TOKEN", cfg.http.token_file.as_deref())
         .context("[http] token_file")?;
     let admin = match auth::read_token(
@@ -449,6 +482,7 @@ fn serve_options(cfg: &Config, index: &Arc<Index>, clock: Clock) -> anyhow::Resu
             clock,
             index: Some(index.clone()),
         })),
+        wall: Some(Arc::new(serve::wall::WallConfig::new(cfg, sources.clone()))),
     })
 }
 

@@ -160,6 +160,10 @@ pub struct SourceConfig {
     /// writes to its open file until `logger reload`).
     #[serde(default = "default_grace_s")]
     pub rotation_grace_s: u64,
+    /// The source is stale (the wallboard says "data is stale") when its
+    /// file has not been found readable for this long.
+    #[serde(default = "default_stale_after_s")]
+    pub stale_after_s: u64,
     /// CDR sources: `auto` (default), `cdr_csv`, `cdr_custom`, `header_row`.
     pub layout: Option<String>,
     /// CDR sources: the column names in file order (a `cdr_custom` mapping);
@@ -180,10 +184,15 @@ impl SourceConfig {
             poll_interval_ms: default_poll_ms(),
             rotated: None,
             rotation_grace_s: default_grace_s(),
+            stale_after_s: default_stale_after_s(),
             layout: None,
             columns: None,
         }
     }
+}
+
+fn default_stale_after_s() -> u64 {
+    60
 }
 
 fn default_grace_s() -> u64 {

@@ -159,6 +159,13 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
                 s.poll_interval_ms.to_string(),
             );
         }
+        if s.stale_after_s == 0 || s.stale_after_s * 1000 < s.poll_interval_ms * 2 {
+            p(
+                at("stale_after_s"),
+                "seconds, at least two poll intervals",
+                s.stale_after_s.to_string(),
+            );
+        }
         if s.path.as_os_str().is_empty() {
             p(at("path"), "the log file path", "an empty string".into());
         } else if s.path.is_dir() {

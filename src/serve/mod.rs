@@ -25,6 +25,7 @@ pub mod lookup;
 pub mod numbers;
 pub mod query;
 pub mod router;
+pub mod wall;
 
 use crate::readonly::{self, Limits};
 use crate::store::{Store, StoreError};
@@ -66,6 +67,7 @@ pub struct Options {
     pub admin: Option<auth::Token>,
     pub lookup: Option<Arc<crate::lookup::Index>>,
     pub numbers: Option<Arc<numbers::NumbersApi>>,
+    pub wall: Option<Arc<wall::WallConfig>>,
 }
 
 /// A running server; [`Server::stop`] shuts it down.
@@ -111,6 +113,7 @@ pub async fn start(
     state.admin = opts.admin;
     state.lookup = opts.lookup;
     state.numbers = opts.numbers;
+    state.wall = opts.wall;
     let state = Arc::new(state);
     let app = router::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (shutdown, stopped) = oneshot::channel::<()>();

@@ -35,6 +35,8 @@ pub struct AppState {
     pub lookup: Option<Arc<Index>>,
     /// The directory's admin API's own settings.
     pub numbers: Option<Arc<super::numbers::NumbersApi>>,
+    /// The wallboard's settings (`None`: not served).
+    pub wall: Option<Arc<super::wall::WallConfig>>,
     /// Bounds the queries running at once (memory, cores).
     pub permits: Arc<tokio::sync::Semaphore>,
     running: Mutex<HashMap<u64, Arc<InterruptHandle>>>,
@@ -51,6 +53,7 @@ impl AppState {
             admin: None,
             lookup: None,
             numbers: None,
+            wall: None,
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -109,6 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/query", post(super::query::query))
         .route("/dialplan/lookup", get(super::lookup::dialplan))
         .route("/api/lookup", get(super::lookup::api))
+        .route("/api/wall", get(super::wall::api))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_access,

@@ -191,6 +191,7 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     once: bool,
     wakers: [Arc<Notify>; 3],
+    status: Option<Arc<crate::tail::status::SourceStatus>>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<IngestStats>>> {
     let store = store.handle()?;
     let engine = engine_for(cfg, src, &store, false)?;
@@ -203,10 +204,18 @@ pub fn spawn(
         engine,
         wakers,
         stats: IngestStats::default(),
+        status,
     };
     std::thread::Builder::new()
         .name(format!("snap-{}", src.name))
-        .spawn(move || follower.run(&stop, once))
+        .spawn(move || {
+            let status = follower.status.clone();
+            let r = follower.run(&stop, once);
+            if let Some(s) = status {
+                s.ended();
+            }
+            r
+        })
         .context("starting a snapshot source thread")
 }
 
@@ -219,6 +228,7 @@ struct Follower {
     engine: Box<dyn Engine + Send>,
     wakers: [Arc<Notify>; 3],
     stats: IngestStats,
+    status: Option<Arc<crate::tail::status::SourceStatus>>,
 }
 
 /// How one cycle ended.
@@ -248,6 +258,9 @@ impl Follower {
                     None
                 }
             };
+            if let Some(s) = &self.status {
+                s.checked(current.is_some());
+            }
             let due = self.engine.next_deadline().is_some_and(|d| d <= now);
             let stale = last_read.is_none_or(|t| t.elapsed() >= self.rescan);
             let changed = current.is_some() && current != seen;

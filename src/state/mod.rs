@@ -14,7 +14,7 @@ mod party;
 pub mod party_facts;
 mod refresh;
 pub mod schema;
-mod sla;
+pub mod sla;
 
 pub use agents::{interface_of, read_presence, AgentPresence};
 pub use attempts::AttemptRow;
@@ -60,6 +60,20 @@ pub enum ServiceLevel {
     AsteriskSl,
     /// Asterisk's SL2: (answered_within + abandoned_within) / (answered + abandoned)
     AsteriskSl2,
+}
+
+impl ServiceLevel {
+    /// The name the config and docs/metrics.md give the formula.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceLevel::Default => "default",
+            ServiceLevel::AbandonsIgnored => "abandons_ignored",
+            ServiceLevel::AbandonsNegative => "abandons_negative",
+            ServiceLevel::AbandonsPositive => "abandons_positive",
+            ServiceLevel::AsteriskSl => "asterisk_sl",
+            ServiceLevel::AsteriskSl2 => "asterisk_sl2",
+        }
+    }
 }
 
 /// `[state]` in the config.

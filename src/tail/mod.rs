@@ -29,6 +29,7 @@ mod identity;
 mod reader;
 mod rotated;
 mod split;
+pub mod status;
 mod sweep;
 
 pub use identity::{fnv1a, fp_hex, DevIno};
@@ -146,6 +147,8 @@ pub struct TailOptions {
     /// last record stored. Asked only when the file last read is gone, to
     /// read every rotated file from where its stored records end.
     pub known: Option<KnownFiles>,
+    /// Called after every poll that did not fail (the source's status).
+    pub on_poll: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// See [`TailOptions::known`].
@@ -159,6 +162,7 @@ impl TailOptions {
             rotated: default_patterns(path),
             grace: Duration::from_secs(30),
             known: None,
+            on_poll: None,
         }
     }
 }
@@ -288,6 +292,9 @@ impl Tailer {
                     }
                 },
                 None => {
+                    if let Some(f) = &self.opts.on_poll {
+                        f();
+                    }
                     if self.check_rotation()? || self.sweep(once) {
                         continue;
                     }

@@ -31,3 +31,4 @@ mod sms;
 mod snapshot;
 mod state;
 mod support;
+mod wall;
