@@ -201,6 +201,8 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             })
             .collect(),
     ));
+    // Woken by the state deriver: the wallboard's feed recomputes.
+    let wall_changed = Arc::new(Notify::new());
     let serving = !once && (cfg.http.enabled || cfg.agi.enabled);
     let index = if serving {
         Some(lookup_index(cfg, &store, clock)?)
@@ -213,7 +215,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
                 &cfg.http.listen,
                 &store,
                 cfg.query.limits(),
-                serve_options(cfg, index, clock, &sources)?,
+                serve_options(cfg, index, clock, &sources, &wall_changed)?,
             )
             .await
             .context("starting the HTTP API ([http] in the config)")?,
@@ -340,7 +342,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         store.handle()?,
         state_wake.clone(),
         state_pub_wake.clone(),
-        action_wake.clone(),
+        [action_wake.clone(), wall_changed.clone()],
         state_mode_rx,
     ));
 
@@ -455,6 +457,7 @@ fn serve_options(
     index: &Arc<Index>,
     clock: Clock,
     sources: &Arc<Statuses>,
+    wall_changed: &Arc<Notify>,
 ) -> anyhow::Result<serve::Options> {
     let token = auth::read_token("CALLTRAIL_TOKEN", cfg.http.token_file.as_deref())
         .context("[http] token_file")?;
@@ -482,7 +485,11 @@ fn serve_options(
             clock,
             index: Some(index.clone()),
         })),
-        wall: Some(Arc::new(serve::wall::WallConfig::new(cfg, sources.clone()))),
+        wall: Some(Arc::new(serve::wall::WallConfig::new(
+            cfg,
+            sources.clone(),
+            wall_changed.clone(),
+        ))),
     })
 }
 
@@ -530,14 +537,14 @@ fn write_hits(index: &Index, store: &Store) {
 
 /// Keeps the derived tables up to date with the stored events: derives
 /// what is new whenever woken (and at least every second), until drained.
-/// After a pass that derived anything, the action worker is woken: the
-/// rules' actions are created in that pass, and a callback or an SMS should
-/// not wait for the worker's next poll.
+/// After a pass that derived anything, `derived` are woken: the action
+/// worker (the rules' actions are created in that pass, and a callback or
+/// an SMS should not wait for its next poll) and the wallboard's feed.
 async fn derive_state(
     store: Store,
     wake: Arc<Notify>,
     published: Arc<Notify>,
-    actions: Arc<Notify>,
+    derived: [Arc<Notify>; 2],
     mut mode: watch::Receiver<Mode>,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
@@ -569,7 +576,9 @@ async fn derive_state(
                 published.notify_one();
             }
             if n > 0 {
-                actions.notify_one();
+                for w in &derived {
+                    w.notify_one();
+                }
                 last_pass = started.elapsed();
                 tracing::debug!(
                     events = n,

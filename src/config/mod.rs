@@ -9,6 +9,7 @@ mod model;
 mod owner;
 mod sms;
 mod validate;
+mod wall;
 
 pub use callbacks::*;
 pub use http::*;
@@ -19,6 +20,7 @@ pub use validate::{
     environment_problems, is_source_name, missing_path, plausible_address, warnings, ConfigError,
     Problem,
 };
+pub use wall::*;
 
 use std::path::{Path, PathBuf};
 

@@ -45,6 +45,9 @@ pub struct Config {
     /// Where `sms` rules send: `[sms]`.
     #[serde(default)]
     pub sms: super::SmsSection,
+    /// The wallboard: `[wall]`.
+    #[serde(default)]
+    pub wall: super::WallSection,
     /// Business hours and holidays, by name: `[calendars.NAME]`.
     #[serde(default)]
     pub calendars: BTreeMap<String, crate::calendar::CalendarConfig>,

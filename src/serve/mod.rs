@@ -113,6 +113,13 @@ pub async fn start(
     state.admin = opts.admin;
     state.lookup = opts.lookup;
     state.numbers = opts.numbers;
+    if let Some(w) = &opts.wall {
+        state.wall_feed = Some(wall::feed::Feed::start(
+            state.store.handle()?,
+            w.clone(),
+            w.changed.clone(),
+        ));
+    }
     state.wall = opts.wall;
     let state = Arc::new(state);
     let app = router::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -37,6 +37,8 @@ pub struct AppState {
     pub numbers: Option<Arc<super::numbers::NumbersApi>>,
     /// The wallboard's settings (`None`: not served).
     pub wall: Option<Arc<super::wall::WallConfig>>,
+    /// The wallboard's live feed (with `wall`).
+    pub wall_feed: Option<Arc<super::wall::feed::Feed>>,
     /// Bounds the queries running at once (memory, cores).
     pub permits: Arc<tokio::sync::Semaphore>,
     running: Mutex<HashMap<u64, Arc<InterruptHandle>>>,
@@ -54,6 +56,7 @@ impl AppState {
             lookup: None,
             numbers: None,
             wall: None,
+            wall_feed: None,
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -113,12 +116,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dialplan/lookup", get(super::lookup::dialplan))
         .route("/api/lookup", get(super::lookup::api))
         .route("/api/wall", get(super::wall::api))
+        .route("/api/wall/stream", get(super::wall::stream))
+        .route("/wall", get(super::wall::page))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_access,
         ));
     Router::new()
         .route("/healthz", get(super::health::healthz))
+        .route("/wall/wall.js", get(super::wall::page::js))
+        .route("/wall/wall.css", get(super::wall::page::css))
         .merge(open)
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY))

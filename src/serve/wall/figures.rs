@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 const WAITING_AT_MOST_H: i64 = 12;
 
 /// `GET /api/wall`'s answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Wall {
     pub generated_at: DateTime<Utc>,
     pub stale: bool,
@@ -29,7 +29,7 @@ pub struct Wall {
     pub agents: Vec<AgentRow>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct QueueTile {
     pub queue: String,
     pub waiting: i64,
@@ -50,7 +50,7 @@ pub struct QueueTile {
     pub callbacks_pending: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AgentRow {
     pub agent: String,
     pub name: String,
@@ -216,18 +216,12 @@ pub fn read(
             tiles.entry(queue).or_default().callbacks_pending += 1;
         }
     }
-    let mut queues: Vec<QueueTile> = tiles
+    let queues: Vec<QueueTile> = tiles
         .into_iter()
-        .filter(|(q, _)| only.is_empty() || only.contains(q))
         .map(|(q, mut tile)| {
             tile.queue = q;
             tile
         })
-        .collect();
-    queues.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let agents = agents
-        .into_iter()
-        .filter(|a| only.is_empty() || a.queues.iter().any(|q| only.contains(q)))
         .collect();
     let stale_sources = cfg.sources.stale(now.into());
     Ok(Wall {
@@ -237,7 +231,20 @@ pub fn read(
         service_level_formula: cfg.formula_name.clone(),
         queues,
         agents,
-    })
+    }
+    .only(only))
+}
+
+impl Wall {
+    /// The board of the queues `only` (all when empty) and their agents.
+    pub fn only(mut self, only: &[String]) -> Wall {
+        if !only.is_empty() {
+            self.queues.retain(|t| only.contains(&t.queue));
+            self.agents
+                .retain(|a| a.queues.iter().any(|q| only.contains(q)));
+        }
+        self
+    }
 }
 
 /// The six counts of the service level over stints entered since `since`

@@ -2,7 +2,9 @@
 //! page shows (docs/http.md has its fields; docs/metrics.md, "Wallboard",
 //! its formulas). Behind the same access as the rest of the API.
 
+pub mod feed;
 pub mod figures;
+pub mod page;
 
 use super::router::AppState;
 use crate::state::ServiceLevel;
@@ -23,10 +25,21 @@ pub struct WallConfig {
     pub sla_threshold_s: i32,
     pub short_abandon_s: i32,
     pub sources: Arc<Statuses>,
+    /// `[wall] language`.
+    pub language: String,
+    pub page_stale_after_s: u64,
+    /// The colour thresholds as the page reads them.
+    pub thresholds: serde_json::Value,
+    /// Notified by the state deriver after each pass (the live feed).
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl WallConfig {
-    pub fn new(cfg: &crate::config::Config, sources: Arc<Statuses>) -> WallConfig {
+    pub fn new(
+        cfg: &crate::config::Config,
+        sources: Arc<Statuses>,
+        changed: Arc<tokio::sync::Notify>,
+    ) -> WallConfig {
         let mut zones: Vec<(String, chrono_tz::Tz)> = Vec::new();
         for s in &cfg.sources {
             if zones.iter().all(|(p, _)| *p != s.pbx) {
@@ -41,7 +54,17 @@ impl WallConfig {
             sla_threshold_s: st.sla_threshold_s,
             short_abandon_s: st.short_abandon_s,
             sources,
+            language: cfg.wall.language.clone(),
+            page_stale_after_s: cfg.wall.page_stale_after_s,
+            thresholds: cfg.wall.thresholds_json(),
+            changed,
         }
+    }
+
+    #[cfg(test)]
+    pub fn for_tests() -> WallConfig {
+        let cfg: crate::config::Config = toml::from_str("").expect("empty config");
+        WallConfig::new(&cfg, Arc::default(), Arc::default())
     }
 
     /// The PBXes and their zones.
@@ -50,12 +73,8 @@ impl WallConfig {
     }
 }
 
-/// `GET /api/wall`.
-pub async fn api(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
-    let Some(cfg) = state.wall.clone() else {
-        return (StatusCode::NOT_FOUND, "no wallboard here\n").into_response();
-    };
-    let only: Vec<String> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+fn queues_of(q: &str) -> Vec<String> {
+    form_urlencoded::parse(q.as_bytes())
         .filter(|(k, _)| k == "queues")
         .flat_map(|(_, v)| {
             v.split(',')
@@ -63,7 +82,35 @@ pub async fn api(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> R
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
         })
-        .collect();
+        .collect()
+}
+
+/// `GET /wall`: the page.
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    match &state.wall {
+        Some(cfg) => page::page(cfg, &headers, &q.unwrap_or_default()),
+        None => (StatusCode::NOT_FOUND, "no wallboard here\n").into_response(),
+    }
+}
+
+/// `GET /api/wall/stream`: the live board.
+pub async fn stream(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    match &state.wall_feed {
+        Some(feed) => feed::stream(feed, queues_of(&q.unwrap_or_default())),
+        None => (StatusCode::NOT_FOUND, "no wallboard here\n").into_response(),
+    }
+}
+
+/// `GET /api/wall`.
+pub async fn api(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let Some(cfg) = state.wall.clone() else {
+        return (StatusCode::NOT_FOUND, "no wallboard here\n").into_response();
+    };
+    let only = queues_of(&q.unwrap_or_default());
     let store = match state.store.handle() {
         Ok(s) => s,
         Err(e) => return internal(e),
