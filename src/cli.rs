@@ -113,6 +113,21 @@ pub enum Command {
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
     },
+    /// Print a password hash for [[http.users]] (the password is read from
+    /// the terminal without echo, or from the first line of standard
+    /// input), or with --token a new random token and the SHA-256 for
+    /// [[http.tokens]].
+    Passwd {
+        /// Make a token for a TV or a script instead of hashing a password.
+        #[arg(long)]
+        token: bool,
+        /// The name to print in the config snippet.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The role to print in the config snippet: viewer or admin.
+        #[arg(long, value_name = "ROLE", default_value = "viewer")]
+        role: String,
+    },
     /// Rebuild every derived table (calls, callers, missed_calls, SLA, …)
     /// from the stored events, e.g. after changing [state] settings. Needs
     /// the store to itself (stop `run` first).

@@ -220,6 +220,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Passwd { token, name, role } => {
+            let stdout = std::io::stdout();
+            calltrail::serve::login::passwd::run(
+                *token,
+                name.as_deref(),
+                role,
+                &mut stdout.lock(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rederive => {
             let cfg = load(&cli)?;
             let store = calltrail::store::Store::open(&cfg.store.path)

@@ -475,7 +475,16 @@ fn serve_options(
             t
         }
     };
+    let logins = if cfg.http.has_logins() {
+        let key =
+            serve::login::session::load_key(cfg.http.session_key_file.as_deref(), &cfg.store.path)
+                .context("[http] session_key_file")?;
+        serve::login::Logins::new(&cfg.http, key, token.clone()).map(Arc::new)
+    } else {
+        None
+    };
     Ok(serve::Options {
+        logins,
         token,
         allow: cfg.http.allow.clone(),
         admin: Some(admin),

@@ -33,6 +33,23 @@ pub struct HttpSection {
     /// either, `run` writes a random one to `<store path>.admin-token`
     /// (mode 0600), which `calltrail numbers` reads.
     pub admin_token_file: Option<PathBuf>,
+    /// People who log in to the wallboard and the reports. With any user
+    /// or token configured, those pages need a login or a token, from
+    /// loopback too.
+    #[serde(default)]
+    pub users: Vec<super::logins::HttpUser>,
+    /// Tokens of TVs and scripts (viewer) and of admin scripts.
+    #[serde(default)]
+    pub tokens: Vec<super::logins::HttpToken>,
+    /// A file holding the key that signs session cookies (at least 64
+    /// bytes); the environment variable `CALLTRAIL_SESSION_KEY` overrides
+    /// it. Without either, `run` writes a random one to
+    /// `<store path>.session-key` (mode 0600), so sessions survive restarts.
+    pub session_key_file: Option<PathBuf>,
+    /// How long a login lasts without being used, in hours (each request
+    /// in its second half renews it).
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
 }
 
 impl Default for HttpSection {
@@ -43,6 +60,10 @@ impl Default for HttpSection {
             token_file: None,
             allow: Vec::new(),
             admin_token_file: None,
+            users: Vec::new(),
+            tokens: Vec::new(),
+            session_key_file: None,
+            session_hours: default_session_hours(),
         }
     }
 }
@@ -52,6 +73,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8479";
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.into()
+}
+fn default_session_hours() -> u64 {
+    12
 }
 fn yes() -> bool {
     true
@@ -81,7 +105,21 @@ impl HttpSection {
             Ok(_) => {}
         }
         out.extend(allow_problems("http.allow", &self.allow));
+        out.extend(super::logins::problems(&self.users, &self.tokens));
+        if !(1..=24 * 90).contains(&self.session_hours) {
+            out.push(Problem {
+                location: "http.session_hours".into(),
+                expected: "1 to 2160 hours".into(),
+                found: self.session_hours.to_string(),
+            });
+        }
         out
+    }
+
+    /// Whether logins (users or tokens) are configured: the wallboard and
+    /// reports then need one, and the listener may face the network.
+    pub fn has_logins(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
     }
 }
 

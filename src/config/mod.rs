@@ -4,6 +4,7 @@
 
 mod callbacks;
 mod http;
+mod logins;
 mod lookup;
 mod model;
 mod owner;
@@ -13,6 +14,7 @@ mod wall;
 
 pub use callbacks::*;
 pub use http::*;
+pub use logins::*;
 pub use lookup::*;
 pub use model::*;
 pub use sms::*;

@@ -465,9 +465,13 @@ impl Config {
         fix(&mut self.email.outbox);
         self.callbacks.resolve_paths(base);
         self.sms.resolve_paths(base);
-        for f in [&mut self.http.token_file, &mut self.http.admin_token_file]
-            .into_iter()
-            .flatten()
+        for f in [
+            &mut self.http.token_file,
+            &mut self.http.admin_token_file,
+            &mut self.http.session_key_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(f);
         }

@@ -485,10 +485,15 @@ pub fn environment_problems(cfg: &Config) -> Vec<Problem> {
     let open = |addr: Result<std::net::SocketAddr, _>| addr.is_ok_and(|a| !a.ip().is_loopback());
     let http_token = cfg.http.token_file.is_some()
         || std::env::var("CALLTRAIL_TOKEN").is_ok_and(|v| !v.trim().is_empty());
-    if cfg.http.enabled && open(cfg.http.addr()) && !http_token && cfg.http.allow.is_empty() {
+    if cfg.http.enabled
+        && open(cfg.http.addr())
+        && !http_token
+        && cfg.http.allow.is_empty()
+        && !cfg.http.has_logins()
+    {
         out.push(Problem {
             location: "http.listen".into(),
-            expected: "a loopback address, or [http] token_file (or CALLTRAIL_TOKEN) or [http] allow for a listener others can reach".into(),
+            expected: "a loopback address, or [[http.users]] / [[http.tokens]], [http] token_file (or CALLTRAIL_TOKEN) or [http] allow for a listener others can reach".into(),
             found: format!("{:?} with neither", cfg.http.listen),
         });
     }

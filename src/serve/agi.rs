@@ -77,7 +77,7 @@ pub async fn start(
         listen: listen.to_string(),
         source,
     })?;
-    let access = Access::new("[agi]", "[agi] allow", addr, None, allow)?;
+    let access = Access::new("[agi]", "[agi] allow", addr, None, allow, false)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AgiError::Bind { addr, source })?;

@@ -132,16 +132,18 @@ pub struct Access {
 
 impl Access {
     /// The access for a listener on `addr`; refuses one beyond loopback
-    /// that authorizes nobody.
+    /// that authorizes nobody (`logins`: the pages have their own logins;
+    /// the API then still answers loopback clients only).
     pub fn new(
         what: &'static str,
         how: &'static str,
         addr: SocketAddr,
         token: Option<Token>,
         allow: &[String],
+        logins: bool,
     ) -> Result<Access, AuthError> {
         let allow: Vec<IpNet> = allow.iter().filter_map(|a| parse_net(a)).collect();
-        if !addr.ip().is_loopback() && token.is_none() && allow.is_empty() {
+        if !addr.ip().is_loopback() && token.is_none() && allow.is_empty() && !logins {
             return Err(AuthError::Open { what, addr, how });
         }
         Ok(Access { token, allow })
@@ -180,18 +182,30 @@ mod tests {
 
     #[test]
     fn beyond_loopback_needs_something() {
-        assert!(Access::new("x", "y", addr("0.0.0.0:1"), None, &[]).is_err());
-        assert!(Access::new("x", "y", addr("127.0.0.1:1"), None, &[]).is_ok());
-        let a = Access::new("x", "y", addr("0.0.0.0:1"), None, &["10.1.0.0/16".into()]).unwrap();
+        assert!(Access::new("x", "y", addr("0.0.0.0:1"), None, &[], false).is_err());
+        assert!(Access::new("x", "y", addr("127.0.0.1:1"), None, &[], false).is_ok());
+        let a = Access::new(
+            "x",
+            "y",
+            addr("0.0.0.0:1"),
+            None,
+            &["10.1.0.0/16".into()],
+            false,
+        )
+        .unwrap();
         assert!(a.permits("10.1.2.3".parse().unwrap(), None));
         assert!(!a.permits("10.2.0.1".parse().unwrap(), None));
         assert!(a.permits("::1".parse().unwrap(), None));
         let t = Token::new("0123456789abcdef", "t").unwrap();
-        let a = Access::new("x", "y", addr("0.0.0.0:1"), Some(t), &[]).unwrap();
+        let a = Access::new("x", "y", addr("0.0.0.0:1"), Some(t), &[], false).unwrap();
         assert!(a.permits("192.0.2.1".parse().unwrap(), Some("0123456789abcdef")));
         assert!(!a.permits("192.0.2.1".parse().unwrap(), Some("0123456789abcdeX")));
         assert!(!a.permits("192.0.2.1".parse().unwrap(), None));
         assert!(Token::new("short", "t").is_err());
+        // Logins open the pages; the API still answers loopback only.
+        let a = Access::new("x", "y", addr("0.0.0.0:1"), None, &[], true).unwrap();
+        assert!(!a.permits("192.0.2.1".parse().unwrap(), None));
+        assert!(a.permits("127.0.0.1".parse().unwrap(), None));
         assert!(parse_net("192.0.2.10").is_some() && parse_net("nope").is_none());
     }
 }

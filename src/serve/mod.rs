@@ -7,13 +7,16 @@
 //! - `GET /dialplan/lookup`, `GET /api/lookup` — the dialplan lookup
 //!   ([`lookup`]; [`hashcompat`] writes its `CURL()` answer);
 //! - `/api/numbers…` — the directory's admin API ([`numbers`]);
-//! - `/api/actions…` — the actions outbox's admin API ([`actions`]).
+//! - `/api/actions…` — the actions outbox's admin API ([`actions`]);
+//! - `/wall`, `/api/wall`, `/api/wall/stream` — the wallboard ([`wall`]);
+//! - `/login`, `/logout` — logins for the pages ([`login`]).
 //!
 //! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
 //! [`router`] wires the endpoints (one file each) to the shared state and
 //! [`auth`] says who may call; [`client`] is the small blocking client
 //! `calltrail query` and `calltrail numbers` use while the daemon holds the
-//! store. Later endpoints (wallboard, reports, metrics) go next to these.
+//! store; [`lang`] picks a page's language. Later endpoints (reports,
+//! metrics) go next to these.
 
 pub mod actions;
 pub mod agi;
@@ -21,6 +24,8 @@ pub mod auth;
 pub mod client;
 pub mod hashcompat;
 pub mod health;
+pub mod lang;
+pub mod login;
 pub mod lookup;
 pub mod numbers;
 pub mod query;
@@ -68,6 +73,8 @@ pub struct Options {
     pub lookup: Option<Arc<crate::lookup::Index>>,
     pub numbers: Option<Arc<numbers::NumbersApi>>,
     pub wall: Option<Arc<wall::WallConfig>>,
+    /// `[[http.users]]` / `[[http.tokens]]` (`None`: none configured).
+    pub logins: Option<Arc<login::Logins>>,
 }
 
 /// A running server; [`Server::stop`] shuts it down.
@@ -93,10 +100,11 @@ pub async fn start(
     })?;
     let access = auth::Access::new(
         "[http]",
-        "[http] token_file (or CALLTRAIL_TOKEN) or [http] allow",
+        "[[http.users]] / [[http.tokens]], [http] token_file (or CALLTRAIL_TOKEN) or [http] allow",
         addr,
         opts.token,
         &opts.allow,
+        opts.logins.is_some(),
     )?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -113,6 +121,7 @@ pub async fn start(
     state.admin = opts.admin;
     state.lookup = opts.lookup;
     state.numbers = opts.numbers;
+    state.logins = opts.logins;
     if let Some(w) = &opts.wall {
         state.wall_feed = Some(wall::feed::Feed::start(
             state.store.handle()?,
@@ -131,7 +140,7 @@ pub async fn start(
             })
             .await
     });
-    tracing::info!(%addr, "HTTP API listening (GET /healthz, POST /api/query, GET /dialplan/lookup, GET /api/lookup, /api/numbers)");
+    tracing::info!(%addr, logins = state.logins.is_some(), "HTTP API listening (GET /healthz, POST /api/query, GET /dialplan/lookup, GET /api/lookup, /api/numbers, /wall)");
     Ok(Server {
         addr,
         state,

@@ -37,6 +37,9 @@ pub struct AppState {
     pub numbers: Option<Arc<super::numbers::NumbersApi>>,
     /// The wallboard's settings (`None`: not served).
     pub wall: Option<Arc<super::wall::WallConfig>>,
+    /// `[[http.users]]` / `[[http.tokens]]`: the pages need one of them
+    /// (`None`: none configured, the pages are served like the API).
+    pub logins: Option<Arc<super::login::Logins>>,
     /// The wallboard's live feed (with `wall`).
     pub wall_feed: Option<Arc<super::wall::feed::Feed>>,
     /// Bounds the queries running at once (memory, cores).
@@ -56,6 +59,7 @@ impl AppState {
             lookup: None,
             numbers: None,
             wall: None,
+            logins: None,
             wall_feed: None,
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
@@ -105,8 +109,10 @@ impl Drop for Running {
     }
 }
 
-/// Every route of the API: `/healthz` for anyone, the admin API with the
-/// admin token, the rest as `[http]` allows.
+/// Every route of the API: `/healthz`, the login page and the pages'
+/// static assets for anyone, the admin API with an admin token, the pages
+/// (wallboard, reports) with a login or a token when logins are
+/// configured, the rest as `[http]` allows.
 pub fn router(state: Arc<AppState>) -> Router {
     let admin = super::numbers::routes()
         .merge(super::actions::routes())
@@ -115,18 +121,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/query", post(super::query::query))
         .route("/dialplan/lookup", get(super::lookup::dialplan))
         .route("/api/lookup", get(super::lookup::api))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_access,
+        ));
+    let viewer = Router::new()
         .route("/api/wall", get(super::wall::api))
         .route("/api/wall/stream", get(super::wall::stream))
         .route("/wall", get(super::wall::page))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            require_access,
+            require_viewer,
         ));
     Router::new()
         .route("/healthz", get(super::health::healthz))
         .route("/wall/wall.js", get(super::wall::page::js))
         .route("/wall/wall.css", get(super::wall::page::css))
+        .route(
+            "/login",
+            get(super::login::page::form).post(super::login::page::submit),
+        )
+        .route("/logout", post(super::login::page::logout))
+        .route("/login/login.css", get(super::login::page::css))
         .merge(open)
+        .merge(viewer)
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -167,12 +185,80 @@ async fn require_access(State(state): State<Arc<AppState>>, req: Request, next: 
     }
 }
 
+/// The pages: with logins configured, a session cookie or a token
+/// (`[[http.tokens]]`, the `[http]` token) — from loopback too; a browser
+/// without either is sent to `/login`, an API client gets 401. Without
+/// logins, as the API ([`require_access`]).
+async fn require_viewer(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(logins) = state.logins.clone() else {
+        return require_access(State(state), req, next).await;
+    };
+    let now = chrono::Utc::now().timestamp();
+    if let Some(v) = token_of(&req).and_then(|t| logins.by_token(&t)) {
+        req.extensions_mut().insert(v);
+        return next.run(req).await;
+    }
+    if let Some(v) = logins.by_session(req.headers(), now) {
+        let renewed = v.session.as_ref().and_then(|s| logins.renewed(s, now));
+        req.extensions_mut().insert(v);
+        let resp = next.run(req).await;
+        return match renewed {
+            Some(s) => (
+                axum_extra::extract::cookie::SignedCookieJar::new(logins.key().clone())
+                    .add(s.cookie()),
+                resp,
+            )
+                .into_response(),
+            None => resp,
+        };
+    }
+    let path = req.uri().path().to_string();
+    tracing::debug!(path = %path, "page request without a login");
+    if path.starts_with("/api/") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({
+                "error": "this needs a login or a token ([[http.tokens]]: Authorization: Bearer <token> or ?token=)",
+                "kind": "unauthorized"
+            })),
+        )
+            .into_response();
+    }
+    // Back here after logging in (without a wrong token in the address).
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k != "token"),
+        )
+        .finish();
+    let back = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    };
+    let to = format!(
+        "/login?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &back)
+            .finish()
+    );
+    axum::response::Redirect::to(&to).into_response()
+}
+
 async fn require_admin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let given = token_of(&req);
     let ok = match (&state.admin, given.as_deref()) {
         (Some(t), Some(g)) => t.matches(g),
         _ => false,
-    };
+    } || given
+        .as_deref()
+        .zip(state.logins.as_ref())
+        .is_some_and(|(g, l)| l.admin_token(g));
     if ok && peer(&req).is_some_and(|ip| state.access.listed(ip)) {
         next.run(req).await
     } else {

@@ -19,6 +19,7 @@ mod import_history;
 mod import_kill;
 mod injection;
 mod kannel;
+mod login;
 mod lookup;
 mod numbers;
 mod query_live;

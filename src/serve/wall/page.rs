@@ -65,35 +65,15 @@ fn labels(lang: &str) -> serde_json::Value {
 /// The language of a request: the config's, else the browser's first
 /// choice of the two.
 pub fn language(cfg: &WallConfig, headers: &HeaderMap) -> &'static str {
-    match cfg.language.as_str() {
-        "ru" => "ru",
-        "en" => "en",
-        _ => {
-            let accept = headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let first = accept
-                .split(',')
-                .map(|l| {
-                    l.split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase()
-                })
-                .find(|l| l.starts_with("ru") || l.starts_with("en"));
-            if first.is_some_and(|l| l.starts_with("ru")) {
-                "ru"
-            } else {
-                "en"
-            }
-        }
-    }
+    crate::serve::lang::choose(&cfg.language, headers)
 }
 
 /// Headers every page and asset carries.
-fn secured(mut r: Response, content_type: &'static str, cache: &'static str) -> Response {
+pub(crate) fn secured(
+    mut r: Response,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
