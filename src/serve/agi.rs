@@ -282,7 +282,10 @@ async fn session(stream: TcpStream, index: &Index) -> std::io::Result<()> {
             return Ok(());
         }
     };
-    let Ok(d) = index.lookup_call(&number, policy, window, env.uniqueid.as_deref()) else {
+    let started = std::time::Instant::now();
+    let d = index.lookup_call(&number, policy, window, env.uniqueid.as_deref());
+    super::metrics::observe_lookup("agi", started.elapsed());
+    let Ok(d) = d else {
         // Still loading: no variable set, CALLTRAIL_OK stays empty and the
         // dialplan routes normally.
         tracing::debug!("FastAGI lookup while the index loads: closed without an answer");

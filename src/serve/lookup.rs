@@ -68,14 +68,15 @@ fn decide(index: Option<&Arc<Index>>, raw: Option<&str>) -> Result<Decision, (St
             "the lookup is not running".into(),
         ));
     };
-    index
-        .lookup_call(&number, p.policy, p.window, p.call.as_deref())
-        .map_err(|e| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{e}: route normally and ask again in a few seconds"),
-            )
-        })
+    let started = std::time::Instant::now();
+    let d = index.lookup_call(&number, p.policy, p.window, p.call.as_deref());
+    super::metrics::observe_lookup("http", started.elapsed());
+    d.map_err(|e| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e}: route normally and ask again in a few seconds"),
+        )
+    })
 }
 
 /// The hashcompat line of a decision, keys in the contract's order.

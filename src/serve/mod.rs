@@ -9,14 +9,15 @@
 //! - `/api/numbers…` — the directory's admin API ([`numbers`]);
 //! - `/api/actions…` — the actions outbox's admin API ([`actions`]);
 //! - `/wall`, `/api/wall`, `/api/wall/stream` — the wallboard ([`wall`]);
-//! - `/login`, `/logout` — logins for the pages ([`login`]).
+//! - `/login`, `/logout` — logins for the pages ([`login`]);
+//! - `GET /metrics` — Prometheus figures ([`metrics`]).
 //!
 //! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
 //! [`router`] wires the endpoints (one file each) to the shared state and
 //! [`auth`] says who may call; [`client`] is the small blocking client
 //! `calltrail query` and `calltrail numbers` use while the daemon holds the
-//! store; [`lang`] picks a page's language. Later endpoints (reports,
-//! metrics) go next to these.
+//! store; [`lang`] picks a page's language. Later endpoints go next to
+//! these.
 
 pub mod actions;
 pub mod agi;
@@ -27,6 +28,7 @@ pub mod health;
 pub mod lang;
 pub mod login;
 pub mod lookup;
+pub mod metrics;
 pub mod numbers;
 pub mod query;
 pub mod router;
@@ -75,6 +77,8 @@ pub struct Options {
     pub wall: Option<Arc<wall::WallConfig>>,
     /// `[[http.users]]` / `[[http.tokens]]` (`None`: none configured).
     pub logins: Option<Arc<login::Logins>>,
+    /// What `/metrics` reads besides the store.
+    pub metrics: Option<Arc<metrics::MetricsSources>>,
 }
 
 /// A running server; [`Server::stop`] shuts it down.
@@ -122,6 +126,7 @@ pub async fn start(
     state.lookup = opts.lookup;
     state.numbers = opts.numbers;
     state.logins = opts.logins;
+    state.metrics = opts.metrics;
     if let Some(w) = &opts.wall {
         state.wall_feed = Some(wall::feed::Feed::start(
             state.store.handle()?,
@@ -140,7 +145,7 @@ pub async fn start(
             })
             .await
     });
-    tracing::info!(%addr, logins = state.logins.is_some(), "HTTP API listening (GET /healthz, POST /api/query, GET /dialplan/lookup, GET /api/lookup, /api/numbers, /wall)");
+    tracing::info!(%addr, logins = state.logins.is_some(), "HTTP API listening (GET /healthz, POST /api/query, GET /dialplan/lookup, GET /api/lookup, /api/numbers, /wall, /metrics)");
     Ok(Server {
         addr,
         state,

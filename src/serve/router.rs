@@ -40,6 +40,8 @@ pub struct AppState {
     /// `[[http.users]]` / `[[http.tokens]]`: the pages need one of them
     /// (`None`: none configured, the pages are served like the API).
     pub logins: Option<Arc<super::login::Logins>>,
+    /// What `/metrics` reads besides the store (`None`: not served).
+    pub metrics: Option<Arc<super::metrics::MetricsSources>>,
     /// The wallboard's live feed (with `wall`).
     pub wall_feed: Option<Arc<super::wall::feed::Feed>>,
     /// Bounds the queries running at once (memory, cores).
@@ -60,6 +62,7 @@ impl AppState {
             numbers: None,
             wall: None,
             logins: None,
+            metrics: None,
             wall_feed: None,
             permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             running: Mutex::new(HashMap::new()),
@@ -121,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/query", post(super::query::query))
         .route("/dialplan/lookup", get(super::lookup::dialplan))
         .route("/api/lookup", get(super::lookup::api))
+        .route("/metrics", get(super::metrics::metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_access,
@@ -146,6 +150,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(open)
         .merge(viewer)
         .merge(admin)
+        .layer(middleware::from_fn(super::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -52,6 +52,16 @@ impl SourceStatus {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The file followed.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// When the daemon started following it.
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
     /// The reader polled: records whether its file is there and readable.
     pub fn polled(&self) {
         let readable = std::fs::File::open(&self.path).is_ok();

@@ -21,6 +21,7 @@ mod injection;
 mod kannel;
 mod login;
 mod lookup;
+mod metrics;
 mod numbers;
 mod query_live;
 mod rotation;
