@@ -7,7 +7,9 @@
 //! - `GET /dialplan/lookup`, `GET /api/lookup` — the dialplan lookup
 //!   ([`lookup`]; [`hashcompat`] writes its `CURL()` answer);
 //! - `/api/numbers…` — the directory's admin API ([`numbers`]);
-//! - `/api/actions…` — the actions outbox's admin API ([`actions`]).
+//! - `/api/actions…` — the actions outbox's admin API ([`actions`]);
+//! - `GET /reports`, `GET /reports/<name>` — the supervisors' reports
+//!   ([`reports`]).
 //!
 //! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
 //! [`router`] wires the endpoints (one file each) to the shared state and
@@ -24,6 +26,7 @@ pub mod health;
 pub mod lookup;
 pub mod numbers;
 pub mod query;
+pub mod reports;
 pub mod router;
 pub mod wall;
 

@@ -118,6 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/wall", get(super::wall::api))
         .route("/api/wall/stream", get(super::wall::stream))
         .route("/wall", get(super::wall::page))
+        .merge(super::reports::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_access,
@@ -126,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(super::health::healthz))
         .route("/wall/wall.js", get(super::wall::page::js))
         .route("/wall/wall.css", get(super::wall::page::css))
+        .route("/reports/assets/{file}", get(super::reports::asset))
         .merge(open)
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -22,6 +22,7 @@ mod kannel;
 mod lookup;
 mod numbers;
 mod query_live;
+mod reports;
 mod rotation;
 mod rules;
 mod sim;
