@@ -99,8 +99,8 @@ sa AS (
   FROM sc GROUP BY agent),
 pa AS (
   SELECT agent, sum(n)::BIGINT AS pauses, sum(secs)::BIGINT AS paused,
-         to_json(list({'reason': reason, 'pauses': n, 'paused_s': secs}
-                      ORDER BY reason NULLS FIRST))::VARCHAR AS reasons
+         list({'reason': reason, 'pauses': n, 'paused_s': secs}
+              ORDER BY reason NULLS FIRST) AS reasons
   FROM pr GROUP BY agent),
 ca AS (
   SELECT c.agent, count(*)::BIGINT AS calls,
@@ -118,7 +118,7 @@ inq AS (
   SELECT agent FROM ev WHERE queue = ?1::VARCHAR
   UNION SELECT agent FROM ca)
 SELECT ag.agent, __NAME__, coalesce(sa.sessions, 0), coalesce(sa.logged, 0),
-       coalesce(pa.pauses, 0), coalesce(pa.paused, 0), coalesce(pa.reasons, '[]'),
+       coalesce(pa.pauses, 0), coalesce(pa.paused, 0), pa.reasons,
        coalesce(ca.calls, 0), coalesce(ca.calls_in, 0), coalesce(ca.calls_out, 0),
        coalesce(ca.talk, 0),
        CASE WHEN coalesce(sa.logged, 0) - coalesce(pa.paused, 0) > 0

@@ -237,7 +237,7 @@ fn internal(e: impl std::fmt::Display, format: Format, ru: bool) -> Response {
     render::error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
-        "the report could not be read from the store (the daemon's log says why)",
+        &format!("the report could not be read from the store: {e}"),
         format,
         ru,
     )

@@ -134,17 +134,47 @@ pub fn read(
                     .map_err(db("a report's flag"))?
                     .map_or(Value::Null, Value::Bool),
                 Kind::Time => time(r.get::<_, Option<i64>>(i).map_err(db("a report's time"))?, tz),
-                Kind::List => r
-                    .get::<_, Option<String>>(i)
+                Kind::List => match r
+                    .get::<_, duckdb::types::Value>(i)
                     .map_err(db("a report's list"))?
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or(Value::Null),
+                {
+                    duckdb::types::Value::Null => Value::Array(Vec::new()),
+                    v => json_of(v),
+                },
             };
             row.push(v);
         }
         t.rows.push(row);
     }
     Ok(t)
+}
+
+/// A DuckDB list of structs (of text and numbers) as JSON.
+fn json_of(v: duckdb::types::Value) -> Value {
+    use duckdb::types::Value as D;
+    match v {
+        D::Null => Value::Null,
+        D::Boolean(b) => Value::Bool(b),
+        D::TinyInt(n) => n.into(),
+        D::SmallInt(n) => n.into(),
+        D::Int(n) => n.into(),
+        D::BigInt(n) => n.into(),
+        D::UTinyInt(n) => n.into(),
+        D::USmallInt(n) => n.into(),
+        D::UInt(n) => n.into(),
+        D::UBigInt(n) => n.into(),
+        D::Float(f) => f64::from(f).into(),
+        D::Double(f) => f.into(),
+        D::Text(s) => Value::String(s),
+        D::List(items) | D::Array(items) => Value::Array(items.into_iter().map(json_of).collect()),
+        D::Struct(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_of(v.clone())))
+                .collect(),
+        ),
+        other => Value::String(format!("{other:?}")),
+    }
 }
 
 /// Epoch µs as RFC 3339 in `tz`.
