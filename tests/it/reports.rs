@@ -203,11 +203,7 @@ fn site(day: &Day, zone: &str, now: Ts, names: &[(&str, &str)]) -> Site {
         append(&dir.path().join(file), text.as_bytes());
     }
     let all = first + count(&late);
-    println!(
-        "   {} lines, {} of them late",
-        all,
-        all - first
-    );
+    println!("   {} lines, {} of them late", all, all - first);
     assert!(
         wait_until(Duration::from_secs(120), || settled(&cfg, all)),
         "the daemon did not store and derive the late lines:\n{}",
@@ -237,11 +233,11 @@ fn epochs(v: &Value) -> BTreeMap<String, Value> {
         .iter()
         .map(|(k, v)| {
             let v = match v.as_str() {
-                Some(s) if TIME_COLS.contains(&k.as_str()) => json!(
-                    chrono::DateTime::parse_from_rfc3339(s)
+                Some(s) if TIME_COLS.contains(&k.as_str()) => {
+                    json!(chrono::DateTime::parse_from_rfc3339(s)
                         .unwrap_or_else(|e| panic!("{k}={s}: {e}"))
-                        .timestamp()
-                ),
+                        .timestamp())
+                }
                 _ => v.clone(),
             };
             (k.clone(), v)
@@ -258,13 +254,7 @@ fn same(a: &Value, b: &Value) -> bool {
 
 /// Compares a report's rows and summary with the model's; differences go
 /// to `failed`.
-fn check(
-    failed: &mut Vec<String>,
-    what: &str,
-    got: &Value,
-    exp: &(Vec<Row>, Row),
-    key: &[&str],
-) {
+fn check(failed: &mut Vec<String>, what: &str, got: &Value, exp: &(Vec<Row>, Row), key: &[&str]) {
     let rows: Vec<BTreeMap<String, Value>> = got["rows"]
         .as_array()
         .unwrap_or_else(|| panic!("{what}: no rows: {got}"))
@@ -272,7 +262,10 @@ fn check(
         .map(epochs)
         .collect();
     let key_of = |r: &dyn Fn(&str) -> Value| -> String {
-        key.iter().map(|k| r(k).to_string()).collect::<Vec<_>>().join("/")
+        key.iter()
+            .map(|k| r(k).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
     };
     let mut by_key: BTreeMap<String, &BTreeMap<String, Value>> = BTreeMap::new();
     for r in &rows {
@@ -344,7 +337,8 @@ fn check_csv(failed: &mut Vec<String>, port: u16, path: &str, json: &Value) {
     assert_eq!(a.status, 200, "{path} as CSV: {}", a.body);
     assert_eq!(a.ctype, "text/csv; charset=utf-8");
     assert!(
-        a.disposition.starts_with("attachment; filename=\"calltrail-")
+        a.disposition
+            .starts_with("attachment; filename=\"calltrail-")
             && a.disposition.ends_with(".csv\""),
         "{}",
         a.disposition
@@ -363,7 +357,9 @@ fn check_csv(failed: &mut Vec<String>, port: u16, path: &str, json: &Value) {
         .map(|c| c.as_str().expect("name").to_string())
         .collect();
     if header != cols {
-        failed.push(format!("{path}: CSV header {header:?}, JSON columns {cols:?}"));
+        failed.push(format!(
+            "{path}: CSV header {header:?}, JSON columns {cols:?}"
+        ));
         return;
     }
     let rows = json["rows"].as_array().expect("rows");
@@ -391,20 +387,54 @@ fn check_csv(failed: &mut Vec<String>, port: u16, path: &str, json: &Value) {
 }
 
 /// Every report of `from..=to` against the model; returns the failures.
-fn check_all(port: u16, day: &Day, range: &Range, dates: &str, names: &BTreeMap<&str, &str>) -> Vec<String> {
+fn check_all(
+    port: u16,
+    day: &Day,
+    range: &Range,
+    dates: &str,
+    names: &BTreeMap<&str, &str>,
+) -> Vec<String> {
     let mut failed = Vec::new();
     let expiry = Expiry {
         after_s: 168 * 3600,
         now: range.now,
     };
     let cases: Vec<(String, (Vec<Row>, Row), &[&str])> = vec![
-        ("calls_by_queue".into(), expect::calls_by_queue(day, range), &["queue"][..]),
-        ("calls_by_agent".into(), expect::calls_by_agent(day, range), &["agent"][..]),
-        ("calls_by_hour".into(), expect::calls_by_hour(day, range), &["hour"][..]),
-        ("agent_activity".into(), expect::agent_activity(day, range), &["agent"][..]),
-        ("missed".into(), expect::missed(day, range, expiry, names), &["caller", "opened_at"][..]),
-        ("new_callers".into(), expect::new_callers(day, range, names), &["caller"][..]),
-        ("outbound".into(), expect::outbound(day, range, names), &["agent", "callee"][..]),
+        (
+            "calls_by_queue".into(),
+            expect::calls_by_queue(day, range),
+            &["queue"][..],
+        ),
+        (
+            "calls_by_agent".into(),
+            expect::calls_by_agent(day, range),
+            &["agent"][..],
+        ),
+        (
+            "calls_by_hour".into(),
+            expect::calls_by_hour(day, range),
+            &["hour"][..],
+        ),
+        (
+            "agent_activity".into(),
+            expect::agent_activity(day, range),
+            &["agent"][..],
+        ),
+        (
+            "missed".into(),
+            expect::missed(day, range, expiry, names),
+            &["caller", "opened_at"][..],
+        ),
+        (
+            "new_callers".into(),
+            expect::new_callers(day, range, names),
+            &["caller"][..],
+        ),
+        (
+            "outbound".into(),
+            expect::outbound(day, range, names),
+            &["agent", "callee"][..],
+        ),
         (
             "service_level".into(),
             expect::service_level(day, range, false, "default"),
@@ -428,11 +458,20 @@ fn check_all(port: u16, day: &Day, range: &Range, dates: &str, names: &BTreeMap<
             if extra.is_empty() { "" } else { "&" }
         );
         let got = json_of(port, &format!("{path}&format=json"));
-        check(&mut failed, &format!("{report}?{dates}{extra}"), &got, &exp, key);
+        check(
+            &mut failed,
+            &format!("{report}?{dates}{extra}"),
+            &got,
+            &exp,
+            key,
+        );
         check_csv(&mut failed, port, &path, &got);
         let page = get(port, &path);
         if page.status != 200 || !page.body.contains("<table") {
-            failed.push(format!("{path}: the page is {} without a table", page.status));
+            failed.push(format!(
+                "{path}: the page is {} without a table",
+                page.status
+            ));
         }
     }
     failed
@@ -481,14 +520,29 @@ fn every_report_matches_the_simulated_day_with_late_lines() {
         now,
         tz,
     };
-    let mut failed = check_all(s.port, &day, &range, "from=2026-11-20&to=2026-11-20", &names);
+    let mut failed = check_all(
+        s.port,
+        &day,
+        &range,
+        "from=2026-11-20&to=2026-11-20",
+        &names,
+    );
     // A wider range holds the same day; the day before holds nothing.
     let wide = Range {
         r0: at("2026-11-18T21:00:00Z"),
         ..range
     };
-    failed.extend(check_all(s.port, &day, &wide, "from=2026-11-19&to=2026-11-20", &names));
-    let before = json_of(s.port, "/reports/calls_by_queue?from=2026-11-19&to=2026-11-19&format=json");
+    failed.extend(check_all(
+        s.port,
+        &day,
+        &wide,
+        "from=2026-11-19&to=2026-11-20",
+        &names,
+    ));
+    let before = json_of(
+        s.port,
+        "/reports/calls_by_queue?from=2026-11-19&to=2026-11-19&format=json",
+    );
     assert_eq!(before["rows"], json!([]), "{before}");
     // Filters: one queue, one agent.
     let q = json_of(
@@ -496,18 +550,39 @@ fn every_report_matches_the_simulated_day_with_late_lines() {
         "/reports/calls_by_queue?from=2026-11-20&to=2026-11-20&queue=support&format=json",
     );
     let (all, _) = expect::calls_by_queue(&day, &range);
-    let support: Vec<&Row> = all.iter().filter(|r| r["queue"] == json!("support")).collect();
-    check(&mut failed, "calls_by_queue?queue=support", &q, &(support.into_iter().cloned().collect(), Row::new()), &["queue"]);
+    let support: Vec<&Row> = all
+        .iter()
+        .filter(|r| r["queue"] == json!("support"))
+        .collect();
+    check(
+        &mut failed,
+        "calls_by_queue?queue=support",
+        &q,
+        &(support.into_iter().cloned().collect(), Row::new()),
+        &["queue"],
+    );
     let a = json_of(
         s.port,
         "/reports/calls_by_agent?from=2026-11-20&to=2026-11-20&agent=201&format=json",
     );
     let (all, _) = expect::calls_by_agent(&day, &range);
-    let one: Vec<Row> = all.into_iter().filter(|r| r["agent"] == json!("201")).collect();
+    let one: Vec<Row> = all
+        .into_iter()
+        .filter(|r| r["agent"] == json!("201"))
+        .collect();
     assert_eq!(one.len(), 1);
-    check(&mut failed, "calls_by_agent?agent=201", &a, &(one, Row::new()), &["agent"]);
+    check(
+        &mut failed,
+        "calls_by_agent?agent=201",
+        &a,
+        &(one, Row::new()),
+        &["agent"],
+    );
     // Directory names are shown next to the numbers.
-    let missed = json_of(s.port, "/reports/missed?from=2026-11-20&to=2026-11-20&format=json");
+    let missed = json_of(
+        s.port,
+        "/reports/missed?from=2026-11-20&to=2026-11-20&format=json",
+    );
     println!("   missed summary: {}", missed["summary"]);
     assert!(
         missed["summary"]["called_back"].as_i64() > Some(0)
@@ -516,13 +591,35 @@ fn every_report_matches_the_simulated_day_with_late_lines() {
         "the day has every kind of episode: {}",
         missed["summary"]
     );
-    let named = ["calls_by_agent", "agent_activity", "missed", "new_callers", "outbound"]
-        .iter()
-        .map(|r| get(s.port, &format!("/reports/{r}?from=2026-11-20&to=2026-11-20")).body)
-        .collect::<String>();
-    assert!(named.contains("ООО Ромашка") || named.contains("&lt;b&gt;VIP&lt;&#x2f;b&gt;"), "no directory name on any page");
-    assert!(!named.contains("<b>VIP</b>"), "a directory name reached the page as markup");
-    assert!(failed.is_empty(), "reports differ from the model:\n  {}", failed.join("\n  "));
+    let named = [
+        "calls_by_agent",
+        "agent_activity",
+        "missed",
+        "new_callers",
+        "outbound",
+    ]
+    .iter()
+    .map(|r| {
+        get(
+            s.port,
+            &format!("/reports/{r}?from=2026-11-20&to=2026-11-20"),
+        )
+        .body
+    })
+    .collect::<String>();
+    assert!(
+        named.contains("ООО Ромашка") || named.contains("&lt;b&gt;VIP&lt;&#x2f;b&gt;"),
+        "no directory name on any page"
+    );
+    assert!(
+        !named.contains("<b>VIP</b>"),
+        "a directory name reached the page as markup"
+    );
+    assert!(
+        failed.is_empty(),
+        "reports differ from the model:\n  {}",
+        failed.join("\n  ")
+    );
 }
 
 #[test]
@@ -550,13 +647,34 @@ fn reports_take_the_pbx_calendar_day_across_dst() {
     };
     let both = Range { r0: d28.r0, ..d29 };
     let mut failed = check_all(s.port, &day, &d29, "from=2026-03-29&to=2026-03-29", &names);
-    failed.extend(check_all(s.port, &day, &d28, "from=2026-03-28&to=2026-03-28", &names));
-    failed.extend(check_all(s.port, &day, &both, "from=2026-03-28&to=2026-03-29", &names));
+    failed.extend(check_all(
+        s.port,
+        &day,
+        &d28,
+        "from=2026-03-28&to=2026-03-28",
+        &names,
+    ));
+    failed.extend(check_all(
+        s.port,
+        &day,
+        &both,
+        "from=2026-03-28&to=2026-03-29",
+        &names,
+    ));
     // The hour that did not exist has no calls; the days split at Berlin's midnight.
-    let h = json_of(s.port, "/reports/calls_by_hour?from=2026-03-29&to=2026-03-29&format=json");
+    let h = json_of(
+        s.port,
+        "/reports/calls_by_hour?from=2026-03-29&to=2026-03-29&format=json",
+    );
     assert_eq!(h["rows"][2]["offered"], json!(0), "{}", h["rows"][2]);
-    let q28 = json_of(s.port, "/reports/calls_by_queue?from=2026-03-28&to=2026-03-28&format=json");
-    let q29 = json_of(s.port, "/reports/calls_by_queue?from=2026-03-29&to=2026-03-29&format=json");
+    let q28 = json_of(
+        s.port,
+        "/reports/calls_by_queue?from=2026-03-28&to=2026-03-28&format=json",
+    );
+    let q29 = json_of(
+        s.port,
+        "/reports/calls_by_queue?from=2026-03-29&to=2026-03-29&format=json",
+    );
     let stints: i64 = day.calls.iter().map(|c| c.stints.len() as i64).sum();
     let (a, b) = (
         q28["summary"]["offered"].as_i64().unwrap_or(0),
@@ -564,7 +682,11 @@ fn reports_take_the_pbx_calendar_day_across_dst() {
     );
     println!("   2026-03-28: {a} stints, 2026-03-29: {b}, the day: {stints}");
     assert!(a > 0 && b > 0 && a + b == stints, "{a} + {b} != {stints}");
-    assert!(failed.is_empty(), "reports differ from the model:\n  {}", failed.join("\n  "));
+    assert!(
+        failed.is_empty(),
+        "reports differ from the model:\n  {}",
+        failed.join("\n  ")
+    );
 }
 
 #[test]
@@ -572,10 +694,36 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = crate::rules::daemon_config(dir.path(), "");
     let hostile = "<img src=x onerror=alert(1)>";
-    let out = calltrail(&cfg, &["numbers", "add", "89161110001", "--name", "=HYPERLINK(\"http://x\",\"y\")"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = calltrail(&cfg, &["numbers", "add", "89161110002", "--name", "<script>alert(2)</script>"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = calltrail(
+        &cfg,
+        &[
+            "numbers",
+            "add",
+            "89161110001",
+            "--name",
+            "=HYPERLINK(\"http://x\",\"y\")",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = calltrail(
+        &cfg,
+        &[
+            "numbers",
+            "add",
+            "89161110002",
+            "--name",
+            "<script>alert(2)</script>",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let daemon = Daemon::start(&cfg, &dir.path().join("d.log"));
     daemon.wait_http();
     let port = http_port(&cfg);
@@ -592,9 +740,14 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
     );
     append(&dir.path().join("queue_log"), lines.as_bytes());
     let rows = |r: &str| -> Option<usize> {
-        let a = get(port, &format!("/reports/{r}?from=2026-11-20&to=2026-11-20&format=json"));
+        let a = get(
+            port,
+            &format!("/reports/{r}?from=2026-11-20&to=2026-11-20&format=json"),
+        );
         assert_eq!(a.status, 200, "{r}: {}\n{}", a.body, daemon.log());
-        serde_json::from_str::<Value>(&a.body).ok()?["rows"].as_array().map(Vec::len)
+        serde_json::from_str::<Value>(&a.body).ok()?["rows"]
+            .as_array()
+            .map(Vec::len)
     };
     assert!(
         wait_until(Duration::from_secs(30), || rows("missed") == Some(1)
@@ -603,14 +756,35 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
         daemon.log()
     );
     let dates = "from=2026-11-20&to=2026-11-20";
-    for report in ["calls_by_queue", "calls_by_agent", "agent_activity", "missed", "new_callers", "service_level"] {
+    for report in [
+        "calls_by_queue",
+        "calls_by_agent",
+        "agent_activity",
+        "missed",
+        "new_callers",
+        "service_level",
+    ] {
         let page = get(port, &format!("/reports/{report}?{dates}"));
         assert_eq!(page.status, 200, "{report}: {}", page.body);
         assert!(page.ctype.starts_with("text/html"), "{}", page.ctype);
-        assert!(page.csp.contains("script-src 'self'") && !page.csp.contains("unsafe-inline"), "{}", page.csp);
-        assert!(!page.body.contains("<img src=x"), "{report}: the hostile name is markup:\n{}", page.body);
-        assert!(!page.body.contains("<script>alert"), "{report}: a directory name is markup");
-        assert!(!page.body.contains("<script>") , "{report}: an inline script");
+        assert!(
+            page.csp.contains("script-src 'self'") && !page.csp.contains("unsafe-inline"),
+            "{}",
+            page.csp
+        );
+        assert!(
+            !page.body.contains("<img src=x"),
+            "{report}: the hostile name is markup:\n{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("<script>alert"),
+            "{report}: a directory name is markup"
+        );
+        assert!(
+            !page.body.contains("<script>"),
+            "{report}: an inline script"
+        );
         assert!(
             page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
             "{report}: the hostile name is not shown as text:\n{}",
@@ -618,12 +792,25 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
         );
     }
     let missed = get(port, &format!("/reports/missed?{dates}"));
-    assert!(missed.body.contains("&lt;script&gt;alert(2)&lt;&#x2f;script&gt;"), "{}", missed.body);
+    assert!(
+        missed
+            .body
+            .contains("&lt;script&gt;alert(2)&lt;&#x2f;script&gt;"),
+        "{}",
+        missed.body
+    );
     // CSV: never a formula.
     let csv = get(port, &format!("/reports/new_callers?{dates}&format=csv")).body;
     assert!(csv.contains("'=HYPERLINK"), "{csv}");
-    assert!(csv.contains("'+79161110001"), "numbers starting with + are guarded too: {csv}");
-    assert!(!csv.lines().any(|l| l.split(',').any(|c| c.trim_matches('"').starts_with('='))), "{csv}");
+    assert!(
+        csv.contains("'+79161110001"),
+        "numbers starting with + are guarded too: {csv}"
+    );
+    assert!(
+        !csv.lines()
+            .any(|l| l.split(',').any(|c| c.trim_matches('"').starts_with('='))),
+        "{csv}"
+    );
     // Bad parameters: a 400 that says why, in the format asked for.
     for (q, want) in [
         ("from=2026-02-30", "is not a date"),
@@ -652,8 +839,21 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
     // The index lists every report; the assets are the daemon's own.
     let index = get(port, "/reports");
     assert_eq!(index.status, 200);
-    for r in ["calls_by_queue", "calls_by_agent", "calls_by_hour", "agent_activity", "missed", "new_callers", "outbound", "service_level"] {
-        assert!(index.body.contains(&format!("formaction=\"/reports/{r}\"")), "{r} not in the index:\n{}", index.body);
+    for r in [
+        "calls_by_queue",
+        "calls_by_agent",
+        "calls_by_hour",
+        "agent_activity",
+        "missed",
+        "new_callers",
+        "outbound",
+        "service_level",
+    ] {
+        assert!(
+            index.body.contains(&format!("formaction=\"/reports/{r}\"")),
+            "{r} not in the index:\n{}",
+            index.body
+        );
     }
     for (file, ctype) in [
         ("reports.js", "text/javascript"),

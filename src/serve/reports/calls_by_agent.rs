@@ -52,14 +52,25 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
          FROM j ORDER BY agent",
         name = name_of("j.agent"),
     );
-    let t = read(conn, &sql, &[&ctx.p.queue, &ctx.p.agent], &COLS, ctx.tz, "rows")?;
+    let t = read(
+        conn,
+        &sql,
+        &[&ctx.p.queue, &ctx.p.agent],
+        &COLS,
+        ctx.tz,
+        "rows",
+    )?;
     let sum = |k: &str| -> i64 { t.rows.iter().filter_map(|r| t.get(r, k).as_i64()).sum() };
     let (answered, rna) = (sum("answered"), sum("ring_no_answer"));
     let summary = vec![
         ("offered", Kind::Int, (answered + rna).into()),
         ("answered", Kind::Int, answered.into()),
         ("ring_no_answer", Kind::Int, rna.into()),
-        ("answer_rate", Kind::Ratio, super::table::ratio(answered, answered + rna)),
+        (
+            "answer_rate",
+            Kind::Ratio,
+            super::table::ratio(answered, answered + rna),
+        ),
         ("talk_s", Kind::Secs, sum("talk_s").into()),
     ];
     Ok(Report {

@@ -20,8 +20,17 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
          GROUP BY h.hour ORDER BY h.hour",
         sel = select(ctx.short_abandon_s),
     );
-    let cols: Vec<Col> = std::iter::once(col("hour", Kind::Int)).chain(COLS).collect();
-    let got = read(conn, &sql, &[&ctx.p.queue, &ctx.p.agent], &cols, ctx.tz, "rows")?;
+    let cols: Vec<Col> = std::iter::once(col("hour", Kind::Int))
+        .chain(COLS)
+        .collect();
+    let got = read(
+        conn,
+        &sql,
+        &[&ctx.p.queue, &ctx.p.agent],
+        &cols,
+        ctx.tz,
+        "rows",
+    )?;
     let mut t = got.clone();
     t.rows.clear();
     for hour in 0..24i64 {

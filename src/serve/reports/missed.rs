@@ -58,7 +58,14 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
         cname = name_of("ep.caller"),
         aname = name_of("ep.resolved_by_agent"),
     );
-    let t = read(conn, &sql, &[&ctx.p.queue, &ctx.p.agent], &COLS, ctx.tz, "rows")?;
+    let t = read(
+        conn,
+        &sql,
+        &[&ctx.p.queue, &ctx.p.agent],
+        &COLS,
+        ctx.tz,
+        "rows",
+    )?;
     let count = |s: &str| -> i64 {
         t.rows
             .iter()
@@ -89,7 +96,11 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
         ("called_back", Kind::Int, called_back.into()),
         ("returned", Kind::Int, count("returned").into()),
         ("expired", Kind::Int, count("expired").into()),
-        ("not_called_back", Kind::Int, (episodes - called_back).into()),
+        (
+            "not_called_back",
+            Kind::Int,
+            (episodes - called_back).into(),
+        ),
         (
             "not_called_back_share",
             Kind::Ratio,

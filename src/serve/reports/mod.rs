@@ -74,7 +74,7 @@ fn db(what: &'static str) -> impl Fn(duckdb::Error) -> StoreError {
 fn prepare_hours(conn: &Connection, ctx: &Ctx) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE _rep_hours (pbx VARCHAR, h_start TIMESTAMP,
-           h_end TIMESTAMP, day VARCHAR, hour INTEGER, local_start VARCHAR)",
+           h_end TIMESTAMP, day VARCHAR, hour INTEGER)",
     )
     .map_err(db("preparing the report's hours"))?;
     let mut all = Vec::new();
@@ -84,16 +84,15 @@ fn prepare_hours(conn: &Connection, ctx: &Ctx) -> Result<(), StoreError> {
     for chunk in all.chunks(200) {
         let sql = format!(
             "INSERT INTO _rep_hours VALUES {}",
-            vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
         );
-        let mut values: Vec<duckdb::types::Value> = Vec::with_capacity(chunk.len() * 6);
+        let mut values: Vec<duckdb::types::Value> = Vec::with_capacity(chunk.len() * 5);
         for h in chunk {
             values.push(h.pbx.clone().into());
             values.push(crate::store::ts(h.start));
             values.push(crate::store::ts(h.end));
             values.push(h.day.to_string().into());
             values.push(i32::try_from(h.hour).unwrap_or(0).into());
-            values.push(h.local.clone().into());
         }
         conn.execute(&sql, duckdb::params_from_iter(values))
             .map_err(db("writing the report's hours"))?;
@@ -174,7 +173,9 @@ pub async fn index(
     let q = q.unwrap_or_default();
     match Params::parse(&q, today(&state, &cfg)) {
         Ok(p) => render::index(&p, ru, cfg.service_level.name()),
-        Err(BadParam(m)) => render::error(StatusCode::BAD_REQUEST, "bad_request", &m, Format::Html, ru),
+        Err(BadParam(m)) => {
+            render::error(StatusCode::BAD_REQUEST, "bad_request", &m, Format::Html, ru)
+        }
     }
 }
 
@@ -206,15 +207,20 @@ pub async fn report(
     };
     let ctx = context(&state, &cfg, p);
     let Ok(_permit) = state.permits.clone().acquire_owned().await else {
-        return render::error(StatusCode::SERVICE_UNAVAILABLE, "stopping", "stopping", format, ru);
+        return render::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "stopping",
+            format,
+            ru,
+        );
     };
     let store = match state.store.handle() {
         Ok(s) => s,
         Err(e) => return internal(e, format, ru),
     };
     let c2 = ctx.clone();
-    let built =
-        tokio::task::spawn_blocking(move || store.with_conn(|c| build(c, name, &c2))).await;
+    let built = tokio::task::spawn_blocking(move || store.with_conn(|c| build(c, name, &c2))).await;
     let report = match built {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return internal(e, format, ru),

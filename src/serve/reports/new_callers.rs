@@ -54,7 +54,14 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
         cname = name_of("nc.caller"),
         aname = name_of("nc.agent"),
     );
-    let t = read(conn, &sql, &[&ctx.p.queue, &ctx.p.agent], &COLS, ctx.tz, "rows")?;
+    let t = read(
+        conn,
+        &sql,
+        &[&ctx.p.queue, &ctx.p.agent],
+        &COLS,
+        ctx.tz,
+        "rows",
+    )?;
     let yes = |k: &str| -> i64 {
         t.rows
             .iter()
@@ -67,7 +74,11 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
         ("new_callers_count", Kind::Int, n.into()),
         ("first_call_answered", Kind::Int, first.into()),
         ("first_call_answered_share", Kind::Ratio, ratio(first, n)),
-        ("answered_by_range_end", Kind::Int, yes("answered_by_range_end").into()),
+        (
+            "answered_by_range_end",
+            Kind::Int,
+            yes("answered_by_range_end").into(),
+        ),
     ];
     Ok(Report {
         name: "new_callers",

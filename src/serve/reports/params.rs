@@ -139,9 +139,7 @@ impl Params {
                         "" | "hour" => Interval::Hour,
                         "day" => Interval::Day,
                         other => {
-                            return Err(BadParam(format!(
-                                "interval={other:?}: use hour or day"
-                            )))
+                            return Err(BadParam(format!("interval={other:?}: use hour or day")))
                         }
                     }
                 }
@@ -282,7 +280,10 @@ mod tests {
         let p = Params::parse("", today).unwrap();
         assert_eq!((p.from, p.to), (today, today));
         let p = Params::parse("from=2026-11-01&to=2026-11-03&queue=&format=csv", today).unwrap();
-        assert_eq!((p.from, p.to, p.queue, p.format), (d("2026-11-01"), d("2026-11-03"), None, Format::Csv));
+        assert_eq!(
+            (p.from, p.to, p.queue, p.format),
+            (d("2026-11-01"), d("2026-11-03"), None, Format::Csv)
+        );
         for (q, want) in [
             ("from=2026-13-01", "is not a date"),
             ("from=2026-11-05&to=2026-11-01", "before"),

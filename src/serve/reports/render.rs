@@ -218,10 +218,7 @@ pub fn shown(kind: Kind, key: &str, v: &Value, ru: bool) -> String {
 }
 
 fn numeric(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Int | Kind::Secs | Kind::AvgSecs | Kind::Ratio
-    )
+    matches!(kind, Kind::Int | Kind::Secs | Kind::AvgSecs | Kind::Ratio)
 }
 
 fn table_ctx(t: &Table, ru: bool) -> Value {
@@ -234,7 +231,7 @@ fn table_ctx(t: &Table, ru: bool) -> Value {
         })).collect::<Vec<_>>(),
         "rows": t.rows.iter().map(|r| t.cols.iter().zip(r).map(|(c, v)| json!({
             "text": shown(c.kind, c.key, v, ru),
-            "num": numeric(c.kind),
+            "cls": if numeric(c.kind) { "num" } else if c.kind == Kind::Time { "t" } else { "" },
         })).collect::<Vec<_>>()).collect::<Vec<_>>(),
     })
 }
@@ -254,7 +251,11 @@ fn html(result: Result<String, minijinja::Error>, status: StatusCode) -> Respons
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot render a report page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the page\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render the page\n",
+            )
+                .into_response()
         }
     }
 }
@@ -322,9 +323,7 @@ pub fn page(r: &Report, p: &Params, ru: bool, tz: &str, configured: &str) -> Res
                 .iter().map(|k| ((*k).to_string(), Value::String(label(k, ru)))).collect()).to_string(),
     });
     html(
-        env()
-            .template_from_str(PAGE)
-            .and_then(|t| t.render(&ctx)),
+        env().template_from_str(PAGE).and_then(|t| t.render(&ctx)),
         StatusCode::OK,
     )
 }
@@ -341,9 +340,7 @@ pub fn index(p: &Params, ru: bool, configured: &str) -> Response {
         })).collect::<Vec<_>>(),
     });
     html(
-        env()
-            .template_from_str(INDEX)
-            .and_then(|t| t.render(&ctx)),
+        env().template_from_str(INDEX).and_then(|t| t.render(&ctx)),
         StatusCode::OK,
     )
 }
@@ -366,7 +363,8 @@ pub fn error(status: StatusCode, kind: &str, message: &str, format: Format, ru: 
             r
         }
         Format::Html => {
-            const ERR: &str = "<!doctype html><html lang=\"{{ lang }}\"><head><meta charset=\"utf-8\">\
+            const ERR: &str =
+                "<!doctype html><html lang=\"{{ lang }}\"><head><meta charset=\"utf-8\">\
 <title>{{ title }}</title><link rel=\"stylesheet\" href=\"/reports/assets/reports.css\"></head>\
 <body><main><h1>{{ title }}</h1><p class=\"error\">{{ message }}</p>\
 <p><a href=\"/reports\">{{ back }}</a></p></main></body></html>";
@@ -392,8 +390,23 @@ mod tests {
 
     #[test]
     fn csv_cells_from_the_pbx_are_never_formulas() {
-        let mut t = Table::new("rows", &[col("caller", Kind::Pbx), col("n", Kind::Int), col("status", Kind::Text)]);
-        for s in ["=HYPERLINK(\"x\")", "+79161234567", "-1", "@SUM(A1)", "\tx", "\rx", "ok"] {
+        let mut t = Table::new(
+            "rows",
+            &[
+                col("caller", Kind::Pbx),
+                col("n", Kind::Int),
+                col("status", Kind::Text),
+            ],
+        );
+        for s in [
+            "=HYPERLINK(\"x\")",
+            "+79161234567",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "ok",
+        ] {
             t.rows.push(vec![json!(s), json!(-3), json!("open")]);
         }
         let text = csv_text(&t).unwrap();
@@ -401,7 +414,15 @@ mod tests {
         let cells: Vec<String> = r.records().map(|x| x.unwrap()[0].to_string()).collect();
         assert_eq!(
             cells,
-            ["'=HYPERLINK(\"x\")", "'+79161234567", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok"]
+            [
+                "'=HYPERLINK(\"x\")",
+                "'+79161234567",
+                "'-1",
+                "'@SUM(A1)",
+                "'\tx",
+                "'\rx",
+                "ok"
+            ]
         );
         assert!(text.contains(",-3,open"), "numbers are numbers: {text}");
     }

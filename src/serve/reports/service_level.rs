@@ -13,7 +13,7 @@ use duckdb::Connection;
 use serde_json::{json, Value};
 
 const COLS: [Col; 9] = [
-    col("interval_start", Kind::Text),
+    col("interval_start", Kind::Time),
     col("queue", Kind::Pbx),
     col("offered", Kind::Int),
     col("answered", Kind::Int),
@@ -40,14 +40,14 @@ fn counts_of(r: &[Value]) -> IntervalCounts {
 pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
     let formula = ctx.p.formula.unwrap_or(ctx.configured);
     let (t, s) = (ctx.sla_threshold_s, ctx.short_abandon_s);
-    // The interval's label: the local start of its first hour.
+    // The interval's label: the start of its first hour with calls.
     let key = match ctx.p.interval {
         Interval::Hour => "h.day, h.hour",
         Interval::Day => "h.day",
     };
     let sql = format!(
         "WITH {BOUNDS}
-         SELECT min(h.local_start), c.queue,
+         SELECT epoch_us(min(h.h_start)), c.queue,
            count(*)::BIGINT,
            count(*) FILTER (WHERE c.answered_at IS NOT NULL)::BIGINT,
            count(*) FILTER (WHERE c.answered_at IS NOT NULL AND coalesce(c.wait_s, 0) <= {t})::BIGINT,
@@ -67,18 +67,18 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
     // the first hour after a DST gap) only when the day had calls from its
     // first hour, so take the day's own first hour.
     if ctx.p.interval == Interval::Day {
-        let firsts: std::collections::BTreeMap<String, String> = super::params::hours(
-            &ctx.zones[0].0,
-            ctx.tz,
-            ctx.p.from,
-            ctx.p.to,
-        )
-        .into_iter()
-        .rev()
-        .map(|h| (h.day.to_string(), h.local))
-        .collect();
+        let firsts: std::collections::BTreeMap<String, String> =
+            super::params::hours(&ctx.zones[0].0, ctx.tz, ctx.p.from, ctx.p.to)
+                .into_iter()
+                .rev()
+                .map(|h| (h.day.to_string(), h.local))
+                .collect();
         for r in &mut table.rows {
-            let day = r[0].as_str().and_then(|s| s.get(..10)).unwrap_or("").to_string();
+            let day = r[0]
+                .as_str()
+                .and_then(|s| s.get(..10))
+                .unwrap_or("")
+                .to_string();
             if let Some(first) = firsts.get(&day) {
                 r[0] = Value::String(first.clone());
             }
@@ -105,7 +105,9 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
         (
             "service_level",
             Kind::Ratio,
-            total.service_level(formula).map_or(Value::Null, Value::from),
+            total
+                .service_level(formula)
+                .map_or(Value::Null, Value::from),
         ),
         ("sla_threshold_s", Kind::Int, i64::from(t).into()),
     ];

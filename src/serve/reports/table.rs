@@ -133,7 +133,10 @@ pub fn read(
                     .get::<_, Option<bool>>(i)
                     .map_err(db("a report's flag"))?
                     .map_or(Value::Null, Value::Bool),
-                Kind::Time => time(r.get::<_, Option<i64>>(i).map_err(db("a report's time"))?, tz),
+                Kind::Time => time(
+                    r.get::<_, Option<i64>>(i).map_err(db("a report's time"))?,
+                    tz,
+                ),
                 Kind::List => match r
                     .get::<_, duckdb::types::Value>(i)
                     .map_err(db("a report's list"))?

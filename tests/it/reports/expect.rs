@@ -290,7 +290,10 @@ fn agent_periods(day: &Day, a: usize) -> (Periods, Vec<(Ts, Option<Ts>, Option<S
         }
         if let Some(to) = pause_to {
             if to != paused {
-                if let Some(last) = pauses.last_mut().filter(|p| p.1.is_none() && paused.is_some()) {
+                if let Some(last) = pauses
+                    .last_mut()
+                    .filter(|p| p.1.is_none() && paused.is_some())
+                {
                     last.1 = Some(e.at);
                 }
                 if let Some(reason) = &to {
@@ -455,7 +458,9 @@ pub fn missed(
             ("caller", text("caller")),
             (
                 "caller_name",
-                names.get(m["caller"].as_str()).map_or(Value::Null, |n| json!(n)),
+                names
+                    .get(m["caller"].as_str())
+                    .map_or(Value::Null, |n| json!(n)),
             ),
             ("queue", text("queue")),
             ("opened_at", json!(opened)),
@@ -468,7 +473,10 @@ pub fn missed(
             ("status", json!(status)),
             ("resolved_at", resolved.map_or(Value::Null, |t| json!(t))),
             ("resolved_by", text("resolved_by")),
-            ("resolved_by_agent", resolver.map_or(Value::Null, |a| json!(a))),
+            (
+                "resolved_by_agent",
+                resolver.map_or(Value::Null, |a| json!(a)),
+            ),
             ("time_to_callback_s", ttc.map_or(Value::Null, |t| json!(t))),
         ]));
     }
@@ -497,7 +505,9 @@ fn entered_answered(c: &Call) -> (Ts, Option<Ts>) {
     } else {
         (
             c.stints[0].entered,
-            c.stints.iter().find_map(|s| s.connect.as_ref().map(|x| x.at)),
+            c.stints
+                .iter()
+                .find_map(|s| s.connect.as_ref().map(|x| x.at)),
         )
     }
 }
@@ -525,16 +535,28 @@ pub fn new_callers(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> (Vec<R
         let answered_at = calls.iter().filter_map(|c| entered_answered(c).1).min();
         rows.push(Row::from([
             ("caller", json!(party)),
-            ("caller_name", names.get(party).map_or(Value::Null, |n| json!(n))),
+            (
+                "caller_name",
+                names.get(party).map_or(Value::Null, |n| json!(n)),
+            ),
             ("first_seen_at", json!(seen)),
-            ("queue", first.stints.first().map_or(Value::Null, |s| json!(s.queue))),
+            (
+                "queue",
+                first.stints.first().map_or(Value::Null, |s| json!(s.queue)),
+            ),
             ("first_call_answered", json!(first_answer.is_some())),
             (
                 "first_agent",
                 answering_agent(day, first).map_or(Value::Null, |a| json!(a)),
             ),
-            ("first_answered_at", answered_at.map_or(Value::Null, |t| json!(t))),
-            ("answered_by_range_end", json!(answered_at.is_some_and(|t| t < r.r1))),
+            (
+                "first_answered_at",
+                answered_at.map_or(Value::Null, |t| json!(t)),
+            ),
+            (
+                "answered_by_range_end",
+                json!(answered_at.is_some_and(|t| t < r.r1)),
+            ),
         ]));
     }
     let n = rows.len() as i64;
@@ -584,7 +606,9 @@ pub fn outbound(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> (Vec<Row>
                 ("callee", json!(callee)),
                 (
                     "callee_name",
-                    callee.and_then(|c| names.get(c)).map_or(Value::Null, |n| json!(n)),
+                    callee
+                        .and_then(|c| names.get(c))
+                        .map_or(Value::Null, |n| json!(n)),
                 ),
                 ("calls", json!(n)),
                 ("answered", json!(ans)),

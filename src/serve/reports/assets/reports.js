@@ -31,7 +31,8 @@
           incrs: [1], grid: { show: false } },
         {},
       ],
-      series: [{}].concat(series.map((s, i) => barSeries(s.label, i, series.length))),
+      series: [{ label: "", value: (u, v) => (v === null || names[v] === undefined ? "--" : String(names[v])) }]
+        .concat(series.map((s, i) => barSeries(s.label, i, series.length))),
     };
     return new uPlot(opts, [xs].concat(series.map((s) => s.values)), box);
   }
@@ -67,8 +68,10 @@
         }
         data.push(v);
       }
+      const tz = d.timezone;
       new uPlot({
         width: width(), height: 300,
+        tzDate: (ts) => (tz ? uPlot.tzDate(new Date(ts * 1e3), tz) : new Date(ts * 1e3)),
         scales: { y: { range: [0, 100] } },
         axes: [{}, { values: (u, vals) => vals.map((v) => v + " %") }],
         series: [{}].concat(queues.map((q, i) => ({
