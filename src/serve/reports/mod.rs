@@ -77,26 +77,22 @@ fn prepare_hours(conn: &Connection, ctx: &Ctx) -> Result<(), StoreError> {
            h_end TIMESTAMP, day VARCHAR, hour INTEGER)",
     )
     .map_err(db("preparing the report's hours"))?;
-    let mut all = Vec::new();
+    let mut app = conn
+        .appender_to_catalog_and_db("_rep_hours", "temp", "main")
+        .map_err(db("writing the report's hours"))?;
     for (pbx, tz) in &ctx.zones {
-        all.extend(params::hours(pbx, *tz, ctx.p.from, ctx.p.to));
-    }
-    for chunk in all.chunks(200) {
-        let sql = format!(
-            "INSERT INTO _rep_hours VALUES {}",
-            vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
-        );
-        let mut values: Vec<duckdb::types::Value> = Vec::with_capacity(chunk.len() * 5);
-        for h in chunk {
-            values.push(h.pbx.clone().into());
-            values.push(crate::store::ts(h.start));
-            values.push(crate::store::ts(h.end));
-            values.push(h.day.to_string().into());
-            values.push(i32::try_from(h.hour).unwrap_or(0).into());
-        }
-        conn.execute(&sql, duckdb::params_from_iter(values))
+        for h in params::hours(pbx, *tz, ctx.p.from, ctx.p.to) {
+            app.append_row(duckdb::params![
+                h.pbx,
+                crate::store::ts(h.start),
+                crate::store::ts(h.end),
+                h.day.to_string(),
+                i32::try_from(h.hour).unwrap_or(0),
+            ])
             .map_err(db("writing the report's hours"))?;
+        }
     }
+    app.flush().map_err(db("writing the report's hours"))?;
     Ok(())
 }
 
