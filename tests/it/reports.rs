@@ -578,6 +578,50 @@ fn every_report_matches_the_simulated_day_with_late_lines() {
         &(one, Row::new()),
         &["agent"],
     );
+    // More filters: the same rows as unfiltered, narrowed.
+    let expiry = Expiry {
+        after_s: 168 * 3600,
+        now,
+    };
+    let narrowed: [(&str, (Vec<Row>, Row), &str, Value, &[&str]); 4] = [
+        (
+            "missed?queue=sales",
+            expect::missed(&day, &range, expiry, &names),
+            "queue",
+            json!("sales"),
+            &["caller", "opened_at"],
+        ),
+        (
+            "new_callers?queue=billing",
+            expect::new_callers(&day, &range, &names),
+            "queue",
+            json!("billing"),
+            &["caller"],
+        ),
+        (
+            "outbound?agent=202",
+            expect::outbound(&day, &range, &names),
+            "agent",
+            json!("202"),
+            &["agent", "callee"],
+        ),
+        (
+            "agent_activity?agent=203",
+            expect::agent_activity(&day, &range),
+            "agent",
+            json!("203"),
+            &["agent"],
+        ),
+    ];
+    for (what, (rows, _), col, value, key) in narrowed {
+        let got = json_of(
+            s.port,
+            &format!("/reports/{what}&from=2026-11-20&to=2026-11-20&format=json"),
+        );
+        let rows: Vec<Row> = rows.into_iter().filter(|r| r[col] == value).collect();
+        assert!(!rows.is_empty(), "{what}: the model has no rows");
+        check(&mut failed, what, &got, &(rows, Row::new()), key);
+    }
     // Directory names are shown next to the numbers.
     let missed = json_of(
         s.port,
