@@ -7,6 +7,7 @@ mod http;
 mod lookup;
 mod model;
 mod owner;
+mod reports;
 mod sms;
 mod validate;
 mod wall;
@@ -15,6 +16,7 @@ pub use callbacks::*;
 pub use http::*;
 pub use lookup::*;
 pub use model::*;
+pub use reports::*;
 pub use sms::*;
 pub use validate::{
     environment_problems, is_source_name, missing_path, plausible_address, warnings, ConfigError,

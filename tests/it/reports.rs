@@ -911,3 +911,153 @@ fn report_pages_escape_pbx_values_and_refuse_bad_parameters() {
     }
     assert_eq!(get(port, "/reports/assets/../Cargo.toml").status, 404);
 }
+
+/// The `.eml` files of the outbox.
+fn mails(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("outbox"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_scheduled_report_is_mailed_once_per_period() {
+    let start = at("2026-11-20T05:00:00Z");
+    let day = day::generate(SEED, start);
+    let files = render(&day);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "Europe/Moscow");
+    append(
+        &cfg,
+        br#"
+[[reports.schedule]]
+name = "daily-sup"
+every = "daily"
+at = "07:00"
+to = ["sup@example.com"]
+
+[[reports.schedule]]
+name = "billing-only"
+every = "daily"
+at = "07:00"
+to = ["billing@example.com"]
+queues = ["billing"]
+"#,
+    );
+    let text = |lines: &[Line]| {
+        lines
+            .iter()
+            .map(|l| format!("{}\n", l.text))
+            .collect::<String>()
+    };
+    append(
+        &dir.path().join("logs/queue_log"),
+        text(&files.queue_log).as_bytes(),
+    );
+    append(
+        &dir.path().join("logs/Master.csv"),
+        text(&files.master_csv).as_bytes(),
+    );
+    let lines = (files.queue_log.len() + files.master_csv.len()) as i64;
+    // 07:30 in Moscow the next morning: the 20th's reports are due.
+    let now = [("CALLTRAIL_NOW", "2026-11-21T04:30:00Z")];
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d.log"), &now);
+    daemon.wait_http();
+    assert!(
+        wait_until(Duration::from_secs(120), || settled(&cfg, lines)),
+        "not derived:\n{}",
+        daemon.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(120), || mails(dir.path()).len() == 2),
+        "two report mails expected, found {}:\n{}",
+        mails(dir.path()).len(),
+        daemon.log()
+    );
+    let all = mails(dir.path());
+    let sup = all
+        .iter()
+        .find(|m| m.contains("Subject: calltrail daily report daily-sup: 2026-11-20"))
+        .expect("daily-sup mail");
+    let billing = all
+        .iter()
+        .find(|m| m.contains("Subject: calltrail daily report billing-only: 2026-11-20"))
+        .expect("billing-only mail");
+    let tz: chrono_tz::Tz = "Europe/Moscow".parse().expect("zone");
+    let range = Range {
+        r0: at("2026-11-19T21:00:00Z"),
+        r1: at("2026-11-20T21:00:00Z"),
+        now: at("2026-11-21T04:30:00Z"),
+        tz,
+    };
+    // Per queue: offered, answered, unanswered as the model has them.
+    let (queues, _) = expect::calls_by_queue(&day, &range);
+    for (mail, only) in [(sup, None), (billing, Some("billing"))] {
+        for q in &queues {
+            let name = q["queue"].as_str().expect("queue");
+            let line = mail
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(name));
+            if only.is_some_and(|o| o != name) {
+                assert!(line.is_none(), "{name} in a mail for {only:?}:\n{mail}");
+                continue;
+            }
+            let line = line.unwrap_or_else(|| panic!("no line for {name}:\n{mail}"));
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(
+                (f[1], f[2], f[3]),
+                (
+                    q["offered"].to_string().as_str(),
+                    q["answered"].to_string().as_str(),
+                    q["unanswered"].to_string().as_str()
+                ),
+                "{line}"
+            );
+        }
+        // Every episode nobody called back is listed; none that was.
+        let (episodes, _) = expect::missed(
+            &day,
+            &range,
+            Expiry {
+                after_s: 168 * 3600,
+                now: range.now,
+            },
+            &BTreeMap::new(),
+        );
+        for e in &episodes {
+            let caller = e["caller"].as_str().expect("caller");
+            let listed = mail
+                .lines()
+                .any(|l| l.contains(caller) && l.contains(&e["missed_count"].to_string()));
+            let want =
+                e["status"] != json!("called_back") && only.is_none_or(|o| e["queue"] == json!(o));
+            if want {
+                assert!(listed, "{caller} ({}) not listed:\n{mail}", e["status"]);
+            }
+        }
+    }
+    // A restart sends nothing again.
+    daemon.terminate(Duration::from_secs(30));
+    let daemon = Daemon::start_env(&cfg, &dir.path().join("d2.log"), &now);
+    daemon.wait_http();
+    std::thread::sleep(Duration::from_secs(45));
+    assert!(daemon.log().contains("HTTP API listening"));
+    assert_eq!(mails(dir.path()).len(), 2, "{}", daemon.log());
+    let ids = query_json(
+        &cfg,
+        "SELECT action_id, status FROM actions WHERE action_id LIKE 'report:%' ORDER BY 1",
+    );
+    assert_eq!(
+        ids,
+        vec![
+            json!({"action_id": "report:billing-only:2026-11-20", "status": "done"}),
+            json!({"action_id": "report:daily-sup:2026-11-20", "status": "done"}),
+        ]
+    );
+}

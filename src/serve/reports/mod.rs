@@ -23,6 +23,7 @@ pub mod new_callers;
 pub mod outbound;
 pub mod params;
 pub mod render;
+pub mod schedule;
 pub mod service_level;
 pub mod table;
 
