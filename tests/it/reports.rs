@@ -926,6 +926,30 @@ fn mails(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A mail with its quoted-printable body decoded (soft breaks joined).
+fn unquote(m: &str) -> String {
+    let b = m.replace("=\r\n", "").into_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[test]
 fn a_scheduled_report_is_mailed_once_per_period() {
     let start = at("2026-11-20T05:00:00Z");
@@ -980,7 +1004,7 @@ queues = ["billing"]
         mails(dir.path()).len(),
         daemon.log()
     );
-    let all = mails(dir.path());
+    let all: Vec<String> = mails(dir.path()).iter().map(|m| unquote(m)).collect();
     let sup = all
         .iter()
         .find(|m| m.contains("Subject: calltrail daily report daily-sup: 2026-11-20"))
@@ -1032,14 +1056,27 @@ queues = ["billing"]
         );
         for e in &episodes {
             let caller = e["caller"].as_str().expect("caller");
-            let listed = mail
-                .lines()
-                .any(|l| l.contains(caller) && l.contains(&e["missed_count"].to_string()));
+            let opened =
+                chrono::DateTime::from_timestamp(e["opened_at"].as_i64().expect("opened"), 0)
+                    .expect("instant")
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string();
+            let listed = mail.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 6
+                    && format!("{} {}", f[0], f[1]) == opened
+                    && f[2] == caller
+                    && f[4] == e["queue"].as_str().unwrap_or("-")
+                    && f[5] == e["missed_count"].to_string()
+            });
             let want =
                 e["status"] != json!("called_back") && only.is_none_or(|o| e["queue"] == json!(o));
-            if want {
-                assert!(listed, "{caller} ({}) not listed:\n{mail}", e["status"]);
-            }
+            assert_eq!(
+                listed, want,
+                "{caller} ({}) listed: {listed}:\n{mail}",
+                e["status"]
+            );
         }
     }
     // A restart sends nothing again.

@@ -119,7 +119,7 @@ pub fn latest_due(
 /// Text from the PBX or the directory, fit for one line of a mail.
 fn clean(v: &Value) -> String {
     let s = match v {
-        Value::Null => "—".to_string(),
+        Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
@@ -127,7 +127,7 @@ fn clean(v: &Value) -> String {
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or("—".into(), |f| format!("{:.1} %", f * 100.0))
+    v.map_or("-".into(), |f| format!("{:.1} %", f * 100.0))
 }
 
 fn l(key: &str, ru: bool) -> String {
@@ -152,7 +152,7 @@ fn body(
     let period = if from == to {
         from.to_string()
     } else {
-        format!("{from} – {to}")
+        format!("{from} - {to}")
     };
     let _ = writeln!(
         out,
@@ -219,7 +219,7 @@ fn body(
                 pct(t.get(r, "answer_rate").as_f64()),
                 t.get(r, "asa_s")
                     .as_f64()
-                    .map_or("—".into(), |f| format!("{f:.1}")),
+                    .map_or("-".into(), |f| format!("{f:.1}")),
                 pct(c.service_level(formula)),
             );
         }
@@ -266,7 +266,7 @@ fn body(
     let share = if episodes > 0 {
         format!("{:.1} %", not_cb as f64 * 100.0 / episodes as f64)
     } else {
-        "—".into()
+        "-".into()
     };
     let _ = writeln!(out, "{}: {not_cb} ({share})\n", l("not_called_back", ru));
     let _ = writeln!(out, "{}:", l("not_called_back", ru));
@@ -292,7 +292,7 @@ fn body(
         );
     }
     if not_cb > MAX_LISTED {
-        let _ = writeln!(out, "  … {} more", not_cb - MAX_LISTED);
+        let _ = writeln!(out, "  ... {} more", not_cb - MAX_LISTED);
     }
     out
 }
