@@ -34,7 +34,7 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
     let mut t = got.clone();
     t.rows.clear();
     for hour in 0..24i64 {
-        match got.rows.iter().find(|r| r[0] == Value::from(hour)) {
+        match got.rows.iter().find(|r| r[0] == hour) {
             Some(r) => t.rows.push(r.clone()),
             None => {
                 let mut r = vec![Value::from(hour)];

@@ -139,9 +139,7 @@ fn body(
     s: &ReportSchedule,
     tz: chrono_tz::Tz,
     (from, to): (NaiveDate, NaiveDate),
-    calls: &Report,
-    sl: &Report,
-    missed: &Report,
+    [calls, sl, missed]: [&Report; 3],
     formula: ServiceLevel,
     ru: bool,
 ) -> String {
@@ -344,7 +342,14 @@ fn due_action(
     let calls = build(conn, "calls_by_queue", &ctx(Interval::Hour))?;
     let sl = build(conn, "service_level", &ctx(Interval::Day))?;
     let missed = build(conn, "missed", &ctx(Interval::Hour))?;
-    let text = body(s, tz, (from, to), &calls, &sl, &missed, sch.formula, sch.ru);
+    let text = body(
+        s,
+        tz,
+        (from, to),
+        [&calls, &sl, &missed],
+        sch.formula,
+        sch.ru,
+    );
     let subject = format!(
         "calltrail {} report {}: {}",
         s.every,

@@ -10,6 +10,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub type Row = BTreeMap<&'static str, Value>;
+/// A report's rows and summary.
+pub type Expected = (Vec<Row>, Row);
+/// Pauses `(start, end, reason)` (end `None`: still going on).
+type Pauses = Vec<(Ts, Option<Ts>, Option<String>)>;
+/// Per (agent, number called): calls, answered, talk, last call.
+type Outbound<'a> = BTreeMap<(Option<&'a str>, Option<&'a str>), (i64, i64, i64, Ts)>;
 
 pub const SHORT_ABANDON_S: i64 = 5;
 pub const SLA_THRESHOLD_S: i64 = 20;
@@ -150,7 +156,7 @@ fn stints(day: &Day) -> impl Iterator<Item = (&Call, &Stint)> {
 }
 
 /// `calls_by_queue`: rows per queue and the summary.
-pub fn calls_by_queue(day: &Day, r: &Range) -> (Vec<Row>, Row) {
+pub fn calls_by_queue(day: &Day, r: &Range) -> Expected {
     let mut per: BTreeMap<&str, Acc> = BTreeMap::new();
     let mut all = Acc::default();
     for (_, s) in stints(day).filter(|(_, s)| r.has(s.entered)) {
@@ -169,7 +175,7 @@ pub fn calls_by_queue(day: &Day, r: &Range) -> (Vec<Row>, Row) {
 }
 
 /// `calls_by_hour`: every local hour 0–23.
-pub fn calls_by_hour(day: &Day, r: &Range) -> (Vec<Row>, Row) {
+pub fn calls_by_hour(day: &Day, r: &Range) -> Expected {
     let mut per: BTreeMap<i64, Acc> = (0..24).map(|h| (h, Acc::default())).collect();
     let mut all = Acc::default();
     for (_, s) in stints(day).filter(|(_, s)| r.has(s.entered)) {
@@ -188,7 +194,7 @@ pub fn calls_by_hour(day: &Day, r: &Range) -> (Vec<Row>, Row) {
 }
 
 /// `calls_by_agent`.
-pub fn calls_by_agent(day: &Day, r: &Range) -> (Vec<Row>, Row) {
+pub fn calls_by_agent(day: &Day, r: &Range) -> Expected {
     #[derive(Default)]
     struct A {
         answered: i64,
@@ -253,7 +259,7 @@ type Periods = Vec<(Ts, Option<Ts>)>;
 
 /// An agent's logged-in periods and pauses `(start, end, reason)` from the
 /// member, login and pause events.
-fn agent_periods(day: &Day, a: usize) -> (Periods, Vec<(Ts, Option<Ts>, Option<String>)>) {
+fn agent_periods(day: &Day, a: usize) -> (Periods, Pauses) {
     let mut evs: Vec<_> = day.agent_events.iter().filter(|e| e.agent == a).collect();
     evs.sort_by_key(|e| e.at);
     let mut queues = BTreeSet::new();
@@ -261,7 +267,7 @@ fn agent_periods(day: &Day, a: usize) -> (Periods, Vec<(Ts, Option<Ts>, Option<S
     let mut on = false;
     let mut sessions: Periods = Vec::new();
     let mut paused: Option<Option<String>> = None;
-    let mut pauses: Vec<(Ts, Option<Ts>, Option<String>)> = Vec::new();
+    let mut pauses: Pauses = Vec::new();
     for e in evs {
         let mut pause_to: Option<Option<Option<String>>> = None;
         match &e.act {
@@ -307,7 +313,7 @@ fn agent_periods(day: &Day, a: usize) -> (Periods, Vec<(Ts, Option<Ts>, Option<S
 }
 
 /// `agent_activity`.
-pub fn agent_activity(day: &Day, r: &Range) -> (Vec<Row>, Row) {
+pub fn agent_activity(day: &Day, r: &Range) -> Expected {
     let end = r.r1.min(r.now);
     let clip = |s: Ts, e: Option<Ts>| -> Option<(Ts, Ts)> {
         let (a, b) = (s.max(r.r0), e.unwrap_or(r.now).min(r.r1).min(end.max(r.r0)));
@@ -420,12 +426,7 @@ fn answering_agent<'a>(day: &'a Day, c: &Call) -> Option<&'a str> {
 }
 
 /// `missed`: the model's episodes (sim::expect_party) opened in the range.
-pub fn missed(
-    day: &Day,
-    r: &Range,
-    expiry: Expiry,
-    names: &BTreeMap<&str, &str>,
-) -> (Vec<Row>, Row) {
+pub fn missed(day: &Day, r: &Range, expiry: Expiry, names: &BTreeMap<&str, &str>) -> Expected {
     let model = expect_party::missed_calls(day, expiry);
     let by_id: BTreeMap<&str, &Call> = day.calls.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut rows = Vec::new();
@@ -513,7 +514,7 @@ fn entered_answered(c: &Call) -> (Ts, Option<Ts>) {
 }
 
 /// `new_callers`: parties whose first inbound call came in the range.
-pub fn new_callers(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> (Vec<Row>, Row) {
+pub fn new_callers(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> Expected {
     let mut by_party: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
     for c in day
         .calls
@@ -572,8 +573,8 @@ pub fn new_callers(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> (Vec<R
 }
 
 /// `outbound`: per agent and number called.
-pub fn outbound(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> (Vec<Row>, Row) {
-    let mut per: BTreeMap<(Option<&str>, Option<&str>), (i64, i64, i64, Ts)> = BTreeMap::new();
+pub fn outbound(day: &Day, r: &Range, names: &BTreeMap<&str, &str>) -> Expected {
+    let mut per: Outbound = BTreeMap::new();
     for c in day
         .calls
         .iter()
@@ -653,7 +654,7 @@ impl Sl {
 }
 
 /// `service_level`: per (interval start, queue), ended stints.
-pub fn service_level(day: &Day, r: &Range, day_interval: bool, formula: &str) -> (Vec<Row>, Row) {
+pub fn service_level(day: &Day, r: &Range, day_interval: bool, formula: &str) -> Expected {
     let mut per: BTreeMap<(Ts, &str), Sl> = BTreeMap::new();
     let mut all = Sl::default();
     for (_, s) in stints(day).filter(|(_, s)| r.has(s.entered)) {
