@@ -313,6 +313,15 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         action_wake.clone(),
         mode_rx.clone(),
     ));
+    // Scheduled report emails ([[reports.schedule]]), into the outbox.
+    let reporter = match serve::reports::schedule::Scheduler::new(cfg, clock) {
+        Some(s) if !once => Some(tokio::spawn(serve::reports::schedule::run(
+            store.handle()?,
+            s,
+            action_wake.clone(),
+        ))),
+        _ => None,
+    };
     if cfg.callbacks.method == "call_file" && cfg.rules.list.iter().any(|r| r.action == "callback")
     {
         // A spool with no outgoing/ is not Asterisk's (it has both): create
@@ -411,6 +420,9 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         }
     }
     sweeper.abort();
+    if let Some(r) = reporter {
+        r.abort();
+    }
     if let Some(f) = follower {
         f.abort();
     }

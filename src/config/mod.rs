@@ -8,6 +8,7 @@ mod logins;
 mod lookup;
 mod model;
 mod owner;
+mod reports;
 mod sms;
 mod validate;
 mod wall;
@@ -17,6 +18,7 @@ pub use http::*;
 pub use logins::*;
 pub use lookup::*;
 pub use model::*;
+pub use reports::*;
 pub use sms::*;
 pub use validate::{
     environment_problems, is_source_name, missing_path, plausible_address, warnings, ConfigError,

@@ -48,6 +48,9 @@ pub struct Config {
     /// The wallboard: `[wall]`.
     #[serde(default)]
     pub wall: super::WallSection,
+    /// Scheduled report emails: `[[reports.schedule]]`.
+    #[serde(default)]
+    pub reports: super::ReportsSection,
     /// Business hours and holidays, by name: `[calendars.NAME]`.
     #[serde(default)]
     pub calendars: BTreeMap<String, crate::calendar::CalendarConfig>,

@@ -399,6 +399,7 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
     out.extend(cfg.callbacks.problems());
     out.extend(cfg.sms.problems());
     out.extend(cfg.wall.problems());
+    out.extend(cfg.reports.problems());
     let zone = crate::numbers::zone(cfg);
     for (name, c) in &cfg.calendars {
         for e in crate::calendar::Calendar::problems(c, zone) {

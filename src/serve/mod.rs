@@ -10,7 +10,9 @@
 //! - `/api/actions…` — the actions outbox's admin API ([`actions`]);
 //! - `/wall`, `/api/wall`, `/api/wall/stream` — the wallboard ([`wall`]);
 //! - `/login`, `/logout` — logins for the pages ([`login`]);
-//! - `GET /metrics` — Prometheus figures ([`metrics`]).
+//! - `GET /metrics` — Prometheus figures ([`metrics`]);
+//! - `GET /reports`, `GET /reports/<name>` — the supervisors' reports
+//!   ([`reports`]).
 //!
 //! [`agi`] answers the same lookup over FastAGI on `[agi] listen`.
 //! [`router`] wires the endpoints (one file each) to the shared state and
@@ -31,6 +33,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod numbers;
 pub mod query;
+pub mod reports;
 pub mod router;
 pub mod wall;
 

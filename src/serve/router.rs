@@ -133,6 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/wall", get(super::wall::api))
         .route("/api/wall/stream", get(super::wall::stream))
         .route("/wall", get(super::wall::page))
+        .merge(super::reports::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_viewer,
@@ -147,6 +148,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/logout", post(super::login::page::logout))
         .route("/login/login.css", get(super::login::page::css))
+        .route("/reports/assets/{file}", get(super::reports::asset))
         .merge(open)
         .merge(viewer)
         .merge(admin)

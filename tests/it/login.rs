@@ -161,6 +161,23 @@ fn pages_need_a_login_or_a_token_and_the_login_is_safe() {
     assert_eq!(g.location, "/login?next=%2Fwall%3Fqueues%3Dsupport");
     assert_eq!(get(&format!("{base}/api/wall"), &[]).status, 401);
     assert_eq!(get(&format!("{base}/api/wall/stream"), &[]).status, 401);
+    let r = get(
+        &format!("{base}/reports/missed?from=2026-11-20&to=2026-11-20"),
+        &[],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.location,
+        "/login?next=%2Freports%2Fmissed%3Ffrom%3D2026-11-20%26to%3D2026-11-20"
+    );
+    assert_eq!(
+        get(
+            &format!("{base}/reports/missed?from=2026-11-20&to=2026-11-20&format=csv"),
+            &[]
+        )
+        .status,
+        303
+    );
     // The login page's own assets and the health check are open.
     assert_eq!(get(&format!("{base}/login/login.css"), &[]).status, 200);
     assert_eq!(get(&format!("{base}/healthz"), &[]).status, 200);
