@@ -6,7 +6,8 @@
 //! It is the system clock, unless the process was started with
 //! `CALLTRAIL_NOW` set to an RFC 3339 instant: then it is fixed at that
 //! instant (it does not advance), so that tests of the derived state do not
-//! depend on the day they run. Only the derived state follows it: when a
+//! depend on the day they run. Only the derived state follows it (and the
+//! period a scheduled report covers, a reading of that state): when a
 //! line or reject was stored (`ingested_at`, `rejected_at`), when a state
 //! change was stored, checkpoint times, the scheduling of actions (and the
 //! missed-call rule's `max_age_minutes`), snapshot grace periods and the
