@@ -303,6 +303,18 @@ fn pages_need_a_login_or_a_token_and_the_login_is_safe() {
         get(&format!("{base}/api/wall"), &[("cookie", &session)]).status,
         200
     );
+    let index = get(&format!("{base}/reports"), &[("cookie", &session)]);
+    assert_eq!(index.status, 200);
+    assert!(index.body.contains("id=\"logout\""), "{}", index.body);
+    let logout_csrf = hidden(&index.body, "csrf");
+    assert_eq!(
+        get(
+            &format!("{base}/reports/calls_by_queue?from=2026-11-20&to=2026-11-20&format=csv"),
+            &[("cookie", &session)]
+        )
+        .status,
+        200
+    );
     // A session is no admin token.
     assert_eq!(
         get(&format!("{base}/api/numbers"), &[("cookie", &session)]).status,
@@ -333,6 +345,21 @@ fn pages_need_a_login_or_a_token_and_the_login_is_safe() {
         ],
     );
     assert_eq!(bad_next.location, "/wall");
+
+    // Logging out: the form's token is needed, the cookie is cleared.
+    let logout = format!("{base}/logout");
+    assert_eq!(
+        post(&logout, &[("cookie", &session)], &[("csrf", "0000")]).status,
+        403
+    );
+    let out = post(&logout, &[("cookie", &session)], &[("csrf", &logout_csrf)]);
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location, "/login");
+    assert!(
+        out.cookies.iter().any(|c| c == "calltrail_session="),
+        "{:?}",
+        out.cookies
+    );
 
     let log = d.log();
     assert!(!log.contains("correct horse"), "passwords never logged");

@@ -161,15 +161,22 @@ fn today(state: &AppState, cfg: &WallConfig) -> chrono::NaiveDate {
 pub async fn index(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    viewer: Option<axum::Extension<super::login::Viewer>>,
     RawQuery(q): RawQuery,
 ) -> Response {
+    // Logged in with a password: who, and the logout form's token.
+    let session = viewer.and_then(|v| {
+        let s = v.0.session.as_ref()?;
+        let csrf = state.logins.as_ref()?.csrf_for(s);
+        Some((v.0.name.clone(), csrf))
+    });
     let Some(cfg) = state.wall.clone() else {
         return (StatusCode::NOT_FOUND, "no reports here\n").into_response();
     };
     let ru = super::wall::page::language(&cfg, &headers) == "ru";
     let q = q.unwrap_or_default();
     match Params::parse(&q, today(&state, &cfg)) {
-        Ok(p) => render::index(&p, ru, cfg.service_level.name()),
+        Ok(p) => render::index(&p, ru, cfg.service_level.name(), session),
         Err(BadParam(m)) => {
             render::error(StatusCode::BAD_REQUEST, "bad_request", &m, Format::Html, ru)
         }

@@ -329,9 +329,21 @@ pub fn page(r: &Report, p: &Params, ru: bool, tz: &str, configured: &str) -> Res
 }
 
 /// The index: every report and the form.
-pub fn index(p: &Params, ru: bool, configured: &str) -> Response {
+/// `session`: the logged-in user's name and the logout form's token.
+pub fn index(
+    p: &Params,
+    ru: bool,
+    configured: &str,
+    session: Option<(String, String)>,
+) -> Response {
     let ctx = json!({
         "lang": if ru { "ru" } else { "en" },
+        "session": session.map(|(name, csrf)| json!({
+            "name": name,
+            "csrf": csrf,
+            "logged_in": if ru { "Вы вошли как" } else { "Logged in as" },
+            "logout": if ru { "Выйти" } else { "Log out" },
+        })),
         "form": form_ctx(p, ru, true, configured),
         "reports": NAMES.iter().map(|n| json!({
             "name": n,
