@@ -310,7 +310,11 @@ fn gather(
 }
 
 /// Rows of `table` after the checkpoint of `sink`.
-fn behind(c: &duckdb::Connection, table: &str, sink: &str) -> Result<i64, duckdb::Error> {
+pub(crate) fn behind(
+    c: &duckdb::Connection,
+    table: &str,
+    sink: &str,
+) -> Result<i64, duckdb::Error> {
     c.query_row(
         &format!(
             "SELECT count(*) FROM {table} WHERE seq > \

@@ -125,6 +125,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dialplan/lookup", get(super::lookup::dialplan))
         .route("/api/lookup", get(super::lookup::api))
         .route("/metrics", get(super::metrics::metrics))
+        .route("/readyz", get(super::health::readyz))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_access,

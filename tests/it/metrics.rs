@@ -3,7 +3,9 @@
 //! source's lines, events and rejects are what the test wrote, the bytes
 //! behind go to 0 once read, the lookup histogram counts the lookups made
 //! over HTTP, the deriver catches up, the store has a size, an action
-//! queued by a rule shows with its kind and status.
+//! queued by a rule shows with its kind and status. `/readyz` says ready,
+//! goes unready with the reason when the source's file goes away (and
+//! `calltrail_source_stale` says 1), and ready again when it is back.
 
 use crate::daemon::{append, Daemon};
 use crate::rules::daemon_config;
@@ -199,5 +201,75 @@ url = "http://127.0.0.1:9/never"
         "histogram"
     );
     assert_eq!(m["families"]["calltrail_source_lines"]["type"], "counter");
+    d.terminate(Duration::from_secs(20));
+}
+
+fn readyz(port: u16) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut r = agent
+        .get(&format!("http://127.0.0.1:{port}/readyz"))
+        .call()
+        .expect("GET /readyz");
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn readyz_goes_unready_when_a_source_stalls_and_ready_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::support::tools::free_port();
+    let cfg = daemon_config(
+        dir.path(),
+        &format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "poll_interval_ms = 50\n",
+            "poll_interval_ms = 50\nstale_after_s = 2\n",
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start(&cfg, &dir.path().join("d.log"));
+    d.wait_http();
+    assert!(
+        wait_until(Duration::from_secs(10), || readyz(port).0 == 200),
+        "{:?}",
+        readyz(port)
+    );
+    assert_eq!(readyz(port).1, "ready\n");
+    let log = dir.path().join("queue_log");
+    let away = dir.path().join("queue_log.away");
+    std::fs::rename(&log, &away).expect("rename");
+    let t = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || readyz(port).0 == 503),
+        "still ready with the source gone"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let (_, why) = readyz(port);
+    assert!(why.starts_with("not ready\n"), "{why}");
+    assert!(
+        why.contains("source \"q\"") && why.contains("stale_after_s 2"),
+        "{why}"
+    );
+    let (_, m) = scrape(port);
+    assert_eq!(
+        sample(&m, "calltrail_source_stale", &[("source", "q")]),
+        Some(1.0)
+    );
+    std::fs::rename(&away, &log).expect("rename back");
+    assert!(
+        wait_until(Duration::from_secs(10), || readyz(port).0 == 200),
+        "not ready again: {:?}",
+        readyz(port)
+    );
     d.terminate(Duration::from_secs(20));
 }
