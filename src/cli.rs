@@ -27,8 +27,19 @@ pub struct Cli {
     /// Log filter, e.g. `info`, `debug`, `calltrail=debug` (RUST_LOG also works).
     #[arg(long, global = true, env = "CALLTRAIL_LOG", default_value = "info")]
     pub log: String,
+    /// Log lines as text (for people) or JSON (one object per line, for
+    /// log collectors).
+    #[arg(long, global = true, value_enum, env = "CALLTRAIL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 //! queued by a rule shows with its kind and status. `/readyz` says ready,
 //! goes unready with the reason when the source's file goes away (and
 //! `calltrail_source_stale` says 1), and ready again when it is back.
+//! `--log-format json` logs one JSON object per line.
 
 use crate::daemon::{append, Daemon};
 use crate::rules::daemon_config;
@@ -272,4 +273,30 @@ fn readyz_goes_unready_when_a_source_stalls_and_ready_again() {
         readyz(port)
     );
     d.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn logs_in_json_on_request_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = daemon_config(dir.path(), "");
+    append(&dir.path().join("queue_log"), b"not a queue_log line\n");
+    let out = crate::daemon::calltrail(&cfg, &["--log-format", "json", "run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stderr).expect("utf-8 log");
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+        n += 1;
+    }
+    assert!(n >= 2, "{text}");
+    assert!(text.contains("calltrail starting"));
 }
