@@ -102,10 +102,23 @@
       tr.appendChild(el("td", "num", secs(a.talk_s_today)));
       return tr;
     }));
+    fitAgents();
     document.getElementById("formula").textContent = L.formula + ": " + w.service_level_formula;
     document.getElementById("updated").textContent =
       L.updated + " " + new Date(w.generated_at).toLocaleTimeString();
     setStale(w.stale, w.stale_sources);
+  }
+  // The agents panel never scrolls: smaller type until every row fits
+  // (long names wrap, so rows are not all one line high).
+  function fitAgents() {
+    const box = document.querySelector(".agents");
+    const table = document.getElementById("agents");
+    table.style.fontSize = "";
+    let px = parseFloat(getComputedStyle(table).fontSize);
+    while (box.scrollHeight > box.clientHeight + 1 && px > 6) {
+      px *= 0.92;
+      table.style.fontSize = px + "px";
+    }
   }
   function setStale(stale, sources) {
     body.classList.toggle("stale", stale);
@@ -142,6 +155,7 @@
     });
     src.onerror = lost;
   }
+  window.addEventListener("resize", fitAgents);
   arm();
   connect();
   setInterval(() => {
