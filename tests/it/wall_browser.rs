@@ -31,7 +31,11 @@ const EVENTS: usize = 30;
 /// Where screenshots and the driver's transcript go: `$CALLTRAIL_ARTIFACTS`,
 /// else `$CARGO_TARGET_DIR/artifacts`, else `target/artifacts`.
 fn artifacts() -> PathBuf {
-    let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |n: &str| {
+        std::env::var_os(n)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let dir = var("CALLTRAIL_ARTIFACTS").unwrap_or_else(|| {
         var("CARGO_TARGET_DIR")
             .unwrap_or_else(|| tools::repo_root().join("target"))
@@ -314,8 +318,11 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
             Some("start") => {
                 // Back with `[wall] language = "ru"`.
                 let text = std::fs::read_to_string(&cfg).expect("config");
-                std::fs::write(&cfg, text.replace("\n[wall]\n", "\n[wall]\nlanguage = \"ru\"\n"))
-                    .expect("config");
+                std::fs::write(
+                    &cfg,
+                    text.replace("\n[wall]\n", "\n[wall]\nlanguage = \"ru\"\n"),
+                )
+                .expect("config");
                 let d = Daemon::start(&cfg, &dir.path().join("d2.log"));
                 d.wait_http();
                 daemon = Some(d);
@@ -338,7 +345,10 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
     // The daemons' logs beside the screenshots (the deriver's passes, for
     // the latency).
     for log in ["d.log", "d2.log"] {
-        let _ = std::fs::copy(dir.path().join(log), artifacts.join(format!("wall_browser.{log}")));
+        let _ = std::fs::copy(
+            dir.path().join(log),
+            artifacts.join(format!("wall_browser.{log}")),
+        );
     }
     let log = daemon.as_ref().map(|d| d.log()).unwrap_or_default();
     assert!(
@@ -371,7 +381,11 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
         ],
     );
     let support = tile(board, "support");
-    let longest = seconds(support["figures"]["longest_wait_s"].as_str().expect("longest"));
+    let longest = seconds(
+        support["figures"]["longest_wait_s"]
+            .as_str()
+            .expect("longest"),
+    );
     assert!((58..=120).contains(&longest), "{support:#}");
     assert_eq!(support["reasons"], "paused: lunch: 1", "{support:#}");
     // The thresholds' colours (defaults): SL 50 % is red (below 60 %), one
@@ -464,7 +478,8 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
         src["fresh"]["ms"]
     );
     assert!(
-        ms >= SOURCE_STALE_S as f64 * 1000.0 - 100.0 && ms <= SOURCE_STALE_S as f64 * 1000.0 + 1300.0,
+        ms >= SOURCE_STALE_S as f64 * 1000.0 - 100.0
+            && ms <= SOURCE_STALE_S as f64 * 1000.0 + 1300.0,
         "{src:#}"
     );
     assert_eq!(src["stale"]["status"], "DATA IS STALE: q", "{src:#}");
@@ -472,7 +487,9 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
     let gone = &steps["daemon_stale"];
     let ms = gone["stale"]["ms"].as_f64().expect("ms");
     eprintln!("wall_browser: daemon killed → page stale in {ms:.0} ms (page_stale_after_s = {PAGE_STALE_S}); daemon back → live in {} ms", steps["daemon_back"]["ms"]);
-    assert!(ms <= PAGE_STALE_S as f64 * 1000.0 + 100.0, "{gone:#}");
+    // No board for page_stale_after_s since the last one, which came before
+    // the kill; the slack is the page's timer running late on a busy machine.
+    assert!(ms <= PAGE_STALE_S as f64 * 1000.0 + 500.0, "{gone:#}");
     assert_eq!(
         gone["stale"]["status"], "DATA IS STALE: no connection to calltrail",
         "{gone:#}"
@@ -481,18 +498,33 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
     check_tile(&gone["board"], "support", &[("offered_today", "35")]);
     let back = &steps["daemon_back"];
     assert!(back["ms"].as_f64().expect("ms") < 3000.0, "{back:#}");
-    check_tile(&back["board"], "support", &[("offered_today", "35"), ("answered_today", "32")]);
+    check_tile(
+        &back["board"],
+        "support",
+        &[("offered_today", "35"), ("answered_today", "32")],
+    );
 
     // 5. Languages.
     let ru = &steps["language_auto"]["ru"];
-    assert_eq!((&ru["lang"], &ru["title"]), (&"ru".into(), &"Колл-центр".into()), "{ru:#}");
+    assert_eq!(
+        (&ru["lang"], &ru["title"]),
+        (&"ru".into(), &"Колл-центр".into()),
+        "{ru:#}"
+    );
     assert_eq!(tile(ru, "support")["labels"]["waiting"], "ждут", "{ru:#}");
     assert_eq!(ru["heads"][0], "Оператор", "{ru:#}");
     let en = &steps["language_auto"]["en"];
-    assert_eq!((&en["lang"], &en["title"]), (&"en".into(), &"Call center".into()), "{en:#}");
+    assert_eq!(
+        (&en["lang"], &en["title"]),
+        (&"en".into(), &"Call center".into()),
+        "{en:#}"
+    );
     let by_config = &steps["language_config"]["en_browser"];
     assert_eq!(by_config["title"], "Колл-центр", "{by_config:#}");
-    assert_eq!(tile(by_config, "support")["labels"]["answered_today"], "отвечено");
+    assert_eq!(
+        tile(by_config, "support")["labels"]["answered_today"],
+        "отвечено"
+    );
     assert_eq!(by_config["status"]["text"], "в эфире", "{by_config:#}");
     // The open page stays as it was loaded (English).
     assert_eq!(steps["end"]["board"]["title"], "Call center");
@@ -503,21 +535,37 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
     for l in &layouts {
         let (w, lay) = (l["size"][0].as_u64().expect("w"), &l["layout"]);
         assert_eq!(lay["width"], l["size"][0], "{l:#}");
-        assert!(lay["scroll_width"].as_u64() <= lay["width"].as_u64(), "{l:#}");
-        assert!(lay["scroll_height"].as_u64() <= lay["height"].as_u64(), "{l:#}");
+        assert!(
+            lay["scroll_width"].as_u64() <= lay["width"].as_u64(),
+            "{l:#}"
+        );
+        assert!(
+            lay["scroll_height"].as_u64() <= lay["height"].as_u64(),
+            "{l:#}"
+        );
         assert_eq!(lay["outside"], serde_json::json!([]), "{l:#}");
         assert_eq!(lay["clipped"], serde_json::json!([]), "{l:#}");
         let (fig, label) = (
             lay["figure_px"].as_f64().expect("figure px"),
             lay["label_px"].as_f64().expect("label px"),
         );
-        let (min_fig, min_label) = if w >= 1920 { (32.0, 16.0) } else { (24.0, 12.0) };
+        let (min_fig, min_label) = if w >= 1920 {
+            (32.0, 16.0)
+        } else {
+            (24.0, 12.0)
+        };
         assert!(fig >= min_fig && label >= min_label, "{l:#}");
         let png = std::fs::read(lay["screenshot"].as_str().expect("path")).expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         // The PNG's own width and height (IHDR).
         let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().expect("4 bytes"));
-        assert_eq!((u64::from(dim(16)), u64::from(dim(20))), (l["size"][0].as_u64().expect("w"), l["size"][1].as_u64().expect("h")));
+        assert_eq!(
+            (u64::from(dim(16)), u64::from(dim(20))),
+            (
+                l["size"][0].as_u64().expect("w"),
+                l["size"][1].as_u64().expect("h")
+            )
+        );
     }
 
     // One page, loaded once.
