@@ -304,7 +304,7 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
     );
 
     let mut driver = Driver::start(&format!("http://127.0.0.1:{port}"), &queue_log, &artifacts);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(600);
     let mut steps: BTreeMap<String, Value> = BTreeMap::new();
     let mut layouts = Vec::new();
     let mut restarted_at = None;
@@ -477,9 +477,11 @@ fn the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale() {
         "wall_browser: source gone → page stale in {ms:.0} ms (stale_after_s = {SOURCE_STALE_S}); back → live in {} ms",
         src["fresh"]["ms"]
     );
+    // Not before the threshold; after it, with the next board (the feed
+    // computes one about every 1.2 s while a screen is open).
     assert!(
         ms >= SOURCE_STALE_S as f64 * 1000.0 - 100.0
-            && ms <= SOURCE_STALE_S as f64 * 1000.0 + 1300.0,
+            && ms <= SOURCE_STALE_S as f64 * 1000.0 + 1500.0,
         "{src:#}"
     );
     assert_eq!(src["stale"]["status"], "DATA IS STALE: q", "{src:#}");

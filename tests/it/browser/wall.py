@@ -223,7 +223,7 @@ def log_since(driver, n):
     return driver.execute_script("return window.__ctLog.slice(arguments[0])", n)
 
 
-def wait_log(driver, what, pred, timeout_s=10):
+def wait_log(driver, what, pred, timeout_s=30):
     """Waits until an entry of the change log satisfies `pred`; returns it."""
     start = driver.execute_script("return window.__ctLog.length") - 1
 
