@@ -15,7 +15,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn passwd(args: &[&str], stdin: &str) -> String {
+pub(crate) fn passwd(args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(bin())
         .arg("passwd")
         .args(args)
@@ -40,7 +40,7 @@ fn passwd(args: &[&str], stdin: &str) -> String {
 }
 
 /// The token printed in `passwd --token`'s comment.
-fn token_of(snippet: &str) -> String {
+pub(crate) fn token_of(snippet: &str) -> String {
     snippet
         .lines()
         .find_map(|l| l.strip_prefix("#   "))

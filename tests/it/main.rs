@@ -35,3 +35,4 @@ mod snapshot;
 mod state;
 mod support;
 mod wall;
+mod wall_browser;

@@ -95,11 +95,18 @@ fn render(
     match html {
         Ok(h) => {
             let jar = jar.add(private_cookie(session::LOGIN_NONCE, nonce));
-            crate::serve::wall::page::secured(
+            let mut r = crate::serve::wall::page::secured(
                 (status, jar, h).into_response(),
                 "text/html; charset=utf-8",
                 "no-store",
-            )
+            );
+            // No token in this page's address: the form's request may say
+            // where it comes from (its Origin is then checked).
+            r.headers_mut().insert(
+                header::REFERRER_POLICY,
+                axum::http::HeaderValue::from_static("same-origin"),
+            );
+            r
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot render the login page");
@@ -123,11 +130,17 @@ pub async fn form(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderM
     render(&state, &headers, StatusCode::OK, jar, &next, "", None)
 }
 
-/// Whether `Origin`, when the browser sent one, is this site.
+/// Whether `Origin`, when the browser sent one, is this site. A page
+/// whose referrer policy is `no-referrer` (the wallboard's and the
+/// reports', whose addresses may carry a token) makes the browser send
+/// `Origin: null`: the anti-forgery token alone decides then.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    if origin == "null" {
+        return true;
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -47,7 +47,7 @@ fn labels(lang: &str) -> serde_json::Value {
         "abandoned_today": pick("abandoned", "потеряно"),
         "asa_s": pick("avg. answer", "ср. ожидание ответа"),
         "missed_open": pick("to call back", "перезвонить"),
-        "callbacks_pending": pick("callbacks queued", "обратных звонков в очереди"),
+        "callbacks_pending": pick("callbacks queued", "перезвонов в очереди"),
         "paused_for": pick("paused:", "пауза:"),
         "no_reason": pick("no reason", "без причины"),
         "state_available": pick("available", "свободен"),

@@ -8,6 +8,8 @@
 //! |--------|--------------------|-----------------------------|
 //! | tansu  | `CALLTRAIL_TANSU`  | `$CALLTRAIL_TOOLS/bin/tansu` |
 //! | python | `CALLTRAIL_PYTHON` | `$CALLTRAIL_TOOLS/venv/bin/python` |
+//! | chromium | `CALLTRAIL_CHROMIUM` | `/usr/bin/chromium` (Debian's `chromium`) |
+//! | chromedriver | `CALLTRAIL_CHROMEDRIVER` | `/usr/bin/chromedriver` (`chromium-driver`) |
 //!
 //! A missing tool is a test failure with a hint, never a silent skip.
 
@@ -69,6 +71,24 @@ pub fn python() -> PathBuf {
         "CALLTRAIL_PYTHON",
         tools_dir().join("venv").join("bin").join("python"),
         "the test venv's python",
+    )
+}
+
+/// The Chromium the browser tests drive (Debian's package).
+pub fn chromium() -> PathBuf {
+    existing_tool(
+        "CALLTRAIL_CHROMIUM",
+        PathBuf::from("/usr/bin/chromium"),
+        "Chromium (apt-get install chromium)",
+    )
+}
+
+/// The ChromeDriver matching [`chromium`].
+pub fn chromedriver() -> PathBuf {
+    existing_tool(
+        "CALLTRAIL_CHROMEDRIVER",
+        PathBuf::from("/usr/bin/chromedriver"),
+        "ChromeDriver (apt-get install chromium-driver)",
     )
 }
 
