@@ -146,6 +146,13 @@
     }
     clearTimeout(retry);
     retry = setTimeout(connect, RETRY_MS);
+    // A login that ended (session expired, token removed) makes every
+    // attempt fail: ask once what the daemon says, and load the page again
+    // if it wants a login (the login page, or the token in the address).
+    fetch(body.dataset.stream.replace("/api/wall/stream", "/api/wall"),
+          { cache: "no-store", credentials: "same-origin" })
+      .then((r) => { if (r.status === 401) location.reload(); })
+      .catch(() => {});
   }
   function connect() {
     src = new EventSource(body.dataset.stream);
