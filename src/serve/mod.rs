@@ -18,7 +18,8 @@
 //! [`router`] wires the endpoints (one file each) to the shared state and
 //! [`auth`] says who may call; [`client`] is the small blocking client
 //! `calltrail query` and `calltrail numbers` use while the daemon holds the
-//! store; [`lang`] picks a page's language. Later endpoints go next to
+//! store; [`lang`] picks a page's language and [`secure`] gives every page its
+//! headers. Later endpoints go next to
 //! these.
 
 pub mod actions;
@@ -35,6 +36,7 @@ pub mod numbers;
 pub mod query;
 pub mod reports;
 pub mod router;
+pub mod secure;
 pub mod wall;
 
 use crate::readonly::{self, Limits};

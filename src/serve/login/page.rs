@@ -95,7 +95,7 @@ fn render(
     match html {
         Ok(h) => {
             let jar = jar.add(private_cookie(session::LOGIN_NONCE, nonce));
-            let mut r = crate::serve::wall::page::secured(
+            let mut r = crate::serve::secure::secured(
                 (status, jar, h).into_response(),
                 "text/html; charset=utf-8",
                 "no-store",
@@ -255,7 +255,7 @@ pub async fn logout(
 
 /// `GET /login/login.css`.
 pub async fn css() -> Response {
-    crate::serve::wall::page::secured(
+    crate::serve::secure::secured(
         CSS.into_response(),
         "text/css; charset=utf-8",
         "max-age=300",

@@ -7,17 +7,13 @@
 use super::labels::{label, status};
 use super::params::{Format, Params, FORMULAS};
 use super::table::{Kind, Report, Table};
+pub use crate::serve::secure::{secured, CSP};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 const PAGE: &str = include_str!("assets/report.html");
 const INDEX: &str = include_str!("assets/index.html");
-
-/// The policy of every page: nothing but the daemon's own files.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
 
 /// The reports, in the order the index lists them.
 pub const NAMES: [&str; 8] = [
@@ -30,26 +26,6 @@ pub const NAMES: [&str; 8] = [
     "outbound",
     "service_level",
 ];
-
-/// Headers every page, export and asset carries.
-pub fn secured(mut r: Response, content_type: &'static str, cache: &'static str) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r
-}
 
 /// The report as the JSON answer.
 pub fn json_value(r: &Report, p: &Params, tz: &str) -> Value {

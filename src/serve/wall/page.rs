@@ -7,17 +7,13 @@
 //! (no inline script runs).
 
 use super::WallConfig;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use crate::serve::secure::secured;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 const TEMPLATE: &str = include_str!("assets/wall.html");
 const JS: &str = include_str!("assets/wall.js");
 const CSS: &str = include_str!("assets/wall.css");
-
-/// The policy of every page: nothing but the daemon's own files.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
 
 /// Labels of the page, per language.
 fn labels(lang: &str) -> serde_json::Value {
@@ -66,31 +62,6 @@ fn labels(lang: &str) -> serde_json::Value {
 /// choice of the two.
 pub fn language(cfg: &WallConfig, headers: &HeaderMap) -> &'static str {
     crate::serve::lang::choose(&cfg.language, headers)
-}
-
-/// Headers every page and asset carries.
-pub(crate) fn secured(
-    mut r: Response,
-    content_type: &'static str,
-    cache: &'static str,
-) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // The token may be in the page's address: never sent elsewhere.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r
 }
 
 /// `GET /wall`: the page; `query` is the request's own query string (its
@@ -154,6 +125,8 @@ pub async fn css() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::secure::CSP;
+    use axum::http::{header, HeaderValue};
 
     #[test]
     fn the_browser_chooses_when_the_config_does_not() {
