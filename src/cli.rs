@@ -124,6 +124,11 @@ pub enum Command {
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
     },
+    /// The running daemon at a glance: ready or why not, each source's
+    /// lines, rejects, bytes behind and last line, lags, actions, store
+    /// size (from its /readyz and /metrics). Exit code 0 ready, 1 not
+    /// ready, 3 not running.
+    Status,
     /// Print a password hash for [[http.users]] (the password is read from
     /// the terminal without echo, or from the first line of standard
     /// input), or with --token a new random token and the SHA-256 for

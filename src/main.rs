@@ -227,6 +227,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Status => {
+            let cfg = load(&cli)?;
+            match calltrail::serve::status::run(&cfg) {
+                Ok((text, ready)) => {
+                    print!("{text}");
+                    Ok(if ready {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+                Err(e @ calltrail::serve::status::StatusError::NotRunning { .. }) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(3))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Passwd { token, name, role } => {
             let stdout = std::io::stdout();
             calltrail::serve::login::passwd::run(

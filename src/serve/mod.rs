@@ -37,6 +37,7 @@ pub mod query;
 pub mod reports;
 pub mod router;
 pub mod secure;
+pub mod status;
 pub mod wall;
 
 use crate::readonly::{self, Limits};

@@ -6,7 +6,8 @@
 //! queued by a rule shows with its kind and status. `/readyz` says ready,
 //! goes unready with the reason when the source's file goes away (and
 //! `calltrail_source_stale` says 1), and ready again when it is back.
-//! `--log-format json` logs one JSON object per line.
+//! `--log-format json` logs one JSON object per line; `calltrail status`
+//! prints the figures and exits 3 when no daemon runs.
 
 use crate::daemon::{append, Daemon};
 use crate::rules::daemon_config;
@@ -202,7 +203,30 @@ url = "http://127.0.0.1:9/never"
         "histogram"
     );
     assert_eq!(m["families"]["calltrail_source_lines"]["type"], "counter");
+
+    // `calltrail status` shows the same at a glance.
+    let st = crate::daemon::calltrail(&cfg, &["status"]);
+    let text = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(
+        st.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(text.contains(": ready"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("q "))
+        .unwrap_or_else(|| panic!("no row for q: {text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..4], &["11", "9", "2"], "{row}");
+    assert!(
+        text.contains("webhook pending 3") || text.contains("webhook"),
+        "{text}"
+    );
     d.terminate(Duration::from_secs(20));
+    let gone = crate::daemon::calltrail(&cfg, &["status"]);
+    assert_eq!(gone.status.code(), Some(3), "not running: exit code 3");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not running"));
 }
 
 fn readyz(port: u16) -> (u16, String) {
