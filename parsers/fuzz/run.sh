@@ -114,15 +114,24 @@ for t in "${targets[@]}"; do
     fi
     log="$log_dir/$t.log"
     echo "fuzz: $t for ${secs}s, max_len $(max_len_of "$t"), corpora: ${dirs[*]#"$repo_dir/"}"
-    cargo fuzz run "${build_args[@]}" "$t" "${dirs[@]}" -- \
-        -max_total_time="$secs" \
-        -max_len="$(max_len_of "$t")" \
-        -timeout=10 \
-        -rss_limit_mb=2048 \
-        -artifact_prefix="$artifacts/" \
-        -print_final_stats=1 \
-        >"$log" 2>&1
-    rc=$?
+    # libFuzzer can deadlock in its own timeout handler when a unit stalls
+    # (seen once on a machine at load 20: the empty seed "took" 10 s and the
+    # process slept on a futex forever). Bound each run, and try a hung one
+    # once more before calling it a failure.
+    for attempt in 1 2; do
+        timeout --kill-after=10 $((secs + 240)) \
+            cargo fuzz run "${build_args[@]}" "$t" "${dirs[@]}" -- \
+            -max_total_time="$secs" \
+            -max_len="$(max_len_of "$t")" \
+            -timeout=10 \
+            -rss_limit_mb=2048 \
+            -artifact_prefix="$artifacts/" \
+            -print_final_stats=1 \
+            >"$log" 2>&1
+        rc=$?
+        ((rc == 124 || rc == 137)) || break
+        echo "fuzz: $t did not finish within $((secs + 240)) s (attempt $attempt); see $log"
+    done
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1)
