@@ -86,6 +86,22 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def threads_cpu_s(pid):
+    """utime + stime per thread name (threads of one name summed; a thread
+    that ended between two samples is missing from the later one)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                s = f.read()
+        except OSError:
+            continue
+        name = s[s.find("(") + 1:s.rfind(")")]
+        fields = s[s.rfind(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def proc_rss_mib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -444,16 +460,17 @@ def main():
             if writer.error:
                 raise SystemExit("the writer failed: %s" % writer.error)
             ph = {"phase": "%s-%d" % (kind, kinds[: i + 1].count(kind)), "kind": kind}
-            t0, c0, s0 = time.time(), proc_cpu_s(daemon.pid), self_cpu_s()
+            t0, c0, s0, th0 = time.time(), proc_cpu_s(daemon.pid), self_cpu_s(), threads_cpu_s(daemon.pid)
             if kind == "walls":
                 boards = Boards(http_port, args.clients)
                 boards.start()
                 boards.opened.wait(120)
             time.sleep(max(0.0, t0 + args.phase_s - time.time()))
-            t1, c1, s1 = time.time(), proc_cpu_s(daemon.pid), self_cpu_s()
+            t1, c1, s1, th1 = time.time(), proc_cpu_s(daemon.pid), self_cpu_s(), threads_cpu_s(daemon.pid)
             ph.update(start=t0, end=t1, wall_s=t1 - t0, daemon_cpu_s=c1 - c0, bench_cpu_s=s1 - s0,
                       daemon_pct=100.0 * (c1 - c0) / (t1 - t0), bench_pct=100.0 * (s1 - s0) / (t1 - t0),
-                      rss_mib=proc_rss_mib(daemon.pid))
+                      rss_mib=proc_rss_mib(daemon.pid),
+                      threads_pct={n: 100.0 * (v - th0.get(n, 0.0)) / (t1 - t0) for n, v in th1.items()})
             if kind == "walls":
                 boards.stop = True
                 boards.join(30)
@@ -535,6 +552,12 @@ def report(args, phases, appended, stored):
                                                                fmt_lat(ph["latency"]), extra))
     print("  %-8s %7s %14.2f %12s %8s %6s   %s" % ("idle", "", idle_cpu, "", "", "", fmt_lat(idle_lat)))
     print("  %-8s %7s %14.2f %12s %8s %6s   %s" % ("walls", "", walls_cpu, "", "", "", fmt_lat(walls_lat)))
+    names = sorted({n for ph in phases for n in ph["threads_pct"]},
+                   key=lambda n: -sum(ph["threads_pct"].get(n, 0.0) for ph in phases))
+    print()
+    print("  daemon CPU per thread name, %% of one core: %s" % ", ".join(names))
+    for ph in phases:
+        print("  %-8s %s" % (ph["phase"], "  ".join("%6.2f" % ph["threads_pct"].get(n, 0.0) for n in names)))
     print()
     cpu_delta = walls_cpu - idle_cpu
     cpu_ok = cpu_delta < 5.0
