@@ -39,9 +39,8 @@ import tempfile
 import threading
 import time
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-
+# kafka-python is imported where it is used: bench/wall_load.py imports this
+# module's helpers (line writer, percentiles, ports) with stdlib Python only.
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 from chaos_writer import Call  # noqa: E402  (the realistic call-flow generator)
@@ -96,6 +95,8 @@ class Consumer(threading.Thread):
         self.ready = threading.Event()
 
     def run(self):
+        from kafka import KafkaConsumer, TopicPartition
+
         c = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=None,
@@ -126,6 +127,9 @@ class Consumer(threading.Thread):
 
 
 def create_topic(bootstrap, topic, partitions):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, partitions, 1)])
     admin.close()
@@ -135,6 +139,8 @@ def baseline(bootstrap, rate, seconds):
     """kafka-python produce -> consume on the same broker, same rate, with
     messages the size of calltrail's (~700 bytes of JSON), for as long as the
     steady phase (a broker may slow down as its log grows)."""
+    from kafka import KafkaProducer
+
     create_topic(bootstrap, "baseline", 3)
     cons = Consumer(bootstrap, "baseline", lambda r: r.key.decode())
     cons.start()

@@ -3,9 +3,10 @@
 //! anyone watches (waits grow, sources go stale), at most five times a
 //! second; it publishes the board on a watch channel. Each
 //! `GET /api/wall/stream` client receives it as server-sent events (`event:
-//! wall`, the JSON of `/api/wall`), filtered to its `?queues=`. The cost does
-//! not grow with the number of screens, and nothing is computed while none
-//! is open.
+//! wall`, the JSON of `/api/wall`), filtered to its `?queues=`. Each
+//! board is serialised once per filter (by the first screen that needs it),
+//! so the figures and their JSON cost the same for one screen or fifty;
+//! nothing is computed while none is open (bench/wall_load.sh measures it).
 
 use super::figures::Wall;
 use super::WallConfig;
@@ -13,14 +14,49 @@ use crate::store::Store;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
+
+/// One board as published: its figures, and their JSON per filter of the
+/// screens that asked (a handful of distinct `?queues=`, however many
+/// screens).
+#[derive(Debug)]
+pub struct Board {
+    wall: Wall,
+    json: Mutex<Vec<(Vec<String>, Arc<str>)>>,
+}
+
+impl Board {
+    fn new(wall: Wall) -> Board {
+        Board {
+            wall,
+            json: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The JSON of the board for `only` (sorted, no duplicates; every
+    /// queue when empty), serialised on first use.
+    fn json(&self, only: &[String]) -> Arc<str> {
+        let mut cache = self.json.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, j)) = cache.iter().find(|(k, _)| k.as_slice() == only) {
+            return j.clone();
+        }
+        let text = if only.is_empty() {
+            serde_json::to_string(&self.wall)
+        } else {
+            serde_json::to_string(&self.wall.clone().only(only))
+        };
+        let j: Arc<str> = text.unwrap_or_default().into();
+        cache.push((only.to_vec(), j.clone()));
+        j
+    }
+}
 
 /// The shared feed.
 #[derive(Debug)]
 pub struct Feed {
-    tx: watch::Sender<Option<Arc<Wall>>>,
+    tx: watch::Sender<Option<Arc<Board>>>,
     /// Wakes the publisher: the state changed, or a screen connected.
     wake: Arc<Notify>,
 }
@@ -35,7 +71,7 @@ impl Feed {
         feed
     }
 
-    fn subscribe(&self) -> watch::Receiver<Option<Arc<Wall>>> {
+    fn subscribe(&self) -> watch::Receiver<Option<Arc<Board>>> {
         let rx = self.tx.subscribe();
         self.wake.notify_one();
         rx
@@ -52,13 +88,19 @@ async fn publish(feed: Arc<Feed>, store: Arc<Store>, cfg: Arc<WallConfig>) {
             continue;
         }
         let (s, c) = (store.clone(), cfg.clone());
+        let started = Instant::now();
         let r = tokio::task::spawn_blocking(move || {
             s.with_conn(|conn| super::figures::read(conn, &c, chrono::Utc::now(), &[]))
         })
         .await;
         match r {
             Ok(Ok(w)) => {
-                feed.tx.send_replace(Some(Arc::new(w)));
+                tracing::debug!(
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    screens = feed.tx.receiver_count(),
+                    "wallboard computed"
+                );
+                feed.tx.send_replace(Some(Arc::new(Board::new(w))));
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot compute the wallboard"),
             Err(e) => tracing::warn!(error = %e, "the wallboard task failed"),
@@ -70,7 +112,9 @@ async fn publish(feed: Arc<Feed>, store: Arc<Store>, cfg: Arc<WallConfig>) {
 
 /// `GET /api/wall/stream`: the board as server-sent events, the current
 /// one at once, then each new one.
-pub fn stream(feed: &Arc<Feed>, only: Vec<String>) -> Response {
+pub fn stream(feed: &Arc<Feed>, mut only: Vec<String>) -> Response {
+    only.sort();
+    only.dedup();
     let rx = feed.subscribe();
     let events =
         futures_util::stream::unfold((rx, only, true), |(mut rx, only, first)| async move {
@@ -79,9 +123,8 @@ pub fn stream(feed: &Arc<Feed>, only: Vec<String>) -> Response {
             }
             loop {
                 let board = rx.borrow_and_update().clone();
-                if let Some(w) = board {
-                    let json = serde_json::to_string(&(*w).clone().only(&only)).unwrap_or_default();
-                    let ev = Event::default().event("wall").data(json);
+                if let Some(b) = board {
+                    let ev = Event::default().event("wall").data(&*b.json(&only));
                     return Some((Ok::<_, Infallible>(ev), (rx, only, false)));
                 }
                 rx.changed().await.ok()?;
@@ -90,4 +133,55 @@ pub fn stream(feed: &Arc<Feed>, only: Vec<String>) -> Response {
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::wall::figures::{AgentRow, QueueTile};
+
+    fn wall() -> Wall {
+        let tile = |q: &str, waiting| QueueTile {
+            queue: q.to_string(),
+            waiting,
+            ..QueueTile::default()
+        };
+        let agent = |a: &str, q: &str| AgentRow {
+            agent: a.to_string(),
+            name: a.to_string(),
+            state: "available",
+            pause_reason: None,
+            since: None,
+            queues: vec![q.to_string()],
+            calls_today: 1,
+            talk_s_today: 60,
+        };
+        Wall {
+            generated_at: chrono::Utc::now(),
+            stale: false,
+            stale_sources: Vec::new(),
+            service_level_formula: "default".to_string(),
+            queues: vec![tile("sales", 2), tile("support", 1)],
+            agents: vec![agent("201", "sales"), agent("202", "support")],
+        }
+    }
+
+    /// Every screen gets what serialising its own filtered copy gave, and
+    /// screens with the same filter share one serialisation.
+    #[test]
+    fn each_filter_is_serialised_once_and_as_before() {
+        let w = wall();
+        let board = Board::new(w.clone());
+        let all = board.json(&[]);
+        assert_eq!(&*all, serde_json::to_string(&w).unwrap());
+        let only = vec!["support".to_string()];
+        let support = board.json(&only);
+        assert_eq!(
+            &*support,
+            serde_json::to_string(&w.clone().only(&only)).unwrap()
+        );
+        assert!(!support.contains("sales"));
+        assert!(Arc::ptr_eq(&support, &board.json(&only)));
+        assert!(Arc::ptr_eq(&all, &board.json(&[])));
+    }
 }
