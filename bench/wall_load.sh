@@ -30,8 +30,17 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/calltrail/target}
 python=${CALLTRAIL_PYTHON:-python3}
-echo "wall_load: building calltrail (dev profile) into $CARGO_TARGET_DIR"
-cargo build --quiet --bin calltrail
+# As bench/latency.sh: the calltrail crates optimised (what a release costs),
+# the dependencies as the dev profile builds them (opt-level 2). Set
+# CALLTRAIL_BENCH_PLAIN_DEV=1 for the plain dev build the tests use.
+if [[ -n ${CALLTRAIL_BENCH_PLAIN_DEV:-} ]]; then
+    echo "wall_load: building calltrail (plain dev profile) into $CARGO_TARGET_DIR"
+    cargo build --quiet --bin calltrail
+else
+    echo "wall_load: building calltrail (dev profile, calltrail crates at opt-level 3) into $CARGO_TARGET_DIR"
+    cargo build --quiet --bin calltrail --config 'profile.dev.package.calltrail.opt-level=3' \
+        --config 'profile.dev.package.calltrail-parsers.opt-level=3'
+fi
 # The driver stops the daemon itself, by pid, on exit, error, Ctrl-C or
 # SIGTERM, and removes its temp dir unless --keep.
 exec "$python" bench/wall_load.py --calltrail "$CARGO_TARGET_DIR/debug/calltrail" "$@"
