@@ -786,6 +786,11 @@ pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Rec
     let name = path.file_name().map(|n| n.to_os_string());
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
+            // Opening or closing a file changes nothing in it; reacting to
+            // it wakes the reader on its own opens (a busy loop).
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
             let ours = ev.paths.is_empty()
                 || ev.paths.iter().any(|p| {
                     p.file_name().zip(name.as_ref()).is_some_and(|(n, ours)| {
@@ -805,3 +810,39 @@ pub fn watch_dir(path: &Path) -> notify::Result<(notify::RecommendedWatcher, Rec
 
 /// Shared stop flag.
 pub type StopFlag = Arc<AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn reading_the_file_wakes_no_one_writing_it_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue_log");
+        std::fs::write(&path, "a\n").expect("write");
+        let (_w, rx) = watch_dir(&path).expect("watch");
+        while rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        // Opening and reading it (as a status check or a reader does):
+        // nothing changed, nothing to wake for.
+        for _ in 0..3 {
+            let mut s = String::new();
+            std::fs::File::open(&path)
+                .and_then(|mut f| f.read_to_string(&mut s))
+                .expect("read");
+        }
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "an open or a read woke the watcher (a reader would spin on its own reads)"
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"b\n"))
+            .expect("append");
+        assert!(
+            rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "an append must wake it"
+        );
+    }
+}

@@ -62,9 +62,12 @@ impl SourceStatus {
         self.started
     }
 
-    /// The reader polled: records whether its file is there and readable.
+    /// The reader polled: records whether its file is there and readable
+    /// (access(2), not an open: opening it would wake the readers that
+    /// watch its directory, every poll).
     pub fn polled(&self) {
-        let readable = std::fs::File::open(&self.path).is_ok();
+        let readable = nix::unistd::access(&self.path, nix::unistd::AccessFlags::R_OK).is_ok()
+            && self.path.is_file();
         self.checked(readable);
     }
 
