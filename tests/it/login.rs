@@ -50,12 +50,7 @@ pub(crate) fn token_of(snippet: &str) -> String {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+    crate::support::http_agent(Duration::from_secs(10))
 }
 
 struct Got {

@@ -30,11 +30,7 @@ print(json.dumps(out))
 "#;
 
 fn scrape(port: u16) -> (String, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(10));
     let mut r = agent
         .get(&format!("http://127.0.0.1:{port}/metrics"))
         .call()
@@ -112,10 +108,7 @@ url = "http://127.0.0.1:9/never"
     }
     lines.push_str("this is not a queue_log line\nnor|this\n");
     append(&dir.path().join("queue_log"), lines.as_bytes());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(10));
     for n in ["79161110000", "79161110001", "+79161110002", "garbage"] {
         let _ = agent
             .get(&format!(
@@ -236,11 +229,7 @@ url = "http://127.0.0.1:9/never"
 }
 
 fn readyz(port: u16) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(10));
     let mut r = agent
         .get(&format!("http://127.0.0.1:{port}/readyz"))
         .call()

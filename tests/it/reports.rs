@@ -94,11 +94,7 @@ struct Answer {
 }
 
 fn get(port: u16, path: &str) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(60));
     let mut r = agent
         .get(&format!("http://127.0.0.1:{port}{path}"))
         .call()

@@ -26,11 +26,7 @@ fn http_port(cfg: &std::path::Path) -> u16 {
 }
 
 fn wall(port: u16, query: &str) -> Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(10));
     let mut r = agent
         .get(&format!("http://127.0.0.1:{port}/api/wall{query}"))
         .call()

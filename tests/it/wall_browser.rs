@@ -79,11 +79,7 @@ fn away_from_midnight() {
 }
 
 fn api_wall(port: u16, token: &str) -> Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Duration::from_secs(10));
     agent
         .get(&format!("http://127.0.0.1:{port}/api/wall"))
         .header("authorization", &format!("Bearer {token}"))

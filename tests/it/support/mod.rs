@@ -31,6 +31,18 @@ use std::time::{Duration, Instant};
 
 /// Calls `cond` every 50 ms until it returns `true` or `timeout` has passed.
 /// Returns whether the condition was met (it is always tried at least once).
+/// An HTTP client for a daemon's API: every status is an answer (not an
+/// error), redirects are not followed (a test sees them), requests are
+/// bounded by `timeout`.
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
