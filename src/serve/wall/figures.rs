@@ -48,6 +48,10 @@ pub struct QueueTile {
     pub asa_s: Option<f64>,
     pub missed_open: i64,
     pub callbacks_pending: i64,
+    /// When the longest-waiting caller entered (the live feed brings
+    /// `longest_wait_s` up to date from it between full reads).
+    #[serde(skip)]
+    pub oldest_waiting: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +147,7 @@ pub fn read(
             let waiting = g(5)?;
             tile.waiting += waiting;
             if let Some(oldest) = at(r.get(6).map_err(db("a queue's oldest caller"))?) {
-                tile.longest_wait_s = tile.longest_wait_s.max((now - oldest).num_seconds().max(0));
+                tile.oldest_waiting = Some(tile.oldest_waiting.map_or(oldest, |o| o.min(oldest)));
             }
             let e = today.entry(queue).or_default();
             e.0.add_counts(&[g(7)?, g(8)?, g(9)?, g(10)?, g(11)?, g(12)?]);
@@ -223,19 +227,42 @@ pub fn read(
             tile
         })
         .collect();
-    let stale_sources = cfg.sources.stale(now.into());
     Ok(Wall {
         generated_at: now,
-        stale: !stale_sources.is_empty(),
-        stale_sources,
+        stale: false,
+        stale_sources: Vec::new(),
         service_level_formula: cfg.formula_name.clone(),
         queues,
         agents,
     }
+    .at(cfg, now)
     .only(only))
 }
 
+/// The start of "today" of every PBX at `now` (a board read on another day
+/// must be read again, not brought up to date).
+pub fn days(cfg: &WallConfig, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    cfg.pbx_zones().map(|(_, tz)| day_start(tz, now)).collect()
+}
+
 impl Wall {
+    /// The board brought to `now` without reading the store: the figures
+    /// that move with the clock alone (the longest wait, which sources are
+    /// stale). The counts stay as read; the live feed reads them again when
+    /// the state changes, the day turns, and every few seconds (the last
+    /// hour's service level slides).
+    pub fn at(mut self, cfg: &WallConfig, now: DateTime<Utc>) -> Wall {
+        for tile in &mut self.queues {
+            tile.longest_wait_s = tile
+                .oldest_waiting
+                .map_or(0, |o| (now - o).num_seconds().max(0));
+        }
+        self.stale_sources = cfg.sources.stale(now.into());
+        self.stale = !self.stale_sources.is_empty();
+        self.generated_at = now;
+        self
+    }
+
     /// The board of the queues `only` (all when empty) and their agents.
     pub fn only(mut self, only: &[String]) -> Wall {
         if !only.is_empty() {
@@ -358,5 +385,37 @@ mod tests {
         let scl: chrono_tz::Tz = "America/Santiago".parse().unwrap();
         let d = day_start(scl, Utc.with_ymd_and_hms(2026, 9, 6, 12, 0, 0).unwrap());
         assert_eq!(d, Utc.with_ymd_and_hms(2026, 9, 6, 4, 0, 0).unwrap());
+    }
+
+    /// A board brought up to date between reads: the wait grows with the
+    /// clock, the counts stay, an empty queue waits 0 s.
+    #[test]
+    fn a_board_brought_to_now_moves_only_what_the_clock_moves() {
+        let cfg = WallConfig::for_tests();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        let tile = |q: &str, oldest: Option<DateTime<Utc>>| QueueTile {
+            queue: q.to_string(),
+            waiting: i64::from(oldest.is_some()),
+            offered_today: 7,
+            oldest_waiting: oldest,
+            ..QueueTile::default()
+        };
+        let w = Wall {
+            generated_at: t0,
+            stale: false,
+            stale_sources: Vec::new(),
+            service_level_formula: "default".to_string(),
+            queues: vec![
+                tile("sales", Some(t0 - Duration::seconds(5))),
+                tile("idle", None),
+            ],
+            agents: Vec::new(),
+        };
+        let w = w.at(&cfg, t0).at(&cfg, t0 + Duration::seconds(20));
+        assert_eq!(w.generated_at, t0 + Duration::seconds(20));
+        assert_eq!(w.queues[0].longest_wait_s, 25);
+        assert_eq!(w.queues[0].offered_today, 7);
+        assert_eq!(w.queues[1].longest_wait_s, 0);
+        assert!(!w.stale);
     }
 }
