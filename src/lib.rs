@@ -19,6 +19,7 @@ pub mod numbers;
 pub mod publish;
 pub mod query;
 pub mod readonly;
+pub mod reload;
 pub mod rules;
 pub mod run;
 pub mod serve;

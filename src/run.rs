@@ -1,6 +1,7 @@
 //! `calltrail run`: tail every source, store, publish, act; stop cleanly on
 //! SIGTERM/SIGINT (or, with `--once`, when every source is read to its end
-//! and what it caused is published and done).
+//! and what it caused is published and done); reload rules and calendars on
+//! SIGHUP ([`crate::reload`]).
 
 use crate::actions::{self, ActionStats};
 use crate::clock::Clock;
@@ -172,6 +173,12 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             cfg.file.display()
         );
     }
+    // First: SIGHUP's default action would end the daemon.
+    let mut signals = if once {
+        None
+    } else {
+        Some(crate::reload::Signals::install()?)
+    };
     for src in &cfg.sources {
         if let Some(why) = crate::config::missing_path(&src.path) {
             tracing::warn!(source = %src.name, path = %src.path.display(), "the source's path {why}; it is read once it appears");
@@ -181,10 +188,11 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
         .with_state(cfg.state_config())
         .with_clock(clock);
-    // [[rules]]: decided inside each state derivation's transaction.
-    if let Some(rules) = crate::rules::RuleSet::new(cfg).context("[[rules]] in the config")? {
-        store.act_on_state(Arc::new(rules));
-    }
+    // [[rules]]: decided inside each state derivation's transaction (by
+    // the set in force: a reload replaces it).
+    let rules =
+        Arc::new(crate::rules::live::LiveRules::new(cfg).context("[[rules]] in the config")?);
+    store.act_on_state(rules.clone());
     // The local HTTP API (`calltrail query` while we hold the store, the
     // dialplan lookup, the directory's admin API) and FastAGI. Not with
     // --once: a batch run answers nothing and must not need a port.
@@ -246,14 +254,15 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     let stop = Arc::new(AtomicBool::new(false));
     let kafka_wake = Arc::new(Notify::new());
     let action_wake = Arc::new(Notify::new());
+    let mut employee = None;
     if let Some(index) = &index {
-        if let Some(e) = crate::rules::employee::EmployeeCallbacks::new(
+        let e = Arc::new(crate::rules::employee::EmployeeCallbacks::new(
             cfg,
             store.handle()?,
             action_wake.clone(),
-        )? {
-            index.set_hook(Arc::new(e));
-        }
+        )?);
+        index.set_hook(e.clone());
+        employee = Some(e);
     }
     let (mode_tx, mode_rx) = watch::channel(Mode::Run);
 
@@ -284,6 +293,8 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         }
         None => Vec::new(),
     };
+    // What is set up for the rules' actions (a reload cannot add to it).
+    let started = crate::config::reload::Started::of(cfg);
     let senders = actions::Senders {
         mailer,
         callbacks: {
@@ -293,7 +304,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         },
         ami: cfg.callbacks.ami_client().context("[callbacks.ami]")?,
         // The folder is created only when a rule sends SMS.
-        sms: if cfg.rules.list.iter().any(|r| r.action == "sms") {
+        sms: if started.sms {
             cfg.sms.gateway().context("[sms]")?
         } else {
             calltrail_sinks::sms::Gateway::Folder(calltrail_sinks::sms::FolderConfig::new(
@@ -322,8 +333,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         ))),
         _ => None,
     };
-    if cfg.callbacks.method == "call_file" && cfg.rules.list.iter().any(|r| r.action == "callback")
-    {
+    if cfg.callbacks.method == "call_file" && started.callbacks {
         // A spool with no outgoing/ is not Asterisk's (it has both): create
         // them, so the embedded default works, and say so.
         for sub in ["outgoing", "outgoing_done"] {
@@ -335,7 +345,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             }
         }
     }
-    let follower = if cfg.rules.list.iter().any(|r| r.action == "callback") {
+    let follower = if started.callbacks {
         Some(tokio::spawn(follow_callbacks(
             store.handle()?,
             cfg.callbacks.clone(),
@@ -367,8 +377,9 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         tailers.push((src.name.clone(), h));
     }
 
-    if !once {
-        wait_for_signal().await?;
+    if let Some(signals) = &mut signals {
+        let mut reloader = crate::reload::Reloader::new(cfg, rules, employee);
+        signals.until_stop(&mut reloader).await;
         tracing::info!("stopping: finishing the current batches");
         stop.store(true, Ordering::Relaxed);
     }
@@ -687,15 +698,4 @@ async fn sweep_state(store: Store, actions: Arc<Notify>, mut mode: watch::Receiv
             }
         }
     }
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-    Ok(())
 }

@@ -8,6 +8,7 @@ mod logins;
 mod lookup;
 mod model;
 mod owner;
+pub mod reload;
 mod reports;
 mod sms;
 mod validate;

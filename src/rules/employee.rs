@@ -19,23 +19,24 @@ use crate::lookup::index::LookupHook;
 use crate::lookup::Decision;
 use crate::store::{NewAction, Store};
 use chrono::Utc;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
-/// The `employee_lookup` rules of a config, ready to act on lookups.
+/// The `employee_lookup` rules of a config, ready to act on lookups; a
+/// reload (SIGHUP) replaces them ([`EmployeeCallbacks::replace`]).
 pub struct EmployeeCallbacks {
-    rules: Vec<(RuleConfig, Option<Calendar>)>,
+    rules: RwLock<Arc<EmployeeRules>>,
     store: Arc<Store>,
     wake: Arc<Notify>,
 }
 
-impl EmployeeCallbacks {
-    /// `None` when no rule has `when = "employee_lookup"`.
-    pub fn new(
-        cfg: &Config,
-        store: Store,
-        wake: Arc<Notify>,
-    ) -> anyhow::Result<Option<EmployeeCallbacks>> {
+/// The `employee_lookup` rules of a config, built (with their calendars).
+#[derive(Debug, Default)]
+pub struct EmployeeRules(Vec<(RuleConfig, Option<Calendar>)>);
+
+impl EmployeeRules {
+    /// The rules of `cfg` with `when = "employee_lookup"` (maybe none).
+    pub fn of(cfg: &Config) -> anyhow::Result<EmployeeRules> {
         let zone = crate::numbers::zone(cfg);
         let mut rules = Vec::new();
         for r in cfg
@@ -47,18 +48,32 @@ impl EmployeeCallbacks {
             let cal = super::engine::calendar_of(cfg, r, zone)?;
             rules.push((r.clone(), cal));
         }
-        if rules.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(EmployeeCallbacks {
-            rules,
+        Ok(EmployeeRules(rules))
+    }
+}
+
+impl EmployeeCallbacks {
+    /// The hook of `cfg`'s `employee_lookup` rules (with none it does
+    /// nothing until a reload brings some).
+    pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>) -> anyhow::Result<EmployeeCallbacks> {
+        Ok(EmployeeCallbacks {
+            rules: RwLock::new(Arc::new(EmployeeRules::of(cfg)?)),
             store: Arc::new(store),
             wake,
-        }))
+        })
+    }
+
+    /// Puts `rules` in force for the lookups from now on.
+    pub fn replace(&self, rules: EmployeeRules) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
     }
 
     /// The actions of one employee's lookup.
     fn actions(&self, number: &str, call: Option<&str>) -> Vec<NewAction> {
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if rules.0.is_empty() {
+            return Vec::new();
+        }
         let now = Utc::now();
         let key = match call.filter(|c| {
             !c.is_empty()
@@ -70,7 +85,7 @@ impl EmployeeCallbacks {
             None => format!("{number}:{}", now.timestamp() / 60),
         };
         let mut out = Vec::new();
-        for (r, cal) in &self.rules {
+        for (r, cal) in &rules.0 {
             let (due_at, skipped) = match cal {
                 None => (None, None),
                 Some(c) if c.is_open(now) => (None, None),
@@ -121,6 +136,9 @@ impl LookupHook for EmployeeCallbacks {
             return;
         }
         let actions = self.actions(number, call);
+        if actions.is_empty() {
+            return;
+        }
         let (store, wake) = (self.store.clone(), self.wake.clone());
         let insert = move || match store
             .with_conn(|c| crate::store::actions::insert(c, &actions, Utc::now()))

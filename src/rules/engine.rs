@@ -277,6 +277,16 @@ impl RuleSet {
         }))
     }
 
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Never: a set has at least one rule ([`RuleSet::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Why `rule` does not act on `ev`, if it does not.
     fn unmet(&self, rule: &Rule, ev: &Event, p: &Party, now: DateTime<Utc>) -> Option<String> {
         let r = &rule.cfg;

@@ -15,13 +15,15 @@
 //! - [`callback`]: a callback action carried out as an Asterisk call file;
 //! - [`callback_ami`]: … or as an AMI `Originate`, in_doubt settled by the CDR;
 //! - [`employee`]: `employee_lookup` rules, a callback queued by a lookup;
-//! - [`sms`]: an SMS action's decision (mobile only, per-number limits).
+//! - [`sms`]: an SMS action's decision (mobile only, per-number limits);
+//! - [`live`]: the rules in force, replaced by a reload (SIGHUP).
 
 pub mod callback;
 pub mod callback_ami;
 pub mod config;
 pub mod employee;
 pub mod engine;
+pub mod live;
 mod missed_email;
 pub mod sms;
 pub mod template;

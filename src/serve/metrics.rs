@@ -46,6 +46,11 @@ struct ViaLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: String,
     method: String,
@@ -73,6 +78,26 @@ static LOOKUPS: LazyLock<Histograms<ViaLabel>> =
     LazyLock::new(|| Family::new_with_constructor(lookup_histogram));
 static REQUESTS: LazyLock<Histograms<RouteLabel>> =
     LazyLock::new(|| Family::new_with_constructor(http_histogram));
+
+/// Config reloads (SIGHUP) by result, both shown from the start.
+static RELOADS: LazyLock<Family<ResultLabel, Counter>> = LazyLock::new(|| {
+    let f = Family::<ResultLabel, Counter>::default();
+    for r in ["ok", "error"] {
+        let _ = f.get_or_create(&ResultLabel { result: r.into() });
+    }
+    f
+});
+
+/// Counts one config reload: `ok` (the file was valid: what could be
+/// applied live was) or `error` (refused: the running config stays).
+pub fn count_reload(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    RELOADS
+        .get_or_create(&ResultLabel {
+            result: result.into(),
+        })
+        .inc();
+}
 
 /// Records one dialplan lookup's decision time (`via`: `http` or `agi`).
 pub fn observe_lookup(via: &str, took: Duration) {
@@ -291,6 +316,11 @@ fn gather(
         store,
     );
 
+    reg.register(
+        "calltrail_config_reloads",
+        "Reloads of the config file (SIGHUP) since the daemon started: ok, or error (refused, the running config kept)",
+        RELOADS.clone(),
+    );
     reg.register_with_unit(
         "calltrail_lookup_duration",
         "Time to decide one dialplan lookup (HTTP or FastAGI), from the number to the answer",

@@ -24,6 +24,7 @@ mod lookup;
 mod metrics;
 mod numbers;
 mod query_live;
+mod reload;
 mod reports;
 mod rotation;
 mod rules;
