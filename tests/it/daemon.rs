@@ -117,6 +117,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -27,6 +27,7 @@ mod query_live;
 mod reports;
 mod rotation;
 mod rules;
+mod service;
 mod sim;
 mod simulated_day;
 mod skeleton;
