@@ -287,10 +287,13 @@ fn build_deb(out: &Path) -> PathBuf {
     debs[0].clone()
 }
 
+/// A file's size and modification time, if it exists.
+type Stamp = Option<(u64, i64, i64)>;
+
 /// What of the host the install must not change: the user database and
-/// dpkg's log (size and modification time; as non-root, shadow files may
-/// not be readable).
-fn host_state() -> Vec<(String, Option<(u64, i64, i64)>)> {
+/// dpkg's log and status (size and modification time; as non-root, shadow
+/// files may not be readable).
+fn host_state() -> Vec<(String, Stamp)> {
     [
         "/etc/passwd",
         "/etc/group",
@@ -542,7 +545,7 @@ fn the_deb_installs_into_a_throwaway_root() {
 fn call_lines(i: u64, now: u64) -> String {
     let call = format!("{now}.{i}");
     let caller = format!("7916{:07}", i % 5000);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         format!(
             "{}|{call}|sales|NONE|ENTERQUEUE||{caller}|1\n\
              {now}|{call}|sales|NONE|ABANDON|1|1|7\n",
