@@ -18,5 +18,5 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/calltrail/target}
 CALLTRAIL_WALL_P99_STRICT=1 cargo test --quiet --test it \
-    wall_browser::the_wallboard_in_a_browser -- --exact --nocapture 2>&1 |
+    wall_browser::the_wallboard_in_a_browser_shows_the_lines_live_and_goes_stale -- --exact --nocapture 2>&1 |
     grep -E "wall_browser:|test result|panicked|p99"
