@@ -637,7 +637,13 @@ fn refresh_sla(
         let mut by_waits = sla::max_wait_breaches(&waits, cfg, now);
         by_waits.extend(sla::waiting_breaches(&waits, cfg));
         breaches.extend(by_waits.into_iter().filter(|b| b.started_at >= from_w));
-        let from_of = |kind: &str| if kind == SERVICE_LEVEL { from_sl } else { from_w };
+        let from_of = |kind: &str| {
+            if kind == SERVICE_LEVEL {
+                from_sl
+            } else {
+                from_w
+            }
+        };
         let mut before: HashMap<(String, i64), Option<i64>> = HashMap::new();
         {
             let mut q = conn.prepare_cached(
@@ -655,13 +661,7 @@ fn refresh_sla(
         conn.execute(
             "DELETE FROM sla_breaches WHERE queue = ?
                AND ((kind = ? AND started_at >= ?) OR (kind <> ? AND started_at >= ?))",
-            params![
-                queue,
-                SERVICE_LEVEL,
-                ts(from_sl),
-                SERVICE_LEVEL,
-                ts(from_w)
-            ],
+            params![queue, SERVICE_LEVEL, ts(from_sl), SERVICE_LEVEL, ts(from_w)],
         )?;
         breaches.sort_by(|a, b| (a.kind, a.started_at).cmp(&(b.kind, b.started_at)));
         breaches.dedup_by(|a, b| a.kind == b.kind && a.started_at == b.started_at);

@@ -1117,8 +1117,8 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let since = *self.swept.lock().unwrap_or_else(|e| e.into_inner());
-        let closed = crate::state::sweep(&tx, &self.state, now, since)
-            .map_err(db("sweeping the state"))?;
+        let closed =
+            crate::state::sweep(&tx, &self.state, now, since).map_err(db("sweeping the state"))?;
         if !closed.is_empty() {
             events::stage(&tx, &closed, stored_at, 0)?;
             events::insert_staged_into(&tx, "state_events")?;

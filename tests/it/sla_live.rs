@@ -101,7 +101,10 @@ fn sla_live_history_in_steps_equals_a_rebuild() {
     assert!(n("SELECT count(*) FROM missed_calls WHERE status = 'expired'") >= 1);
     assert!(n("SELECT count(*) FROM missed_calls WHERE status <> 'expired'") >= 1);
     let diffs = state_differs_from_rederived_env(&cfg, &[("CALLTRAIL_NOW", &now)]);
-    assert!(diffs.is_empty(), "live state differs from a rebuild: {diffs:#?}");
+    assert!(
+        diffs.is_empty(),
+        "live state differs from a rebuild: {diffs:#?}"
+    );
 }
 
 /// Six hours of calls and a last caller who never leaves the queue (a lost
