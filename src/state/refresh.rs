@@ -619,41 +619,50 @@ fn refresh_sla(
         *e = (*e).min(*t);
     }
     let window = cfg.breach.window_minutes as i64 * 60_000_000;
+    let gap = cfg.breach.gap_s as i64 * 1_000_000;
     for (queue, first) in earliest {
-        let mut from = first;
-        // A stored breach still going on at `from` is recomputed whole.
-        // (Breaches that started more than BREACH_HORIZON before are left
-        // as they are: a line that late does not reshape them.)
-        let straddling: Option<i64> = conn.query_row(
-            "SELECT epoch_us(min(started_at)) FROM sla_breaches
-             WHERE queue = ? AND (ended_at IS NULL OR ended_at >= ?) AND started_at >= ?",
-            params![queue, ts(from), ts(from - BREACH_HORIZON_US)],
-            |r| r.get(0),
-        )?;
-        if let Some(s) = straddling {
-            from = from.min(s);
-        }
-        let ivs = load_intervals(conn, queue, from - window)?;
-        let waits = load_waits(conn, queue, from - window, now)?;
+        // Each kind is recomputed from `first`, or from the start of its
+        // stored breach still going on there, which is recomputed whole
+        // (however long ago it started: a breach that goes on is one
+        // breach, whatever steps its events were derived in). A max-wait
+        // breach that ended less than `gap_s` before `first` may be
+        // continued by it: it is recomputed too.
+        let from_sl = straddling_start(conn, queue, &[SERVICE_LEVEL], first, first)?;
+        let from_w = straddling_start(conn, queue, &[MAX_WAIT], first, first - gap)?
+            .min(straddling_start(conn, queue, &[WAITING], first, first)?);
+        let ivs = load_intervals(conn, queue, from_sl - window)?;
+        let waits = load_waits(conn, queue, from_w - window, now)?;
         let mut breaches: Vec<Breach> = sla::service_level_breaches(&ivs, cfg, now);
-        breaches.extend(sla::max_wait_breaches(&waits, cfg, now));
-        breaches.extend(sla::waiting_breaches(&waits, cfg));
+        breaches.retain(|b| b.started_at >= from_sl);
+        let mut by_waits = sla::max_wait_breaches(&waits, cfg, now);
+        by_waits.extend(sla::waiting_breaches(&waits, cfg));
+        breaches.extend(by_waits.into_iter().filter(|b| b.started_at >= from_w));
+        let from_of = |kind: &str| {
+            if kind == SERVICE_LEVEL {
+                from_sl
+            } else {
+                from_w
+            }
+        };
         let mut before: HashMap<(String, i64), Option<i64>> = HashMap::new();
         {
             let mut q = conn.prepare_cached(
                 "SELECT kind, epoch_us(started_at), epoch_us(ended_at) FROM sla_breaches
                  WHERE queue = ? AND started_at >= ?",
             )?;
-            let mut rows = q.query(params![queue, ts(from)])?;
+            let mut rows = q.query(params![queue, ts(from_sl.min(from_w))])?;
             while let Some(r) = rows.next()? {
-                before.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+                let (kind, start): (String, i64) = (r.get(0)?, r.get(1)?);
+                if start >= from_of(&kind) {
+                    before.insert((kind, start), r.get(2)?);
+                }
             }
         }
         conn.execute(
-            "DELETE FROM sla_breaches WHERE queue = ? AND started_at >= ?",
-            params![queue, ts(from)],
+            "DELETE FROM sla_breaches WHERE queue = ?
+               AND ((kind = ? AND started_at >= ?) OR (kind <> ? AND started_at >= ?))",
+            params![queue, SERVICE_LEVEL, ts(from_sl), SERVICE_LEVEL, ts(from_w)],
         )?;
-        breaches.retain(|b| b.started_at >= from);
         breaches.sort_by(|a, b| (a.kind, a.started_at).cmp(&(b.kind, b.started_at)));
         breaches.dedup_by(|a, b| a.kind == b.kind && a.started_at == b.started_at);
         for b in &breaches {
@@ -731,19 +740,49 @@ fn load_intervals(
     rows.collect()
 }
 
-/// How far back a late line may reshape a breach still going on.
-const BREACH_HORIZON_US: i64 = 2 * 24 * 3600 * 1_000_000;
+const SERVICE_LEVEL: &str = "service_level";
+const MAX_WAIT: &str = "max_wait";
+const WAITING: &str = "waiting_calls";
 
-/// Callers still waiting longer than this are taken as lost lines, not as
-/// a queue in breach forever.
+/// `first`, or the start of the earliest stored breach of `kinds` of
+/// `queue` that started before it and had not ended by `ended_by` (still
+/// going on, or ended after): recomputing from there gives each of those
+/// breaches whole.
+fn straddling_start(
+    conn: &Connection,
+    queue: &str,
+    kinds: &[&str],
+    first: i64,
+    ended_by: i64,
+) -> duckdb::Result<i64> {
+    let mut q = conn.prepare_cached(
+        "SELECT epoch_us(min(started_at)) FROM sla_breaches
+         WHERE queue = ? AND kind = ? AND started_at < ? AND (ended_at IS NULL OR ended_at >= ?)",
+    )?;
+    let mut from = first;
+    for kind in kinds {
+        let s: Option<i64> =
+            q.query_row(params![queue, kind, ts(first), ts(ended_by)], |r| r.get(0))?;
+        from = from.min(s.unwrap_or(first));
+    }
+    Ok(from)
+}
+
+/// A caller in queue longer than this (still waiting, or until answered or
+/// gone) is taken as a lost line, not as a queue in breach for hours: left
+/// out of the max-wait and waiting-callers breaches. Being a bound on every
+/// wait counted, it also bounds how far before a step's earliest interval
+/// its waits are read.
 const STALE_WAIT_US: i64 = 6 * 3600 * 1_000_000;
 
+/// The waits of `queue` that count at `from` or later (a caller who entered
+/// before and was still there counts too), by the clock `now`.
 fn load_waits(conn: &Connection, queue: &str, from: i64, now: i64) -> duckdb::Result<Vec<Wait>> {
     let mut q = conn.prepare_cached(
         "SELECT epoch_us(entered_at), epoch_us(coalesce(answered_at, ended_at))
          FROM calls WHERE queue = ? AND entered_at >= ? ORDER BY entered_at",
     )?;
-    let rows = q.query_map(params![queue, ts(from)], |r| {
+    let rows = q.query_map(params![queue, ts(from - STALE_WAIT_US)], |r| {
         Ok(Wait {
             entered: r.get(0)?,
             end: r.get(1)?,
@@ -752,7 +791,8 @@ fn load_waits(conn: &Connection, queue: &str, from: i64, now: i64) -> duckdb::Re
     let mut out = Vec::new();
     for w in rows {
         let w = w?;
-        if w.end.is_none() && now - w.entered > STALE_WAIT_US {
+        let end = w.end.unwrap_or(now);
+        if end - w.entered > STALE_WAIT_US || (w.entered < from && end < from) {
             continue;
         }
         out.push(w);
@@ -806,13 +846,15 @@ fn refresh_agents(
 }
 
 /// The periodic part: open episodes whose time ran out become `expired`,
-/// and the breaches of queues with callers waiting now are re-evaluated;
-/// returns the state changes (for the caller to store in the same
-/// transaction).
+/// and the breaches of queues where the clock may have changed one since
+/// the last sweep (`since`, none at the first) are judged again by `now`,
+/// as a rebuild at `now` would judge them; returns the state changes (for
+/// the caller to store in the same transaction).
 pub fn sweep(
     conn: &Connection,
     cfg: &StateConfig,
     now: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
 ) -> duckdb::Result<Vec<Event>> {
     let h = cfg.missed_expiry_hours;
     let now_v = ts(now.timestamp_micros());
@@ -836,25 +878,53 @@ pub fn sweep(
             ));
         }
     }
-    // Callers waiting right now: their queues' breaches (max wait, waiting
-    // callers) move with the clock, not only with new lines.
+    // Breaches move with the clock, not only with new lines; so the
+    // queues where the clock may change one are judged again by `now`.
     let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
+    let window = cfg.breach.window_minutes as i64 * 60_000_000;
     let now_us = now.timestamp_micros();
-    let mut waiting: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut queues: BTreeSet<(String, i64)> = BTreeSet::new();
     {
+        // Callers waiting now (max wait, waiting callers), from the
+        // interval the first of them entered in.
         let mut q = conn.prepare(
-            "SELECT DISTINCT queue FROM calls
+            "SELECT queue, epoch_us(min(entered_at)) FROM calls
              WHERE outcome = 'open' AND answered_at IS NULL AND queue IS NOT NULL
-               AND entered_at >= ?",
+               AND entered_at >= ?
+             GROUP BY queue",
         )?;
         let mut rows = q.query(params![ts(now_us - STALE_WAIT_US)])?;
         while let Some(r) = rows.next()? {
-            waiting.insert((r.get(0)?, now_us.div_euclid(step) * step));
+            let entered: i64 = r.get(1)?;
+            queues.insert((r.get(0)?, entered.div_euclid(step) * step));
+        }
+        // Breaches going on (ended by an emptied window, a waiting caller
+        // become stale).
+        let mut q = conn.prepare(
+            "SELECT DISTINCT queue FROM sla_breaches WHERE ended_at IS NULL AND queue IS NOT NULL",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            queues.insert((r.get(0)?, now_us.div_euclid(step) * step));
+        }
+        // Service levels judged at interval boundaries the clock reached
+        // since the last sweep (all of them at the first): from each
+        // queue's latest interval, whose window had not passed then.
+        let since = since.map(|t| t.timestamp_micros());
+        let mut q = conn.prepare(
+            "SELECT queue, epoch_us(max(interval_start)) FROM sla_intervals
+             WHERE interval_start > ? GROUP BY queue",
+        )?;
+        let after = since.map_or(0, |t| t - step - window);
+        let mut rows = q.query(params![ts(after)])?;
+        while let Some(r) = rows.next()? {
+            let latest: i64 = r.get(1)?;
+            queues.insert((r.get(0)?, latest));
         }
     }
-    if !waiting.is_empty() {
+    if !queues.is_empty() {
         conn.execute_batch(TEMP)?;
-        refresh_sla(conn, &waiting, cfg, now_us, &mut out)?;
+        refresh_sla(conn, &queues, cfg, now_us, &mut out)?;
     }
     conn.execute(
         &format!(

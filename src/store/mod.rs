@@ -172,6 +172,9 @@ pub struct Store {
     observer: Arc<std::sync::OnceLock<Arc<dyn crate::state::StateObserver>>>,
     /// Decides the actions each state derivation causes (set by `run`).
     state_actions: Arc<std::sync::OnceLock<Arc<dyn actions::StateActions>>>,
+    /// The clock of this handle's last committed sweep (see
+    /// [`Store::sweep`]).
+    swept: Mutex<Option<DateTime<Utc>>>,
     /// The database itself: last, so that it is closed after every
     /// connection of this handle.
     raw: Arc<native::RawDb>,
@@ -296,6 +299,7 @@ impl Store {
             bulk: Arc::default(),
             observer: Arc::default(),
             state_actions: Arc::default(),
+            swept: Mutex::new(None),
             raw,
         })
     }
@@ -397,6 +401,7 @@ impl Store {
             bulk: self.bulk.clone(),
             observer: self.observer.clone(),
             state_actions: self.state_actions.clone(),
+            swept: Mutex::new(None),
             raw: self.raw.clone(),
         })
     }
@@ -1102,20 +1107,24 @@ impl Store {
     }
 
     /// Settles time-dependent state (expired missed-call episodes, breaches
-    /// of callers still waiting) as of the store's clock.
+    /// the clock moves: callers still waiting, breaches going on, service
+    /// levels judged at boundaries passed since this handle's last sweep)
+    /// as of the store's clock.
     pub fn sweep(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let stored_at = Utc::now();
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        let since = *self.swept.lock().unwrap_or_else(|e| e.into_inner());
         let closed =
-            crate::state::sweep(&tx, &self.state, now).map_err(db("sweeping the state"))?;
+            crate::state::sweep(&tx, &self.state, now, since).map_err(db("sweeping the state"))?;
         if !closed.is_empty() {
             events::stage(&tx, &closed, stored_at, 0)?;
             events::insert_staged_into(&tx, "state_events")?;
         }
         tx.commit().map_err(db("committing the sweep"))?;
+        *self.swept.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         Ok(closed.len())
     }
 

@@ -796,6 +796,12 @@ pub(crate) fn queue_only_config(dir: &Path, extra: &str) -> PathBuf {
 /// Compares every derived table of the store behind `cfg` with a rebuild
 /// from its own events in a copy; returns the differences.
 pub(crate) fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
+    state_differs_from_rederived_env(cfg, &[])
+}
+
+/// [`state_differs_from_rederived`] with the rebuild's environment added to
+/// (such as `CALLTRAIL_NOW`, the derived state's clock).
+pub(crate) fn state_differs_from_rederived_env(cfg: &Path, env: &[(&str, &str)]) -> Vec<String> {
     let dir = cfg.parent().expect("config dir");
     let copy = dir.join("rederived.duckdb");
     std::fs::copy(dir.join("store.duckdb"), &copy).expect("copy the store");
@@ -810,7 +816,7 @@ pub(crate) fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
         text.replace("path = \"store.duckdb\"", "path = \"rederived.duckdb\""),
     )
     .expect("write config");
-    let out = calltrail(&cfg2, &["rederive"]);
+    let out = crate::daemon::calltrail_env(&cfg2, &["rederive"], env);
     assert!(
         out.status.success(),
         "rederive failed: {}",

@@ -32,6 +32,7 @@ mod service;
 mod sim;
 mod simulated_day;
 mod skeleton;
+mod sla_live;
 mod sms;
 mod snapshot;
 mod state;
