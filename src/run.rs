@@ -9,6 +9,7 @@ use crate::ingest::{Ingest, IngestStats};
 use crate::lookup::Index;
 use crate::publish::{self, Mode};
 use crate::serve::{self, auth};
+use crate::store::health::Failure;
 use crate::store::Store;
 use crate::tail::status::{SourceStatus, Statuses};
 use crate::tail::{DevIno, Position, TailOptions, Tailer, Verdict};
@@ -149,7 +150,12 @@ fn spawn_tailer(
                     Verdict::Committed
                 }
                 Err(e) => {
-                    tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
+                    if Failure::of(&e).is_some() {
+                        // The store's health logged it (once, then every minute).
+                        tracing::debug!(source = %name, error = %e, "cannot store a batch; retrying");
+                    } else {
+                        tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
+                    }
                     Verdict::Retry
                 }
             });
@@ -600,8 +606,16 @@ async fn derive_state(
                     return Err(e).context("deriving the state");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot derive the state; retrying in 5 s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if Failure::of(&e).is_some() {
+                        // The store's health logged it (once, then every minute).
+                        tracing::debug!(error = %e, "cannot derive the state; retrying in 5 s");
+                    } else {
+                        tracing::error!(error = %e, "cannot derive the state; retrying in 5 s");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = mode.changed() => {}
+                    }
                     continue;
                 }
             };
@@ -676,6 +690,9 @@ async fn sweep_state(store: Store, actions: Arc<Notify>, mut mode: watch::Receiv
                         actions.notify_one();
                     }
                     Ok(Ok(_)) => {}
+                    Ok(Err(e)) if Failure::of(&e).is_some() => {
+                        tracing::debug!(error = %e, "cannot sweep the state")
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the state"),
                     Err(e) => tracing::warn!(error = %e, "the state sweep panicked"),
                 }

@@ -120,7 +120,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Err(e) => return failed(e),
     };
     let r = tokio::task::spawn_blocking(move || {
-        store.with_conn(|c| gather(c, &src, SystemTime::now()))
+        store.with_conn(|c| gather(c, &src, store.health(), SystemTime::now()))
     })
     .await;
     match r {
@@ -163,6 +163,7 @@ fn gauge_f64() -> Gauge<f64, AtomicU64> {
 fn gather(
     c: &duckdb::Connection,
     src: &MetricsSources,
+    health: &crate::store::health::Health,
     now: SystemTime,
 ) -> Result<String, GatherError> {
     let mut reg = Registry::default();
@@ -289,6 +290,27 @@ fn gather(
         "Size of the DuckDB store on disk (the file and its write-ahead log)",
         Unit::Bytes,
         store,
+    );
+    let write_errors = Counter::<u64>::default();
+    write_errors.inc_by(health.write_errors());
+    reg.register(
+        "calltrail_store_write_errors",
+        "Writes to the store that failed (a full or failing disk; each retried until it succeeds), since the daemon started",
+        write_errors,
+    );
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(health.not_writable().is_none()));
+    reg.register(
+        "calltrail_store_writable",
+        "0 while the store cannot be written (the last retried write failed), else 1",
+        writable,
+    );
+    let reopens = Counter::<u64>::default();
+    reopens.inc_by(health.reopens());
+    reg.register(
+        "calltrail_store_reopens",
+        "Times the store was reopened after DuckDB invalidated it (a failed write), since the daemon started",
+        reopens,
     );
 
     reg.register_with_unit(
