@@ -149,8 +149,6 @@ fn failed(e: impl std::fmt::Display) -> Response {
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatherError {
-    #[error("reading the store: {0}")]
-    Store(#[from] duckdb::Error),
     #[error("encoding: {0}")]
     Encode(#[from] std::fmt::Error),
 }
@@ -194,7 +192,7 @@ fn gather(
         if !src.line_sources.contains(&s.name) {
             continue;
         }
-        if let Some(behind) = bytes_behind(c, &s.name, s.path())? {
+        if let Some(behind) = readable(bytes_behind(c, &s.name, s.path())).flatten() {
             lag.get_or_create(&l)
                 .set(i64::try_from(behind).unwrap_or(i64::MAX));
         }
@@ -238,9 +236,9 @@ fn gather(
             (crate::publish::SINK, "events"),
             (crate::publish::STATE_SINK, "state_events"),
         ] {
-            sinks
-                .get_or_create(&SinkLabel { sink: sink.into() })
-                .set(behind(c, table, sink)?);
+            if let Some(n) = readable(behind(c, table, sink)) {
+                sinks.get_or_create(&SinkLabel { sink: sink.into() }).set(n);
+            }
         }
     }
     reg.register_with_unit(
@@ -249,17 +247,19 @@ fn gather(
         Unit::Other("events".into()),
         sinks,
     );
-    let deriver = Gauge::<i64>::default();
-    deriver.set(behind(c, "events", crate::store::STATE_SINK)?);
-    reg.register_with_unit(
-        "calltrail_deriver_lag",
-        "Stored events the state deriver has not yet taken into the derived tables",
-        Unit::Other("events".into()),
-        deriver,
-    );
+    if let Some(n) = readable(behind(c, "events", crate::store::STATE_SINK)) {
+        let deriver = Gauge::<i64>::default();
+        deriver.set(n);
+        reg.register_with_unit(
+            "calltrail_deriver_lag",
+            "Stored events the state deriver has not yet taken into the derived tables",
+            Unit::Other("events".into()),
+            deriver,
+        );
+    }
 
     let actions = Family::<ActionLabel, Gauge>::default();
-    {
+    let counts = (|| -> Result<Vec<(String, String, i64)>, duckdb::Error> {
         let mut stmt =
             c.prepare("SELECT kind, status, count(*) FROM actions GROUP BY ALL ORDER BY ALL")?;
         let rows = stmt.query_map([], |r| {
@@ -269,10 +269,10 @@ fn gather(
                 r.get::<_, i64>(2)?,
             ))
         })?;
-        for row in rows {
-            let (kind, status, n) = row?;
-            actions.get_or_create(&ActionLabel { kind, status }).set(n);
-        }
+        rows.collect()
+    })();
+    for (kind, status, n) in readable(counts).unwrap_or_default() {
+        actions.get_or_create(&ActionLabel { kind, status }).set(n);
     }
     reg.register(
         "calltrail_actions",
@@ -329,6 +329,14 @@ fn gather(
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &reg)?;
     Ok(out)
+}
+
+/// A figure read from the store, or `None` when the store cannot be read
+/// (DuckDB invalidated it after a failed write, until it is reopened): the
+/// scrape goes on without it (`calltrail_store_writable` says why).
+fn readable<T>(r: Result<T, duckdb::Error>) -> Option<T> {
+    r.map_err(|e| tracing::debug!(error = %e, "a figure cannot be read from the store"))
+        .ok()
 }
 
 /// Rows of `table` after the checkpoint of `sink`.
