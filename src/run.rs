@@ -545,6 +545,10 @@ async fn follow_callbacks(store: Store, cfg: crate::config::CallbacksSection) {
         })
         .await
         {
+            // The store's health logs a store that cannot be written.
+            Ok(Err(e)) if Failure::of(&e).is_some() => {
+                tracing::debug!(error = %e, "cannot follow placed callbacks")
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot follow placed callbacks"),
             Err(e) => tracing::warn!(error = %e, "the callback follower failed"),
             Ok(Ok(_)) => {}
@@ -570,7 +574,12 @@ fn write_hits(index: &Index, store: &Store) {
     }
     let n = hits.len();
     if let Err(e) = store.with_conn(|c| crate::store::directory::add_hits(c, &hits)) {
-        tracing::warn!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        if Failure::of(&e).is_some() {
+            // The store's health logs a store that cannot be written.
+            tracing::debug!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        } else {
+            tracing::warn!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        }
     }
 }
 

@@ -77,7 +77,9 @@ pub async fn run(
         // out when it can.
         if let Some(wait) = pause.wait(store.health().not_writable().is_none()) {
             if *mode.borrow() == Mode::Drain {
-                tracing::warn!("the store cannot be written; the actions due run on the next start");
+                tracing::warn!(
+                    "the store cannot be written; the actions due run on the next start"
+                );
                 return stats;
             }
             tokio::select! {

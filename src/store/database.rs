@@ -13,15 +13,12 @@
 
 use super::health::Health;
 use super::native::RawDb;
-use super::StoreError;
+use super::{Setup, StoreError};
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
-
-/// A setting of the whole database, applied again after a reopen.
-pub(crate) type Setup = Box<dyn Fn(&Connection) -> Result<(), duckdb::Error> + Send + Sync>;
 
 /// One handle's connection, with the database it belongs to.
 pub(crate) struct Conn {
@@ -211,10 +208,8 @@ impl Database {
         self.health.reopened();
         // The idle connections move now, so that the old instance (and its
         // memory) goes as soon as the busy ones are done.
-        let all: Vec<Arc<Mutex<Conn>>> = lock(&self.conns)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let all: Vec<Arc<Mutex<Conn>>> =
+            lock(&self.conns).iter().filter_map(Weak::upgrade).collect();
         for c in all {
             if let Ok(mut g) = c.try_lock() {
                 self.refresh(&mut g);
@@ -226,5 +221,112 @@ impl Database {
             tracing::debug!(store = %self.path.display(), "store reopened");
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use calltrail_parsers::{Event, EventKind, SourceKind, Str};
+
+    fn events(ids: std::ops::Range<u64>) -> Vec<Event> {
+        ids.map(|i| {
+            let mut e = Event::new(
+                SourceKind::AsteriskQueueLog,
+                Str::from("q"),
+                Str::from("pbx1"),
+                chrono::Utc::now(),
+                EventKind::EnterQueue,
+                Str::from("ENTERQUEUE"),
+            );
+            e.event_id = format!("q:00000000000000aa:{}", i * 10);
+            e.call_id = Some(format!("c{i}"));
+            e
+        })
+        .collect()
+    }
+
+    fn span(ids: std::ops::Range<u64>) -> super::super::Span {
+        super::super::Span {
+            file_fp: "00000000000000aa".into(),
+            start: ids.start * 10,
+            end: ids.end * 10,
+            last: (ids.end - 1) * 10,
+        }
+    }
+
+    fn count(s: &Store, sql: &str) -> i64 {
+        s.with_conn(|c| c.query_row(sql, [], |r| r.get(0))).unwrap()
+    }
+
+    /// A commit that fails where DuckDB cannot roll it back (as a
+    /// checkpoint the disk refuses does) invalidates the database: the
+    /// next retried write of any handle reopens it, every handle goes on
+    /// with the new one and its settings, and the batch retried is stored
+    /// once, after the events stored before it.
+    #[test]
+    fn an_invalidated_store_is_reopened_for_every_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb"))
+            .unwrap()
+            .with_limits(Some("300MB"), Some(1))
+            .unwrap();
+        let other = store.handle().unwrap();
+        let idle = store.handle().unwrap();
+        store
+            .commit_batch("q", &events(0..10), &[], &[], None, Some(&span(0..10)))
+            .unwrap();
+        store
+            .with_conn(|c| {
+                c.execute_batch(
+                    "SET debug_force_commit_failure = true;
+                     SET debug_force_commit_revert_failure = true;",
+                )
+            })
+            .unwrap();
+        let batch = events(10..20);
+        assert!(store
+            .commit_batch("q", &batch, &[], &[], None, Some(&span(10..20)))
+            .is_err());
+        // Every handle fails now; the first retried write reopens it.
+        let e = other.set_sink_checkpoint("test", 1).unwrap_err();
+        assert!(
+            matches!(
+                super::super::health::Failure::of(&e),
+                Some(super::super::health::Failure::Invalidated)
+            ),
+            "{e}"
+        );
+        assert_eq!(store.health().reopens(), 1);
+        assert!(store.health().not_writable().is_some());
+        other.set_sink_checkpoint("test", 1).unwrap();
+        assert!(store.health().not_writable().is_none(), "written again");
+        store
+            .commit_batch("q", &batch, &[], &[], None, Some(&span(10..20)))
+            .unwrap();
+        // Again (a retry after a commit that was durable after all): nothing doubled.
+        let again = store
+            .commit_batch("q", &batch, &[], &[], None, Some(&span(10..20)))
+            .unwrap();
+        assert_eq!(again.inserted, 0);
+        for s in [&store, &other, &idle] {
+            assert_eq!(count(s, "SELECT count(*) FROM events"), 20);
+            assert_eq!(count(s, "SELECT count(DISTINCT seq) FROM events"), 20);
+            assert_eq!(count(s, "SELECT max(seq) FROM events"), 20);
+            let limit: String = s
+                .with_conn(|c| {
+                    c.query_row("SELECT current_setting('memory_limit')::VARCHAR", [], |r| {
+                        r.get(0)
+                    })
+                })
+                .unwrap();
+            assert_eq!(
+                limit, "286.1 MiB",
+                "the settings apply to the reopened store"
+            );
+        }
+        // A handle made from a reopened store is connected to it.
+        let late = other.handle().unwrap();
+        assert_eq!(count(&late, "SELECT count(*) FROM events"), 20);
     }
 }

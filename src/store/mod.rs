@@ -193,6 +193,9 @@ pub struct Store {
     db: Arc<database::Database>,
 }
 
+/// A setting of the whole database (see [`Store::setup`]).
+pub type Setup = Box<dyn Fn(&Connection) -> Result<(), duckdb::Error> + Send + Sync>;
+
 /// A handle's connection, locked (see [`Store::lock`]).
 pub(crate) struct ConnGuard<'a>(MutexGuard<'a, database::Conn>);
 
@@ -394,10 +397,7 @@ impl Store {
 
     /// Applies a setting of the whole database now, and again whenever the
     /// database is reopened (see [`database`]).
-    pub fn setup(
-        &self,
-        setup: Box<dyn Fn(&Connection) -> Result<(), duckdb::Error> + Send + Sync>,
-    ) -> Result<(), duckdb::Error> {
+    pub fn setup(&self, setup: Setup) -> Result<(), duckdb::Error> {
         self.db.setup(&self.lock(), setup)
     }
 
@@ -571,9 +571,11 @@ impl Store {
             Ok(())
         });
         if let Err(e) = r {
-            self.db
-                .health
-                .failed("reopening the store", &e, Failure::of(&e).unwrap_or(Failure::Io));
+            self.db.health.failed(
+                "reopening the store",
+                &e,
+                Failure::of(&e).unwrap_or(Failure::Io),
+            );
         }
     }
 

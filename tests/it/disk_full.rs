@@ -38,7 +38,13 @@ impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).expect("mount point");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output();
         let why = match out {
@@ -136,7 +142,7 @@ fn calls(from: usize, n: usize) -> String {
 
 /// Whether call `i` is a lost vip caller.
 fn vip(i: usize) -> bool {
-    i % 400 == 0
+    i.is_multiple_of(400)
 }
 
 fn readyz(port: u16) -> (u16, String) {
@@ -382,7 +388,11 @@ url = "{hook}"
         tail(&d.log())
     );
     eprintln!("{} lines stored after the first outage", lines(next));
-    assert!(d.log().contains("store writable again"), "{}", tail(&d.log()));
+    assert!(
+        d.log().contains("store writable again"),
+        "{}",
+        tail(&d.log())
+    );
 
     // A second outage, the disk full to the last MiBs (the WAL cannot
     // grow: commits fail and roll back), ended by a bigger filesystem.
@@ -443,7 +453,11 @@ url = "{hook}"
         query_i64(&cfg, "SELECT count(*) FROM actions WHERE status <> 'done'"),
         0
     );
-    assert!(d.log().contains("store writable again"), "{}", tail(&d.log()));
+    assert!(
+        d.log().contains("store writable again"),
+        "{}",
+        tail(&d.log())
+    );
 
     let st = d.terminate(Duration::from_secs(60));
     assert!(st.success(), "the daemon's exit: {st:?}");
