@@ -7,9 +7,10 @@
 //! checkpoint fails, and it is reopened. Once the filler is deleted, ingest
 //! resumes from its checkpoint by itself: every line appended (before, while and
 //! after the disk was full) is stored exactly once, nothing is rejected,
-//! the derived state equals a rebuild from the events, each webhook of a
-//! rule was POSTed once (the action worker paused, not re-sent), and
-//! `/readyz` is ready again. A second outage (the disk full to its last
+//! the derived state equals a rebuild from the events, every event and
+//! state change is on Kafka once (the publisher kept its position), each
+//! webhook of a rule was POSTed once (the action worker paused, not
+//! re-sent), and `/readyz` is ready again. A second outage (the disk full to its last
 //! MiBs: commits fail and roll back) is ended by remounting the tmpfs
 //! bigger.
 //!
@@ -20,6 +21,7 @@
 use crate::chaos::state_differs_from_rederived_at;
 use crate::daemon::{append, query_i64, query_json, Daemon};
 use crate::rules::{receiver, Hooks};
+use crate::support::broker::Broker;
 use crate::support::{http_agent, tools, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -107,6 +109,8 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+const TOPIC: &str = "calltrail.events";
 
 /// Calls per round of appends (three lines each).
 const CALLS: usize = 2_000;
@@ -280,6 +284,9 @@ fn a_full_disk_stops_ingest_cleanly_and_it_resumes_losing_nothing() {
     let store = fs.dir.join("store.duckdb");
     let port = tools::free_port();
     let (hook, hooks): (String, Hooks) = receiver();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let brokers = broker.bootstrap();
     let cfg = dir.path().join("c.toml");
     let configured = store.display().to_string();
     std::fs::write(
@@ -302,6 +309,9 @@ path = "queue_log"
 pbx = "pbx1"
 timezone = "UTC"
 poll_interval_ms = 50
+[kafka]
+brokers = "{brokers}"
+topic = "{TOPIC}"
 [[rules]]
 name = "vip"
 when = "missed_opened"
@@ -458,6 +468,47 @@ url = "{hook}"
         "{}",
         tail(&d.log())
     );
+
+    // Every event and state change on Kafka, once: the publisher kept its
+    // position through the outages (its checkpoint writes were retried).
+    let lags = [
+        "calltrail_sink_lag_events{sink=\"kafka\"}",
+        "calltrail_sink_lag_events{sink=\"kafka-state\"}",
+    ];
+    assert!(
+        wait_until(Duration::from_secs(60), || lags.iter().all(|l| metric(
+            port, l
+        ) == Some(
+            0.0
+        ))),
+        "Kafka did not catch up: {:?}",
+        lags.map(|l| metric(port, l))
+    );
+    let changes = query_i64(&cfg, "SELECT count(*) FROM state_events") as usize;
+    let on_kafka = broker.consume_settled(
+        TOPIC,
+        want.len() + changes,
+        Duration::from_secs(90),
+        Duration::from_secs(2),
+    );
+    let ids: Vec<&str> = on_kafka
+        .iter()
+        .map(|m| {
+            m.headers
+                .iter()
+                .find(|(k, _)| k == "event_id")
+                .map_or("<no event_id>", |(_, v)| v.as_str())
+        })
+        .collect();
+    let distinct: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "messages published twice");
+    let from_lines: BTreeSet<u64> = ids
+        .iter()
+        .filter(|id| id.starts_with("q:"))
+        .filter_map(|id| id.rsplit(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(from_lines, want, "the events on Kafka are not the lines");
+    assert_eq!(ids.len(), want.len() + changes);
 
     let st = d.terminate(Duration::from_secs(60));
     assert!(st.success(), "the daemon's exit: {st:?}");
