@@ -185,6 +185,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     }
     let store = Store::open(&cfg.store.path)?
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_durable_commits()?
         .with_state(cfg.state_config())
         .with_clock(clock);
     // [[rules]]: decided inside each state derivation's transaction.

@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 nw.cause,
                 now.duration_since(nw.since).unwrap_or_default().as_secs(),
                 nw.failures,
-                nw.error.lines().next().unwrap_or_default()
+                nw.error
             ));
         }
         for s in &src.sources.0 {

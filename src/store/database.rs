@@ -61,6 +61,9 @@ struct Retry {
     backoff: Duration,
 }
 
+/// How long a reopen waits for every connection to be idle.
+const QUIESCE: Duration = Duration::from_secs(10);
+
 /// The first wait after a reopen failed; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -172,55 +175,86 @@ impl Database {
         if retry.not_before.is_some_and(|t| Instant::now() < t) {
             return Ok(false);
         }
+        let r = self.reopen_now(fresh);
+        match &r {
+            Ok(()) => {
+                retry.not_before = None;
+                retry.backoff = FIRST_BACKOFF;
+            }
+            Err(_) => {
+                retry.not_before = Some(Instant::now() + retry.backoff);
+                retry.backoff = (retry.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        r.map(|()| true)
+    }
+
+    fn reopen_now(
+        &self,
+        fresh: impl FnOnce(&Connection) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let loud = self.health.log_reopen();
         if loud {
             tracing::warn!(store = %self.path.display(), "DuckDB invalidated the store after a failed write; reopening it (again whenever that happens while the store cannot be written)");
         } else {
             tracing::debug!(store = %self.path.display(), "DuckDB invalidated the store again; reopening it");
         }
-        let opened = (|| {
-            let (raw, conn) = RawDb::open(&self.path)?;
-            for s in lock(&self.setups).iter() {
-                s(&conn).map_err(|source| StoreError::Db {
-                    what: "applying the store's settings again",
-                    source,
-                })?;
-            }
-            fresh(&conn)?;
-            Ok::<_, StoreError>((raw, conn))
-        })();
-        let (raw, conn) = match opened {
-            Ok(v) => v,
-            Err(e) => {
-                retry.not_before = Some(Instant::now() + retry.backoff);
-                retry.backoff = (retry.backoff * 2).min(MAX_BACKOFF);
-                return Err(e);
-            }
-        };
-        retry.not_before = None;
-        retry.backoff = FIRST_BACKOFF;
-        drop(conn);
-        {
-            let mut cur = lock(&self.current);
-            *cur = raw;
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
-        self.health.reopened();
-        // The idle connections move now, so that the old instance (and its
-        // memory) goes as soon as the busy ones are done.
+        // No connection is made meanwhile (`connect` waits), and every one
+        // there is is held idle: the old instance must not be in the middle
+        // of anything (a commit that passed DuckDB's validity check before
+        // the invalidation still writes its WAL record) while the new one
+        // replays the WAL and appends to it.
+        let mut current = lock(&self.current);
         let all: Vec<Arc<Mutex<Conn>>> =
             lock(&self.conns).iter().filter_map(Weak::upgrade).collect();
-        for c in all {
-            if let Ok(mut g) = c.try_lock() {
-                self.refresh(&mut g);
+        let mut held = Vec::with_capacity(all.len());
+        let deadline = Instant::now() + QUIESCE;
+        for c in &all {
+            loop {
+                match c.try_lock() {
+                    Ok(g) => break held.push(g),
+                    Err(std::sync::TryLockError::Poisoned(p)) => break held.push(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        return Err(StoreError::Native {
+                            what: "reopening the store",
+                            message: format!(
+                                "a connection stayed busy for {} s; trying again later",
+                                QUIESCE.as_secs()
+                            ),
+                        });
+                    }
+                }
             }
         }
+        let (raw, conn) = RawDb::open(&self.path)?;
+        for s in lock(&self.setups).iter() {
+            s(&conn).map_err(|source| StoreError::Db {
+                what: "applying the store's settings again",
+                source,
+            })?;
+        }
+        fresh(&conn)?;
+        drop(conn);
+        *current = raw;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(current);
+        self.health.reopened();
+        // Every connection moves to the new database now; the old one
+        // closes with the last of them (DuckDB neither checkpoints nor
+        // writes a database it invalidated).
+        for g in &mut held {
+            self.refresh(g);
+        }
+        drop(held);
         if loud {
             tracing::info!(store = %self.path.display(), "store reopened");
         } else {
             tracing::debug!(store = %self.path.display(), "store reopened");
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -270,6 +304,8 @@ mod tests {
         let store = Store::open(&dir.path().join("s.duckdb"))
             .unwrap()
             .with_limits(Some("300MB"), Some(1))
+            .unwrap()
+            .with_durable_commits()
             .unwrap();
         let other = store.handle().unwrap();
         let idle = store.handle().unwrap();
@@ -324,6 +360,16 @@ mod tests {
                 limit, "286.1 MiB",
                 "the settings apply to the reopened store"
             );
+            let skip: String = s
+                .with_conn(|c| {
+                    c.query_row(
+                        "SELECT current_setting('auto_checkpoint_skip_wal_threshold')::VARCHAR",
+                        [],
+                        |r| r.get(0),
+                    )
+                })
+                .unwrap();
+            assert_eq!(skip, u64::MAX.to_string());
         }
         // A handle made from a reopened store is connected to it.
         let late = other.handle().unwrap();

@@ -78,7 +78,18 @@ pub struct Health {
     errors: AtomicU64,
     /// Times the database was reopened after DuckDB invalidated it.
     reopens: AtomicU64,
-    failing: Mutex<Option<Failing>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    failing: Option<Failing>,
+    /// When a failure was last logged as an error (its start or a
+    /// reminder): at most one such line per [`REMINDER`], however often a
+    /// nearly full disk lets small writes through and fails the next ones.
+    last_loud: Option<Instant>,
+    /// When a reopen was last logged as a warning (same rule).
+    last_reopen_log: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -87,11 +98,10 @@ struct Failing {
     started: Instant,
     cause: String,
     error: String,
-    last_log: Instant,
     /// Writes that failed since it began.
     count: u64,
-    /// A reopen was logged during it (the others are not).
-    reopen_logged: bool,
+    /// It was logged as an error (then its end is logged too).
+    loud: bool,
 }
 
 /// Why the store cannot be written (for `/readyz`).
@@ -100,7 +110,7 @@ pub struct NotWritable {
     /// The system's reason when there is one ("No space left on device"),
     /// else DuckDB's message.
     pub cause: String,
-    /// DuckDB's message of the last failed write.
+    /// DuckDB's message of the last failed write (on one line).
     pub error: String,
     pub since: SystemTime,
     /// Writes that failed since it began.
@@ -116,50 +126,80 @@ fn cause_of(failure: Failure, text: &str) -> String {
     if failure == Failure::Invalidated {
         return "DuckDB invalidated the database after a failed write (it is reopened)".into();
     }
-    let line = text.lines().next().unwrap_or_default();
-    let mut end = line.len().min(300);
-    while !line.is_char_boundary(end) {
+    cut(text.lines().next().unwrap_or_default(), 300)
+}
+
+/// `text` on one line (DuckDB's messages go on with the original error on
+/// lines of their own), cut at 600 bytes.
+fn one_line(text: &str) -> String {
+    let joined: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    cut(&joined.join(" "), 600)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    line[..end].to_string()
+    s[..end].to_string()
+}
+
+/// Whether a line logged at `last` may be followed by another now.
+fn due(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|t| now.duration_since(t) >= REMINDER)
 }
 
 impl Health {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
-        self.failing.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A write (`what`) failed with `e`, a [`Failure`]: counted; logged when
-    /// it is the first, or the last log is [`REMINDER`] old.
+    /// A write (`what`) failed with `e`, a [`Failure`]: counted; logged as
+    /// an error when none was for [`REMINDER`] (the start of a failure, or
+    /// a reminder while it lasts).
     pub fn failed(&self, what: &str, e: &StoreError, failure: Failure) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let text = e.to_string();
+        let error = one_line(&text);
         let cause = cause_of(failure, &text);
         let now = Instant::now();
-        let mut f = self.lock();
-        match f.as_mut() {
+        let mut st = self.lock();
+        let loud = due(st.last_loud, now);
+        if loud {
+            st.last_loud = Some(now);
+        }
+        match st.failing.as_mut() {
             None => {
-                tracing::error!(
-                    during = what,
-                    error = %text,
-                    "store not writable: {cause}; ingest stops where the last stored batch left it and is retried until the store can be written (nothing read is lost)"
-                );
-                *f = Some(Failing {
+                if loud {
+                    tracing::error!(
+                        during = what,
+                        error = %error,
+                        "store not writable: {cause}; ingest stops where the last stored batch left it and is retried until the store can be written (nothing read is lost)"
+                    );
+                } else {
+                    // Writable again for a moment (a nearly full disk):
+                    // the next reminder tells if it goes on.
+                    tracing::debug!(during = what, error = %error, "store not writable again: {cause}");
+                }
+                st.failing = Some(Failing {
                     since: SystemTime::now(),
                     started: now,
                     cause,
-                    error: text,
-                    last_log: now,
+                    error,
                     count: 1,
-                    reopen_logged: false,
+                    loud,
                 });
             }
             Some(g) => {
                 g.count += 1;
                 g.cause = cause;
-                g.error = text;
-                if now.duration_since(g.last_log) >= REMINDER {
-                    g.last_log = now;
+                g.error = error;
+                if loud {
+                    g.loud = true;
                     tracing::error!(
                         during = what,
                         error = %g.error,
@@ -177,19 +217,27 @@ impl Health {
 
     /// A write was committed: the store is writable (again).
     pub fn written(&self) {
-        let mut f = self.lock();
-        if let Some(g) = f.take() {
+        let Some(g) = self.lock().failing.take() else {
+            return;
+        };
+        if g.loud {
             tracing::info!(
                 after_s = g.started.elapsed().as_secs(),
                 failed_writes = g.count,
                 "store writable again; ingest resumed from where it stopped"
+            );
+        } else {
+            tracing::debug!(
+                after_s = g.started.elapsed().as_secs(),
+                failed_writes = g.count,
+                "store writable again"
             );
         }
     }
 
     /// Why the store cannot be written, while it cannot.
     pub fn not_writable(&self) -> Option<NotWritable> {
-        self.lock().as_ref().map(|g| NotWritable {
+        self.lock().failing.as_ref().map(|g| NotWritable {
             cause: g.cause.clone(),
             error: g.error.clone(),
             since: g.since,
@@ -211,18 +259,17 @@ impl Health {
         self.reopens.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether a reopen is worth a line in the log: the first of a
-    /// failure (a full disk can make DuckDB invalidate the database at
-    /// every checkpoint it tries), not the ones after it.
+    /// Whether a reopen is worth a line in the log: at most one per
+    /// [`REMINDER`] (a full disk can make DuckDB invalidate the database at
+    /// every checkpoint it tries).
     pub(super) fn log_reopen(&self) -> bool {
-        match self.lock().as_mut() {
-            Some(g) if g.reopen_logged => false,
-            Some(g) => {
-                g.reopen_logged = true;
-                true
-            }
-            None => true,
+        let now = Instant::now();
+        let mut st = self.lock();
+        let loud = due(st.last_reopen_log, now);
+        if loud {
+            st.last_reopen_log = Some(now);
         }
+        loud
     }
 }
 
@@ -271,5 +318,12 @@ mod tests {
         h.written();
         assert_eq!(h.not_writable(), None);
         assert_eq!(h.write_errors(), 2, "the counter counts on");
+        // Failing again at once (a nearly full disk): not writable again,
+        // but not logged as an error before the reminder is due.
+        h.failed("storing a batch", &full, Failure::Io);
+        assert!(h.not_writable().is_some());
+        assert!(!h.lock().failing.as_ref().expect("failing").loud);
+        assert!(h.log_reopen());
+        assert!(!h.log_reopen(), "one reopen logged per minute");
     }
 }

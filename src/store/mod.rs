@@ -395,6 +395,26 @@ impl Store {
         Ok(self)
     }
 
+    /// Makes every commit durable before anyone sees it (`run`, where
+    /// readers act on what they see: the publisher, the action worker).
+    /// DuckDB otherwise commits a big transaction that is due to
+    /// checkpoint without writing it to the WAL, visible at once, and
+    /// checkpoints it; when that checkpoint fails (a full disk), the
+    /// transaction is gone once the invalidated database is reopened, after
+    /// others may have published or acted on it. Written to the WAL first,
+    /// it survives the failed checkpoint (DuckDB then reports it "durable,
+    /// but the autocheckpoint failed", and its retry adds nothing).
+    pub fn with_durable_commits(self) -> Result<Store, StoreError> {
+        self.setup(Box::new(|c: &Connection| {
+            c.execute_batch(&format!(
+                "SET auto_checkpoint_skip_wal_threshold = {}",
+                u64::MAX
+            ))
+        }))
+        .map_err(db("making every commit go through the WAL"))?;
+        Ok(self)
+    }
+
     /// Applies a setting of the whole database now, and again whenever the
     /// database is reopened (see [`database`]).
     pub fn setup(&self, setup: Setup) -> Result<(), duckdb::Error> {
