@@ -11,6 +11,7 @@
 //! delivery is at-least-once, with `event_id` for
 //! de-duplication.
 
+use crate::store::health::Failure;
 use crate::store::{Store, StoreError};
 use calltrail_sinks::{KafkaMessage, KafkaSink};
 use std::sync::Arc;
@@ -84,7 +85,12 @@ pub async fn run(
                 b
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read events to publish");
+                if Failure::of(&e).is_some() {
+                    // The store's health logged it (once, then every minute).
+                    tracing::debug!(error = %e, "cannot read events to publish");
+                } else {
+                    tracing::error!(error = %e, "cannot read events to publish");
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -187,6 +193,9 @@ struct Checkpointer {
     sink: &'static str,
     /// Acknowledged, not yet being written.
     pending: Option<i64>,
+    /// A position whose write failed (the store could not be written):
+    /// written again unless a newer one is pending.
+    failed: Arc<std::sync::Mutex<Option<i64>>>,
     writing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
     last_write: Option<Instant>,
 }
@@ -201,6 +210,7 @@ impl Checkpointer {
             store,
             sink,
             pending: None,
+            failed: Arc::default(),
             writing: None,
             last_write: None,
         }
@@ -208,7 +218,7 @@ impl Checkpointer {
 
     /// When a position is waiting: how long until it may be written.
     fn due_in(&self) -> Option<Duration> {
-        self.pending?;
+        self.pending.or(*lock(&self.failed))?;
         Some(
             self.last_write
                 .map_or(Duration::ZERO, |t| {
@@ -239,11 +249,18 @@ impl Checkpointer {
             // resolves at once).
             tokio::spawn(async move { log_write(done.await) });
         }
-        if let Some(seq) = self.pending.take() {
-            let (s, sink) = (self.store.clone(), self.sink);
+        // A failed write is tried again, unless a newer position came.
+        let failed = lock(&self.failed).take();
+        if let Some(seq) = self.pending.take().or(failed) {
+            let (s, sink, again) = (self.store.clone(), self.sink, self.failed.clone());
             self.last_write = Some(Instant::now());
             self.writing = Some(tokio::task::spawn_blocking(move || {
-                s.set_sink_checkpoint(sink, seq)
+                let r = s.set_sink_checkpoint(sink, seq);
+                if r.as_ref().is_err_and(|e| Failure::of(e).is_some()) {
+                    let mut f = lock(&again);
+                    *f = Some(f.map_or(seq, |old| old.max(seq)));
+                }
+                r
             }));
         }
     }
@@ -253,16 +270,25 @@ impl Checkpointer {
         if let Some(h) = self.writing.take() {
             log_write(h.await);
         }
-        if let Some(seq) = self.pending.take() {
+        let failed = lock(&self.failed).take();
+        if let Some(seq) = self.pending.take().or(failed) {
             let (s, sink) = (self.store.clone(), self.sink);
             log_write(tokio::task::spawn_blocking(move || s.set_sink_checkpoint(sink, seq)).await);
         }
     }
 }
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn log_write(r: Result<Result<(), StoreError>, tokio::task::JoinError>) {
     match r {
         Ok(Ok(())) => {}
+        Ok(Err(e)) if Failure::of(&e).is_some() => {
+            // The store's health logged it; the write is tried again.
+            tracing::debug!(error = %e, "cannot store the kafka checkpoint yet");
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot store the kafka checkpoint (what follows it will be sent again after a restart)")
         }

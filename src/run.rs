@@ -10,6 +10,7 @@ use crate::ingest::{Ingest, IngestStats};
 use crate::lookup::Index;
 use crate::publish::{self, Mode};
 use crate::serve::{self, auth};
+use crate::store::health::Failure;
 use crate::store::Store;
 use crate::tail::status::{SourceStatus, Statuses};
 use crate::tail::{DevIno, Position, TailOptions, Tailer, Verdict};
@@ -150,7 +151,12 @@ fn spawn_tailer(
                     Verdict::Committed
                 }
                 Err(e) => {
-                    tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
+                    if Failure::of(&e).is_some() {
+                        // The store's health logged it (once, then every minute).
+                        tracing::debug!(source = %name, error = %e, "cannot store a batch; retrying");
+                    } else {
+                        tracing::error!(source = %name, error = %e, "cannot store a batch; retrying");
+                    }
                     Verdict::Retry
                 }
             });
@@ -186,6 +192,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     }
     let store = Store::open(&cfg.store.path)?
         .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_durable_commits()?
         .with_state(cfg.state_config())
         .with_clock(clock);
     // [[rules]]: decided inside each state derivation's transaction (by
@@ -550,6 +557,10 @@ async fn follow_callbacks(store: Store, cfg: crate::config::CallbacksSection) {
         })
         .await
         {
+            // The store's health logs a store that cannot be written.
+            Ok(Err(e)) if Failure::of(&e).is_some() => {
+                tracing::debug!(error = %e, "cannot follow placed callbacks")
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot follow placed callbacks"),
             Err(e) => tracing::warn!(error = %e, "the callback follower failed"),
             Ok(Ok(_)) => {}
@@ -575,7 +586,12 @@ fn write_hits(index: &Index, store: &Store) {
     }
     let n = hits.len();
     if let Err(e) = store.with_conn(|c| crate::store::directory::add_hits(c, &hits)) {
-        tracing::warn!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        if Failure::of(&e).is_some() {
+            // The store's health logs a store that cannot be written.
+            tracing::debug!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        } else {
+            tracing::warn!(error = %e, entries = n, "cannot count the lookups' hits in known_numbers");
+        }
     }
 }
 
@@ -611,8 +627,16 @@ async fn derive_state(
                     return Err(e).context("deriving the state");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot derive the state; retrying in 5 s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if Failure::of(&e).is_some() {
+                        // The store's health logged it (once, then every minute).
+                        tracing::debug!(error = %e, "cannot derive the state; retrying in 5 s");
+                    } else {
+                        tracing::error!(error = %e, "cannot derive the state; retrying in 5 s");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = mode.changed() => {}
+                    }
                     continue;
                 }
             };
@@ -687,6 +711,9 @@ async fn sweep_state(store: Store, actions: Arc<Notify>, mut mode: watch::Receiv
                         actions.notify_one();
                     }
                     Ok(Ok(_)) => {}
+                    Ok(Err(e)) if Failure::of(&e).is_some() => {
+                        tracing::debug!(error = %e, "cannot sweep the state")
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the state"),
                     Err(e) => tracing::warn!(error = %e, "the state sweep panicked"),
                 }

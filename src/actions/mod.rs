@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 
 pub mod cli;
 pub mod digest;
+mod outcome;
 mod pace;
 pub mod sms;
 
@@ -65,11 +66,28 @@ pub async fn run(
     let store = Arc::new(store);
     let mut stats = ActionStats::default();
     let mut pace = pace::Pace::new(callbacks.per_minute);
+    let mut pause = outcome::Pause::default();
     reconcile(&store, &gateway).await;
     if let Some(client) = &ami {
         crate::rules::callback_ami::resume(&store, &callbacks, client).await;
     }
     loop {
+        // While the store cannot be written, no send starts (its outcome
+        // could not be recorded); a pass now and then, with backoff, finds
+        // out when it can.
+        if let Some(wait) = pause.wait(store.health().not_writable().is_none()) {
+            if *mode.borrow() == Mode::Drain {
+                tracing::warn!(
+                    "the store cannot be written; the actions due run on the next start"
+                );
+                return stats;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = mode.changed() => {}
+            }
+            continue;
+        }
         let s = store.clone();
         // Callbacks held back by pacing stay pending; the rest still runs.
         let except = (!pace.ready(std::time::Instant::now())).then_some(CALLBACK);
@@ -78,7 +96,12 @@ pub async fn run(
         {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read due actions");
+                if crate::store::health::Failure::of(&e).is_some() {
+                    // The store's health logged it (once, then every minute).
+                    tracing::debug!(error = %e, "cannot read due actions");
+                } else {
+                    tracing::error!(error = %e, "cannot read due actions");
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -156,9 +179,11 @@ pub async fn run(
             } else {
                 execute(&mailer, &a).await
             };
-            let s = store.clone();
+            // Recorded however long the store takes to take it: an outcome
+            // lost would run the action again.
             let id = a.action_id.clone();
-            let res = match outcome {
+            const WHAT: &str = "an action's outcome";
+            match outcome {
                 Outcome::Done(already) => {
                     if already {
                         stats.already_done += 1;
@@ -169,36 +194,42 @@ pub async fn run(
                         }
                     }
                     tracing::debug!(action = %id, via = %mailer.describe(), "action done");
-                    tokio::task::spawn_blocking(move || s.finish_action(&id, true, None)).await
+                    let i = id.clone();
+                    outcome::record(&store, &id, WHAT, move |s| s.finish_action(&i, true, None))
+                        .await;
                 }
                 Outcome::Skipped(why) => {
                     tracing::info!(action = %id, reason = %why, "action skipped");
-                    tokio::task::spawn_blocking(move || s.skip_action(&id, &why)).await
+                    let i = id.clone();
+                    outcome::record(&store, &id, WHAT, move |s| s.skip_action(&i, &why)).await;
                 }
                 Outcome::Failed(err) => {
                     stats.failed += 1;
                     tracing::error!(action = %id, error = %err, "action failed permanently");
-                    tokio::task::spawn_blocking(move || s.finish_action(&id, false, Some(&err)))
-                        .await
+                    let i = id.clone();
+                    outcome::record(&store, &id, WHAT, move |s| {
+                        s.finish_action(&i, false, Some(&err))
+                    })
+                    .await;
                 }
                 Outcome::Retry(err) if a.attempts + 1 >= MAX_ATTEMPTS => {
                     stats.failed += 1;
                     tracing::error!(action = %id, error = %err, attempts = a.attempts + 1, "action gave up");
-                    tokio::task::spawn_blocking(move || s.finish_action(&id, false, Some(&err)))
-                        .await
+                    let i = id.clone();
+                    outcome::record(&store, &id, WHAT, move |s| {
+                        s.finish_action(&i, false, Some(&err))
+                    })
+                    .await;
                 }
                 Outcome::Retry(err) => {
                     stats.retried += 1;
                     let delay = backoff(a.attempts);
                     tracing::warn!(action = %id, error = %err, retry_in_s = delay.as_secs(), "action will be retried");
                     let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    tokio::task::spawn_blocking(move || s.retry_action(&id, &err, next)).await
+                    let i = id.clone();
+                    outcome::record(&store, &id, WHAT, move |s| s.retry_action(&i, &err, next))
+                        .await;
                 }
-            };
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot record an action's outcome"),
-                Err(e) => tracing::error!(error = %e, "action store task failed"),
             }
         }
         if *mode.borrow() == Mode::Drain {

@@ -201,12 +201,11 @@ async fn settle(
     error: Option<String>,
     result: Option<String>,
 ) {
-    let s = store.clone();
+    // Claimed, so never sent twice; recorded as soon as the store takes it
+    // (rather than reconciled at the next start).
     let sid = id.to_string();
-    match blocking(move || s.settle_action(&sid, status, error.as_deref(), result.as_deref())).await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(action = %id, error = %e, "cannot record an SMS outcome"),
-        Err(e) => tracing::error!(action = %id, error = %e, "cannot record an SMS outcome"),
-    }
+    super::outcome::record(store, id, "an SMS outcome", move |s| {
+        s.settle_action(&sid, status, error.as_deref(), result.as_deref())
+    })
+    .await;
 }

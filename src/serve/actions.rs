@@ -88,11 +88,13 @@ async fn on_conn<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&duckdb::Connection) -> Result<T, OpError> + Send + 'static,
 ) -> Result<T, Response> {
-    let conn = state
+    // A handle of the store, not a bare connection: the store reopens
+    // (and waits for) the connections it knows of.
+    let store = state
         .store
-        .with_conn(|c| c.try_clone())
+        .handle()
         .map_err(|e| internal(format!("cannot open a connection to the store: {e}")))?;
-    match tokio::task::spawn_blocking(move || f(&conn)).await {
+    match tokio::task::spawn_blocking(move || store.with_conn(f)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(refusal(e)),
         Err(e) => {

@@ -1,9 +1,10 @@
 //! `GET /healthz`: 200 `ok calltrail <version>` while the daemon runs.
 //! `GET /readyz`: 200 `ready` when calltrail is doing its job — every
-//! source's file read recently (none stale), the store's filesystem with
-//! room to write, the state deriver and the Kafka sinks within their lag
-//! budget — else 503 with one line per reason (docs/metrics.md,
-//! "Readiness").
+//! source's file read recently (none stale), the store writable (the last
+//! write retried by ingest, the deriver, a sink or the action worker did
+//! not fail, see `store::health`) with room on its filesystem, the state
+//! deriver and the Kafka sinks within their lag budget — else 503 with one
+//! line per reason (docs/metrics.md, "Readiness").
 
 use super::router::AppState;
 use axum::extract::State;
@@ -34,6 +35,15 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let r = tokio::task::spawn_blocking(move || {
         let mut why = Vec::new();
         let now = SystemTime::now();
+        if let Some(nw) = store.health().not_writable() {
+            why.push(format!(
+                "store not writable: {} (for {} s, {} failed writes; last error: {})",
+                nw.cause,
+                now.duration_since(nw.since).unwrap_or_default().as_secs(),
+                nw.failures,
+                nw.error
+            ));
+        }
         for s in &src.sources.0 {
             if s.stale(now) {
                 let since = s.last_ok().unwrap_or(s.started());

@@ -145,7 +145,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Err(e) => return failed(e),
     };
     let r = tokio::task::spawn_blocking(move || {
-        store.with_conn(|c| gather(c, &src, SystemTime::now()))
+        store.with_conn(|c| gather(c, &src, store.health(), SystemTime::now()))
     })
     .await;
     match r {
@@ -174,8 +174,6 @@ fn failed(e: impl std::fmt::Display) -> Response {
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatherError {
-    #[error("reading the store: {0}")]
-    Store(#[from] duckdb::Error),
     #[error("encoding: {0}")]
     Encode(#[from] std::fmt::Error),
 }
@@ -188,6 +186,7 @@ fn gauge_f64() -> Gauge<f64, AtomicU64> {
 fn gather(
     c: &duckdb::Connection,
     src: &MetricsSources,
+    health: &crate::store::health::Health,
     now: SystemTime,
 ) -> Result<String, GatherError> {
     let mut reg = Registry::default();
@@ -218,7 +217,7 @@ fn gather(
         if !src.line_sources.contains(&s.name) {
             continue;
         }
-        if let Some(behind) = bytes_behind(c, &s.name, s.path())? {
+        if let Some(behind) = readable(bytes_behind(c, &s.name, s.path())).flatten() {
             lag.get_or_create(&l)
                 .set(i64::try_from(behind).unwrap_or(i64::MAX));
         }
@@ -262,9 +261,9 @@ fn gather(
             (crate::publish::SINK, "events"),
             (crate::publish::STATE_SINK, "state_events"),
         ] {
-            sinks
-                .get_or_create(&SinkLabel { sink: sink.into() })
-                .set(behind(c, table, sink)?);
+            if let Some(n) = readable(behind(c, table, sink)) {
+                sinks.get_or_create(&SinkLabel { sink: sink.into() }).set(n);
+            }
         }
     }
     reg.register_with_unit(
@@ -273,17 +272,19 @@ fn gather(
         Unit::Other("events".into()),
         sinks,
     );
-    let deriver = Gauge::<i64>::default();
-    deriver.set(behind(c, "events", crate::store::STATE_SINK)?);
-    reg.register_with_unit(
-        "calltrail_deriver_lag",
-        "Stored events the state deriver has not yet taken into the derived tables",
-        Unit::Other("events".into()),
-        deriver,
-    );
+    if let Some(n) = readable(behind(c, "events", crate::store::STATE_SINK)) {
+        let deriver = Gauge::<i64>::default();
+        deriver.set(n);
+        reg.register_with_unit(
+            "calltrail_deriver_lag",
+            "Stored events the state deriver has not yet taken into the derived tables",
+            Unit::Other("events".into()),
+            deriver,
+        );
+    }
 
     let actions = Family::<ActionLabel, Gauge>::default();
-    {
+    let counts = (|| -> Result<Vec<(String, String, i64)>, duckdb::Error> {
         let mut stmt =
             c.prepare("SELECT kind, status, count(*) FROM actions GROUP BY ALL ORDER BY ALL")?;
         let rows = stmt.query_map([], |r| {
@@ -293,10 +294,10 @@ fn gather(
                 r.get::<_, i64>(2)?,
             ))
         })?;
-        for row in rows {
-            let (kind, status, n) = row?;
-            actions.get_or_create(&ActionLabel { kind, status }).set(n);
-        }
+        rows.collect()
+    })();
+    for (kind, status, n) in readable(counts).unwrap_or_default() {
+        actions.get_or_create(&ActionLabel { kind, status }).set(n);
     }
     reg.register(
         "calltrail_actions",
@@ -314,6 +315,27 @@ fn gather(
         "Size of the DuckDB store on disk (the file and its write-ahead log)",
         Unit::Bytes,
         store,
+    );
+    let write_errors = Counter::<u64>::default();
+    write_errors.inc_by(health.write_errors());
+    reg.register(
+        "calltrail_store_write_errors",
+        "Writes to the store that failed (a full or failing disk; each retried until it succeeds), since the daemon started",
+        write_errors,
+    );
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(health.not_writable().is_none()));
+    reg.register(
+        "calltrail_store_writable",
+        "0 while the store cannot be written (the last retried write failed), else 1",
+        writable,
+    );
+    let reopens = Counter::<u64>::default();
+    reopens.inc_by(health.reopens());
+    reg.register(
+        "calltrail_store_reopens",
+        "Times the store was reopened after DuckDB invalidated it (a failed write), since the daemon started",
+        reopens,
     );
 
     reg.register(
@@ -337,6 +359,14 @@ fn gather(
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &reg)?;
     Ok(out)
+}
+
+/// A figure read from the store, or `None` when the store cannot be read
+/// (DuckDB invalidated it after a failed write, until it is reopened): the
+/// scrape goes on without it (`calltrail_store_writable` says why).
+fn readable<T>(r: Result<T, duckdb::Error>) -> Option<T> {
+    r.map_err(|e| tracing::debug!(error = %e, "a figure cannot be read from the store"))
+        .ok()
 }
 
 /// Rows of `table` after the checkpoint of `sink`.

@@ -123,8 +123,9 @@ pub async fn start(
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
     let store = store.handle()?;
+    // Again after the store is reopened (a failed write invalidated it).
     store
-        .with_conn(readonly::lock_down)
+        .setup(Box::new(readonly::lock_down))
         .map_err(HttpError::LockDown)?;
     let mut state = router::AppState::new(store, limits);
     state.access = access;

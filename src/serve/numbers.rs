@@ -65,8 +65,10 @@ async fn run(state: Arc<AppState>, op: Op, by: String) -> Response {
             "the directory API is not running",
         );
     };
-    let conn = match state.store.with_conn(|c| c.try_clone()) {
-        Ok(c) => c,
+    // A handle of the store, not a bare connection: the store reopens
+    // (and waits for) the connections it knows of.
+    let store = match state.store.handle() {
+        Ok(s) => s,
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -76,6 +78,7 @@ async fn run(state: Arc<AppState>, op: Op, by: String) -> Response {
         }
     };
     let job = tokio::task::spawn_blocking(move || {
+        store.with_conn(|conn| {
         let mut checker = numbers::checker(&api.cfg).map_err(|e| OpError::Write(e.to_string()))?;
         let hint = numbers::hinter(&api.cfg);
         let now = if op.writes() {
@@ -83,14 +86,15 @@ async fn run(state: Arc<AppState>, op: Op, by: String) -> Response {
         } else {
             api.clock.now()
         };
-        let reply = numbers::execute(&conn, &mut checker, &op, &by, now, &hint)?;
+        let reply = numbers::execute(conn, &mut checker, &op, &by, now, &hint)?;
         if op.writes() {
             if let Some(index) = &api.index {
-                index.load_directory(&conn)?;
+                index.load_directory(conn)?;
             }
             tracing::info!(by = %by, op = ?std::mem::discriminant(&op), "directory changed through the admin API");
         }
         Ok::<_, OpError>(reply)
+    })
     });
     match job.await {
         Ok(Ok(Reply::Done(line))) => Json(serde_json::json!({ "output": line })).into_response(),

@@ -100,8 +100,10 @@ pub async fn query(
             "the daemon is stopping",
         );
     };
-    let conn = match state.store.with_conn(|c| c.try_clone()) {
-        Ok(c) => c,
+    // A handle of the store, not a bare connection: the store reopens
+    // (and waits for) the connections it knows of.
+    let store = match state.store.handle() {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot open a query connection");
             return error(
@@ -112,10 +114,10 @@ pub async fn query(
         }
     };
     let limits = state.limits;
-    let running = state.track(conn.interrupt_handle());
+    let running = state.track(store.with_conn(|c| c.interrupt_handle()));
     let started = std::time::Instant::now();
     let job = tokio::task::spawn_blocking(move || {
-        let out = readonly::execute(&conn, &sql, limits);
+        let out = store.with_conn(|conn| readonly::execute(conn, &sql, limits));
         drop((running, permit));
         (sql, out)
     });

@@ -339,7 +339,12 @@ impl Follower {
             }
             Err(e) if once => Err(e).context("storing a snapshot"),
             Err(e) => {
-                tracing::error!(source = %self.name, error = %e, "cannot store a snapshot; retrying");
+                if crate::store::health::Failure::of(&e).is_some() {
+                    // The store's health logged it (once, then every minute).
+                    tracing::debug!(source = %self.name, error = %e, "cannot store a snapshot; retrying");
+                } else {
+                    tracing::error!(source = %self.name, error = %e, "cannot store a snapshot; retrying");
+                }
                 Ok(Cycle::Retry)
             }
         }

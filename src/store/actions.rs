@@ -96,15 +96,16 @@ impl super::Store {
     /// committed before the send. False when the row is no longer pending
     /// (an operator cancelled it meanwhile).
     pub fn claim_action(&self, action_id: &str) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        let n = conn
+        let r = self
+            .lock()
             .execute(
                 "UPDATE actions SET status = 'sending', attempts = attempts + 1
                  WHERE action_id = ? AND status = 'pending'",
                 params![action_id],
             )
-            .map_err(db("claiming an action"))?;
-        Ok(n == 1)
+            .map(|n| n == 1)
+            .map_err(db("claiming an action"));
+        self.noted("claiming an action", r, |_| true)
     }
 
     /// Records how a claimed send ended: `done` (with what the receiver
@@ -116,15 +117,17 @@ impl super::Store {
         error: Option<&str>,
         result: Option<&str>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE actions SET status = ?, done_at = ?, last_error = ?,
+        let r = self
+            .lock()
+            .execute(
+                "UPDATE actions SET status = ?, done_at = ?, last_error = ?,
                     result = coalesce(?, result)
              WHERE action_id = ?",
-            params![status, ts(Utc::now()), error, result, action_id],
-        )
-        .map_err(db("settling an action"))?;
-        Ok(())
+                params![status, ts(Utc::now()), error, result, action_id],
+            )
+            .map(drop)
+            .map_err(db("settling an action"));
+        self.noted("recording an action's outcome", r, |_| true)
     }
 
     /// Puts a claimed action back to `pending` at `next`: nothing was sent
@@ -135,14 +138,16 @@ impl super::Store {
         error: &str,
         next: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE actions SET status = 'pending', last_error = ?, next_attempt_at = ?
+        let r = self
+            .lock()
+            .execute(
+                "UPDATE actions SET status = 'pending', last_error = ?, next_attempt_at = ?
              WHERE action_id = ? AND status = 'sending'",
-            params![error, ts(next), action_id],
-        )
-        .map_err(db("releasing an action"))?;
-        Ok(())
+                params![error, ts(next), action_id],
+            )
+            .map(drop)
+            .map_err(db("releasing an action"));
+        self.noted("recording an action's outcome", r, |_| true)
     }
 
     /// The actions left `sending` by a daemon that stopped mid-send (a kill

@@ -13,9 +13,11 @@ pub mod actions;
 pub mod arrow_stage;
 pub mod callbacks;
 mod covered;
+mod database;
 pub mod digests;
 pub mod directory;
 mod events;
+pub mod health;
 mod native;
 mod recent;
 mod schema;
@@ -31,9 +33,11 @@ use calltrail_parsers::Event;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
+use health::Failure;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -143,8 +147,17 @@ pub struct CommitStats {
 /// One DuckDB connection behind a mutex. Clone a `Store` handle with
 /// [`Store::handle`] to get another connection to the same database (for the
 /// publisher and the action worker, so they never wait on the ingest writer).
+///
+/// The writes that their callers retry until they succeed (a batch, a
+/// state derivation, the sweep, a sink checkpoint, an action's outcome)
+/// tell the store's [`health`] how they went: `/readyz` and `/metrics` say
+/// whether the store can be written, and a database that DuckDB
+/// invalidated after a failed write is reopened for every handle
+/// ([`database`]).
 pub struct Store {
-    conn: Mutex<Connection>,
+    /// This handle's connection (moved to the database as reopened, see
+    /// [`database`]; it keeps its database alive).
+    conn: Arc<Mutex<database::Conn>>,
     path: PathBuf,
     state: Arc<StateConfig>,
     /// "Now" for the derived state (expiries, breaches still going on):
@@ -160,6 +173,10 @@ pub struct Store {
     state_lock: Arc<Mutex<()>>,
     /// The `seq` of the next event appended (taken under `commit_lock`).
     next_seq: Arc<Mutex<i64>>,
+    /// A commit failed: it may have been durable all the same (DuckDB
+    /// reports a failed checkpoint after a commit as the commit's error),
+    /// so the next commit reads `next_seq` back from the store.
+    seq_unsure: Arc<AtomicBool>,
     /// `covered` ranges of the files written to lately, as committed (read
     /// and replaced under `commit_lock`): saves a query per batch.
     covered_cache: Arc<Mutex<HashMap<(String, String), Covered>>>,
@@ -175,9 +192,27 @@ pub struct Store {
     /// The clock of this handle's last committed sweep (see
     /// [`Store::sweep`]).
     swept: Mutex<Option<DateTime<Utc>>>,
-    /// The database itself: last, so that it is closed after every
-    /// connection of this handle.
-    raw: Arc<native::RawDb>,
+    /// The database, its settings and its health.
+    db: Arc<database::Database>,
+}
+
+/// A setting of the whole database (see [`Store::setup`]).
+pub type Setup = Box<dyn Fn(&Connection) -> Result<(), duckdb::Error> + Send + Sync>;
+
+/// A handle's connection, locked (see [`Store::lock`]).
+pub(crate) struct ConnGuard<'a>(MutexGuard<'a, database::Conn>);
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0.get()
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0.connection()
+    }
 }
 
 /// Inserts rejects (ignoring ids already stored); returns how many were new.
@@ -233,6 +268,14 @@ pub(crate) fn ts(t: DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
 
+/// The `seq` the next event appended gets, as the store holds them.
+fn next_seq_of(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |r| {
+        r.get(0)
+    })
+    .map_err(db("reading the last event seq"))
+}
+
 impl Store {
     /// Opens (creating if needed) the store and applies the schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -281,26 +324,24 @@ impl Store {
             conn.execute_batch(&format!("BEGIN; {} COMMIT;", schema::MIGRATE_V1))
                 .map_err(db("migrating the events table"))?;
         }
-        let next: i64 = conn
-            .query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |r| {
-                r.get(0)
-            })
-            .map_err(db("reading the last event seq"))?;
+        let next = next_seq_of(&conn)?;
+        let (db, conn) = database::Database::new(path, raw, conn);
         Ok(Store {
-            conn: Mutex::new(conn),
+            conn,
             path: path.to_path_buf(),
             state: Arc::new(StateConfig::default()),
             clock: Clock::System,
             commit_lock: Arc::new(Mutex::new(())),
             state_lock: Arc::new(Mutex::new(())),
             next_seq: Arc::new(Mutex::new(next)),
+            seq_unsure: Arc::default(),
             covered_cache: Arc::default(),
             recent: Arc::new(Mutex::new(recent::Recent::new(next))),
             bulk: Arc::default(),
             observer: Arc::default(),
             state_actions: Arc::default(),
             swept: Mutex::new(None),
-            raw,
+            db,
         })
     }
 
@@ -345,21 +386,48 @@ impl Store {
         memory_limit: Option<&str>,
         threads: Option<u32>,
     ) -> Result<Store, StoreError> {
-        {
-            let conn = self.lock();
-            if let Some(m) = memory_limit {
-                conn.execute_batch(&format!(
-                    "SET memory_limit = '{}'",
-                    m.trim().replace('\'', "''")
-                ))
+        if let Some(m) = memory_limit {
+            let sql = format!("SET memory_limit = '{}'", m.trim().replace('\'', "''"));
+            self.setup(Box::new(move |c: &Connection| c.execute_batch(&sql)))
                 .map_err(db("setting the memory limit"))?;
-            }
-            if let Some(t) = threads {
-                conn.execute_batch(&format!("SET threads = {}", t.max(1)))
-                    .map_err(db("setting the thread count"))?;
-            }
+        }
+        if let Some(t) = threads {
+            let sql = format!("SET threads = {}", t.max(1));
+            self.setup(Box::new(move |c: &Connection| c.execute_batch(&sql)))
+                .map_err(db("setting the thread count"))?;
         }
         Ok(self)
+    }
+
+    /// Makes every commit durable before anyone sees it (`run`, where
+    /// readers act on what they see: the publisher, the action worker).
+    /// DuckDB otherwise commits a big transaction that is due to
+    /// checkpoint without writing it to the WAL, visible at once, and
+    /// checkpoints it; when that checkpoint fails (a full disk), the
+    /// transaction is gone once the invalidated database is reopened, after
+    /// others may have published or acted on it. Written to the WAL first,
+    /// it survives the failed checkpoint (DuckDB then reports it "durable,
+    /// but the autocheckpoint failed", and its retry adds nothing).
+    pub fn with_durable_commits(self) -> Result<Store, StoreError> {
+        self.setup(Box::new(|c: &Connection| {
+            c.execute_batch(&format!(
+                "SET auto_checkpoint_skip_wal_threshold = {}",
+                u64::MAX
+            ))
+        }))
+        .map_err(db("making every commit go through the WAL"))?;
+        Ok(self)
+    }
+
+    /// Applies a setting of the whole database now, and again whenever the
+    /// database is reopened (see [`database`]).
+    pub fn setup(&self, setup: Setup) -> Result<(), duckdb::Error> {
+        self.db.setup(&self.lock(), setup)
+    }
+
+    /// Whether the store can be written, as the last retried write found.
+    pub fn health(&self) -> &health::Health {
+        &self.db.health
     }
 
     /// The derived-state settings in use.
@@ -384,25 +452,23 @@ impl Store {
 
     /// Another connection to the same database.
     pub fn handle(&self) -> Result<Store, StoreError> {
-        let conn = self
-            .lock()
-            .try_clone()
-            .map_err(db("opening a second connection"))?;
+        let conn = self.db.connect()?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            conn,
             path: self.path.clone(),
             state: self.state.clone(),
             clock: self.clock,
             commit_lock: self.commit_lock.clone(),
             state_lock: self.state_lock.clone(),
             next_seq: self.next_seq.clone(),
+            seq_unsure: self.seq_unsure.clone(),
             covered_cache: self.covered_cache.clone(),
             recent: self.recent.clone(),
             bulk: self.bulk.clone(),
             observer: self.observer.clone(),
             state_actions: self.state_actions.clone(),
             swept: Mutex::new(None),
-            raw: self.raw.clone(),
+            db: self.db.clone(),
         })
     }
 
@@ -469,10 +535,97 @@ impl Store {
         self.state_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    /// This handle's connection, moved to the database as reopened first
+    /// if it was (see [`database`]).
+    fn lock(&self) -> ConnGuard<'_> {
         // A panic while holding the lock cannot leave DuckDB half-written
         // (transactions roll back), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let mut g = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.refresh(&mut g);
+        ConnGuard(g)
+    }
+
+    /// Tells the store's [`health`] how a write its caller retries went:
+    /// a commit that `wrote` makes the store writable again; a failed
+    /// write (an I/O error, an invalidated database) is counted and logged
+    /// (once, then every minute), and an invalidated database is reopened.
+    fn noted<T>(
+        &self,
+        what: &'static str,
+        r: Result<T, StoreError>,
+        wrote: impl FnOnce(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        match &r {
+            Ok(v) => {
+                if wrote(v) {
+                    self.db.health.written();
+                }
+            }
+            Err(e) => {
+                if let Some(f) = Failure::of(e) {
+                    self.db.health.failed(what, e, f);
+                    if f == Failure::Invalidated {
+                        self.reopen();
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Reopens the database DuckDB invalidated (unless another handle just
+    /// did, or the last attempt failed moments ago), and starts the
+    /// handles' shared memory of it afresh: the next `seq`, the events
+    /// held for the publisher, the covered ranges, the bulk connection.
+    fn reopen(&self) {
+        let seen = {
+            let g = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            g.generation()
+        };
+        let _serial = self.commit_guard();
+        let r = self.db.reopen(seen, |c| {
+            let next = next_seq_of(c)?;
+            *self.next_seq.lock().unwrap_or_else(|p| p.into_inner()) = next;
+            self.seq_unsure.store(false, Ordering::SeqCst);
+            self.recent().forget(next);
+            self.covered_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            *self.bulk.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Ok(())
+        });
+        if let Err(e) = r {
+            self.db.health.failed(
+                "reopening the store",
+                &e,
+                Failure::of(&e).unwrap_or(Failure::Io),
+            );
+        }
+    }
+
+    /// Call with the commit guard held, before taking `seq`s: after a
+    /// failed commit, reads the next `seq` back from the store (the commit
+    /// may have been durable) and forgets what the publisher's memory holds.
+    fn settle_seq(&self, conn: &Connection) -> Result<(), StoreError> {
+        if !self.seq_unsure.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let next = next_seq_of(conn)?;
+        *self.next_seq.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.recent().forget(next);
+        self.seq_unsure.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// A commit failed: what the handles remember of the store may be
+    /// behind it (see `seq_unsure`).
+    fn commit_failed(&self) {
+        self.seq_unsure.store(true, Ordering::SeqCst);
+        self.covered_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The committed checkpoint of `source`, if any.
@@ -548,9 +701,26 @@ impl Store {
         checkpoint: Option<&Checkpoint>,
         span: Option<&Span>,
     ) -> Result<CommitStats, StoreError> {
+        let r = self.commit_batch_now(source, events, rejects, actions, checkpoint, span);
+        if r.is_err() {
+            self.commit_failed();
+        }
+        self.noted("storing a batch", r, |_| true)
+    }
+
+    fn commit_batch_now(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+        actions: &[NewAction],
+        checkpoint: Option<&Checkpoint>,
+        span: Option<&Span>,
+    ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        self.settle_seq(&conn)?;
         let t0 = std::time::Instant::now();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
         let mut covered = match span {
@@ -676,6 +846,7 @@ impl Store {
     ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
+        self.settle_seq(&self.lock())?;
         let first = self.peek_seq();
         let batch = columns
             .finish(now, first)
@@ -694,7 +865,7 @@ impl Store {
                 .lock()
                 .query_row("SELECT current_database()", [], |r| r.get(0))
                 .map_err(db("naming the store's catalog"))?;
-            let mut raw = self.raw.connect()?;
+            let mut raw = self.db.raw().connect()?;
             raw.enable_staging(&home)?;
             *bulk = Some(raw);
         }
@@ -741,6 +912,11 @@ impl Store {
     /// the advanced checkpoint. Returns how many events were taken (0 =
     /// caught up) and how many state changes were recorded.
     pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
+        let r = self.derive_state_now(limit);
+        self.noted("deriving the state", r, |(n, _)| *n > 0)
+    }
+
+    fn derive_state_now(&self, limit: usize) -> Result<(usize, usize), StoreError> {
         // The state is derived as of the store's clock; when it was stored
         // is the real time.
         let now = self.clock.now();
@@ -969,13 +1145,15 @@ impl Store {
     }
 
     pub fn set_sink_checkpoint(&self, sink: &str, seq: i64) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
-            params![sink, seq, ts(Utc::now())],
-        )
-        .map_err(db("writing a sink checkpoint"))?;
-        Ok(())
+        let r = self
+            .lock()
+            .execute(
+                "INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?, ?)",
+                params![sink, seq, ts(Utc::now())],
+            )
+            .map(drop)
+            .map_err(db("writing a sink checkpoint"));
+        self.noted("writing a sink checkpoint", r, |_| true)
     }
 
     /// The highest event `seq` (0 for an empty store).
@@ -1062,19 +1240,21 @@ impl Store {
         ok: bool,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE actions SET status = ?, attempts = attempts + 1, done_at = ?, last_error = ?
+        let r = self
+            .lock()
+            .execute(
+                "UPDATE actions SET status = ?, attempts = attempts + 1, done_at = ?, last_error = ?
              WHERE action_id = ?",
-            params![
-                if ok { "done" } else { "failed" },
-                ts(Utc::now()),
-                error,
-                action_id
-            ],
-        )
-        .map_err(db("finishing an action"))?;
-        Ok(())
+                params![
+                    if ok { "done" } else { "failed" },
+                    ts(Utc::now()),
+                    error,
+                    action_id
+                ],
+            )
+            .map(drop)
+            .map_err(db("finishing an action"));
+        self.noted("recording an action's outcome", r, |_| true)
     }
 
     /// Records a transient failure and when to try again.
@@ -1084,26 +1264,30 @@ impl Store {
         error: &str,
         next: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE actions SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
+        let r = self
+            .lock()
+            .execute(
+                "UPDATE actions SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
              WHERE action_id = ?",
-            params![error, ts(next), action_id],
-        )
-        .map_err(db("rescheduling an action"))?;
-        Ok(())
+                params![error, ts(next), action_id],
+            )
+            .map(drop)
+            .map_err(db("rescheduling an action"));
+        self.noted("recording an action's outcome", r, |_| true)
     }
 
     /// Marks an action `skipped` with the reason (it is not to be done any
     /// more: a callback whose episode closed meanwhile).
     pub fn skip_action(&self, action_id: &str, reason: &str) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE actions SET status = 'skipped', done_at = ?, last_error = ? WHERE action_id = ?",
-            params![ts(Utc::now()), reason, action_id],
-        )
-        .map_err(db("skipping an action"))?;
-        Ok(())
+        let r = self
+            .lock()
+            .execute(
+                "UPDATE actions SET status = 'skipped', done_at = ?, last_error = ? WHERE action_id = ?",
+                params![ts(Utc::now()), reason, action_id],
+            )
+            .map(drop)
+            .map_err(db("skipping an action"));
+        self.noted("recording an action's outcome", r, |_| true)
     }
 
     /// Settles time-dependent state (expired missed-call episodes, breaches
@@ -1111,6 +1295,11 @@ impl Store {
     /// levels judged at boundaries passed since this handle's last sweep)
     /// as of the store's clock.
     pub fn sweep(&self) -> Result<usize, StoreError> {
+        let r = self.sweep_now();
+        self.noted("sweeping the state", r, |n| *n > 0)
+    }
+
+    fn sweep_now(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let stored_at = Utc::now();
         let _serial = self.state_guard();

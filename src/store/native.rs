@@ -74,6 +74,15 @@ impl RawDb {
         Ok((raw, conn))
     }
 
+    /// A duckdb-rs connection to this database (it must not outlive `self`).
+    pub fn connection(&self) -> Result<duckdb::Connection, StoreError> {
+        // SAFETY: `db` is open while `self` lives, and the caller keeps
+        // `self` until the connection is closed (see `database::Conn`);
+        // duckdb-rs does not close a database it did not open.
+        unsafe { duckdb::Connection::open_from_raw(self.db) }
+            .map_err(|e| native("connecting to the store", e.to_string()))
+    }
+
     /// A raw connection (for [`RawConn::append`]).
     pub fn connect(self: &Arc<RawDb>) -> Result<RawConn, StoreError> {
         let mut con: ffi::duckdb_connection = ptr::null_mut();

@@ -107,9 +107,24 @@ impl Store {
         rejects: &[RejectRow],
         states: &[RowState],
     ) -> Result<CommitStats, StoreError> {
+        let r = self.commit_snapshot_now(source, events, rejects, states);
+        if r.is_err() {
+            self.commit_failed();
+        }
+        self.noted("storing a snapshot", r, |_| true)
+    }
+
+    fn commit_snapshot_now(
+        &self,
+        source: &str,
+        events: &[Event],
+        rejects: &[RejectRow],
+        states: &[RowState],
+    ) -> Result<CommitStats, StoreError> {
         let now = Utc::now();
         let _serial = self.commit_guard();
         let mut conn = self.lock();
+        self.settle_seq(&conn)?;
         conn.execute_batch(STAGE_DDL)
             .map_err(db("preparing the staging tables"))?;
         let first = self.peek_seq();

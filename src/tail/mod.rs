@@ -287,7 +287,11 @@ impl Tailer {
                         backoff = Duration::from_millis(100);
                     }
                     Verdict::Retry => {
-                        std::thread::sleep(backoff);
+                        // A stop does not wait for the backoff to end.
+                        let until = Instant::now() + backoff;
+                        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                         backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
                 },

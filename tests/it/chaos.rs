@@ -803,17 +803,36 @@ pub(crate) fn state_differs_from_rederived(cfg: &Path) -> Vec<String> {
 /// (such as `CALLTRAIL_NOW`, the derived state's clock).
 pub(crate) fn state_differs_from_rederived_env(cfg: &Path, env: &[(&str, &str)]) -> Vec<String> {
     let dir = cfg.parent().expect("config dir");
+    state_differs_from_rederived_at(cfg, "store.duckdb", &dir.join("store.duckdb"), env)
+}
+
+/// [`state_differs_from_rederived`] for a store anywhere: `store` is its
+/// file, `configured` its `[store] path` as the config writes it, `env`
+/// added to the rebuild's environment. The copy is made next to the config.
+pub(crate) fn state_differs_from_rederived_at(
+    cfg: &Path,
+    configured: &str,
+    store: &Path,
+    env: &[(&str, &str)],
+) -> Vec<String> {
+    let dir = cfg.parent().expect("config dir");
     let copy = dir.join("rederived.duckdb");
-    std::fs::copy(dir.join("store.duckdb"), &copy).expect("copy the store");
-    let wal = dir.join("store.duckdb.wal");
+    std::fs::copy(store, &copy).expect("copy the store");
+    let mut wal = store.as_os_str().to_owned();
+    wal.push(".wal");
+    let wal = PathBuf::from(wal);
     if wal.exists() {
         std::fs::copy(&wal, dir.join("rederived.duckdb.wal")).expect("copy the WAL");
     }
     let cfg2 = dir.join("rederive.toml");
     let text = std::fs::read_to_string(cfg).expect("read config");
+    let copy_path = copy.display().to_string();
     std::fs::write(
         &cfg2,
-        text.replace("path = \"store.duckdb\"", "path = \"rederived.duckdb\""),
+        text.replace(
+            &format!("path = \"{configured}\""),
+            &format!("path = \"{copy_path}\""),
+        ),
     )
     .expect("write config");
     let out = crate::daemon::calltrail_env(&cfg2, &["rederive"], env);

@@ -12,6 +12,7 @@ mod callfile;
 mod chaos;
 mod daemon;
 mod digest;
+mod disk_full;
 mod employee_callback;
 mod harness;
 mod hashcompat;
