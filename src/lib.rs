@@ -16,6 +16,7 @@ pub mod import;
 pub mod ingest;
 pub mod lookup;
 pub mod numbers;
+pub mod priority;
 pub mod publish;
 pub mod query;
 pub mod readonly;

@@ -177,8 +177,10 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             tracing::warn!(source = %src.name, path = %src.path.display(), "the source's path {why}; it is read once it appears");
         }
     }
+    let limits = cfg.store.limits();
+    tracing::debug!(?limits, "[store] memory_budget shared out");
     let store = Store::open(&cfg.store.path)?
-        .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_limits(Some(&limits.duckdb_memory_limit()), Some(limits.threads))?
         .with_state(cfg.state_config())
         .with_clock(clock);
     // [[rules]]: decided inside each state derivation's transaction.
