@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod heartbeat;
 pub mod import;
 pub mod ingest;
 pub mod lookup;

@@ -263,17 +263,33 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     // each with its own checkpoint and its own producer (connection): the
     // state's batches (every ~0.1 s) never queue in front of input events.
     let state_pub_wake = Arc::new(Notify::new());
+    // Heartbeats ride on the input events' producer, told by its publisher
+    // how far it is (not with --once: a batch run has no one to reassure).
+    let mut heartbeats = None;
     let publishers = match kafka {
         Some(sink) => {
+            let sink = Arc::new(sink);
             let state_sink =
                 Arc::new(kafka_sink(cfg)?.context("the Kafka config vanished while starting")?);
+            let progress = Arc::new(publish::Progress::default());
+            if let Some(hb) = crate::heartbeat::Heartbeats::new(cfg, &sources).filter(|_| !once)
+            {
+                heartbeats = Some(tokio::spawn(crate::heartbeat::run(
+                    hb,
+                    store.handle()?,
+                    sink.clone(),
+                    progress.clone(),
+                    mode_rx.clone(),
+                )));
+            }
             vec![
                 tokio::spawn(publish::run(
                     store.handle()?,
-                    Arc::new(sink),
+                    sink,
                     publish::EVENTS,
                     kafka_wake.clone(),
                     mode_rx.clone(),
+                    Some(progress),
                 )),
                 tokio::spawn(publish::run(
                     store.handle()?,
@@ -281,6 +297,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
                     publish::STATE_EVENTS,
                     state_pub_wake.clone(),
                     mode_rx.clone(),
+                    None,
                 )),
             ]
         }
@@ -373,6 +390,9 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         wait_for_signal().await?;
         tracing::info!("stopping: finishing the current batches");
         stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(h) = heartbeats {
+        h.abort();
     }
     if let Some(server) = agi {
         server.stop().await;

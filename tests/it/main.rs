@@ -15,6 +15,7 @@ mod digest;
 mod employee_callback;
 mod harness;
 mod hashcompat;
+mod heartbeat;
 mod import_history;
 mod import_kill;
 mod injection;
