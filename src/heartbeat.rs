@@ -146,12 +146,7 @@ impl Heartbeats {
 
     /// Every source's heartbeat at `now`: `behind` tells a line source's
     /// bytes not read yet, `unpublished` the publisher's backlog.
-    fn beats(
-        &self,
-        now: SystemTime,
-        behind: &[Option<u64>],
-        unpublished: u64,
-    ) -> Vec<Heartbeat> {
+    fn beats(&self, now: SystemTime, behind: &[Option<u64>], unpublished: u64) -> Vec<Heartbeat> {
         self.sources
             .iter()
             .enumerate()
@@ -228,7 +223,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = mode.changed() => {}
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return; // the daemon is gone
+                }
+            }
         }
         if *mode.borrow() == Mode::Drain {
             return;
@@ -301,9 +300,7 @@ pub async fn run(
                 tracing::debug!(sources = msgs.len(), unpublished, "heartbeats sent")
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "heartbeats not delivered (dropped)"),
-            Err(_) => tracing::warn!(
-                "heartbeats not acknowledged within one interval (dropped)"
-            ),
+            Err(_) => tracing::warn!("heartbeats not acknowledged within one interval (dropped)"),
         }
     }
 }
@@ -353,7 +350,13 @@ pbx = "office"
         Statuses(
             cfg.sources
                 .iter()
-                .map(|s| Arc::new(SourceStatus::new(&s.name, s.path.clone(), Duration::from_secs(60))))
+                .map(|s| {
+                    Arc::new(SourceStatus::new(
+                        &s.name,
+                        s.path.clone(),
+                        Duration::from_secs(60),
+                    ))
+                })
                 .collect(),
         )
     }
@@ -361,7 +364,10 @@ pbx = "office"
     #[test]
     fn on_by_default_with_kafka_off_at_zero() {
         let cfg = config("");
-        assert!(Heartbeats::new(&cfg, &statuses(&cfg)).is_none(), "no [kafka]");
+        assert!(
+            Heartbeats::new(&cfg, &statuses(&cfg)).is_none(),
+            "no [kafka]"
+        );
         let cfg = config("[kafka]\nbrokers = \"h:1\"\n");
         assert_eq!(cfg.kafka.as_ref().unwrap().heartbeat_interval_s, 30);
         let hb = Heartbeats::new(&cfg, &statuses(&cfg)).expect("on");
@@ -391,13 +397,20 @@ pbx = "office"
         assert_eq!(q.unpublished_events, 7);
         assert_eq!(q.interval_s, 5);
         assert!(q.last_line_at.is_some());
-        assert!((2.9..3.2).contains(&q.last_line_age_s), "{}", q.last_line_age_s);
+        assert!(
+            (2.9..3.2).contains(&q.last_line_age_s),
+            "{}",
+            q.last_line_age_s
+        );
         assert_eq!(q.version, env!("CARGO_PKG_VERSION"));
         assert!(!q.host.is_empty());
         let d = &beats[1];
         assert_eq!(d.source, "dbf");
         assert_eq!(d.bytes_behind, None);
-        assert_eq!(d.last_line_at, None, "no line yet: the age counts from the start");
+        assert_eq!(
+            d.last_line_at, None,
+            "no line yet: the age counts from the start"
+        );
         let later = hb.beats(t + Duration::from_secs(10), &[Some(0), None], 0);
         assert!(later[0].last_line_age_s > q.last_line_age_s + 9.0);
         assert_eq!(later[0].last_line_at, q.last_line_at);

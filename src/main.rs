@@ -280,7 +280,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 store.underived()?,
             );
-            let recorded = store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))?;
+            let recorded =
+                store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))?;
             bar.finish_and_clear();
             println!(
                 "derived state rebuilt from the stored events in {:.2?} ({recorded} new state changes recorded)",

@@ -103,9 +103,9 @@ pub fn lower_for_bulk() -> Applied {
             }
             Ok((before, target))
         });
-    let io = tids.iter().try_for_each(|&t| {
-        set_io_lowest(t).map_err(|e| format!("ioprio_set: {e}"))
-    });
+    let io = tids
+        .iter()
+        .try_for_each(|&t| set_io_lowest(t).map_err(|e| format!("ioprio_set: {e}")));
     let applied = Applied {
         threads: tids.len(),
         nice,
@@ -180,8 +180,16 @@ mod tests {
         let start: i32 = f[0].parse().unwrap();
         let want = (start + NICE_STEP).min(19);
         let lowest = i64::from((IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | IOPRIO_LOWEST);
-        assert_eq!(f[1].parse::<i32>().unwrap(), want, "a thread started before: {line}");
-        assert_eq!(f[3].parse::<i32>().unwrap(), want, "a thread started after: {line}");
+        assert_eq!(
+            f[1].parse::<i32>().unwrap(),
+            want,
+            "a thread started before: {line}"
+        );
+        assert_eq!(
+            f[3].parse::<i32>().unwrap(),
+            want,
+            "a thread started after: {line}"
+        );
         assert!(line.contains(&format!("Some(({start}, {want}))")), "{line}");
         // ioprio_set may be refused in a sandbox (seccomp): then it says so.
         if line.ends_with("Ok(())") {

@@ -74,9 +74,7 @@ impl Progress {
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.waiting_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.waiting_since.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A batch is handed to the broker.

@@ -272,8 +272,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             let state_sink =
                 Arc::new(kafka_sink(cfg)?.context("the Kafka config vanished while starting")?);
             let progress = Arc::new(publish::Progress::default());
-            if let Some(hb) = crate::heartbeat::Heartbeats::new(cfg, &sources).filter(|_| !once)
-            {
+            if let Some(hb) = crate::heartbeat::Heartbeats::new(cfg, &sources).filter(|_| !once) {
                 heartbeats = Some(tokio::spawn(crate::heartbeat::run(
                     hb,
                     store.handle()?,

@@ -106,7 +106,7 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
         ),
         Some(b) if b < super::budget::MIN_BUDGET => p(
             "store.memory_budget".into(),
-            "at least 64MB (DuckDB needs some tens of MB to write the store)",
+            "at least 128MB (the process itself holds ~128 MB beside DuckDB's limit of at least 64MB)",
             format!("{:?}", cfg.store.memory_budget),
         ),
         Some(_) => {}
@@ -123,7 +123,7 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
                 &format!(
                     "at most store.memory_budget ({:?}{}), the whole process's budget, which \
                      DuckDB's limit is part of: raise memory_budget too, or leave memory_limit \
-                     out (DuckDB then gets half of the budget)",
+                     out (DuckDB then gets 40 % of the budget)",
                     cfg.store.memory_budget,
                     if cfg.store.memory_budget == super::DEFAULT_MEMORY_BUDGET {
                         ", the default"
@@ -575,16 +575,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let parse = |store: &str| crate::config::parse(store, &dir.path().join("c.toml"));
         let problems = |store: &str| match parse(store) {
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            }
             other => panic!("{store}: {other:?}"),
         };
-        // Defaults: 512MB, DuckDB half of it.
+        // Defaults: 512MB, DuckDB 40 % of it.
         let cfg = parse("[store]\n").unwrap();
         assert_eq!(cfg.store.memory_budget, "512MB");
-        assert_eq!(cfg.store.limits().memory_limit, 256_000_000);
+        assert_eq!(cfg.store.limits().memory_limit, 204_800_000);
         // An explicit limit within the budget wins.
         let cfg = parse("[store]\nmemory_budget = \"2GB\"\nmemory_limit = \"1.5GB\"\n").unwrap();
         assert_eq!(cfg.store.limits().memory_limit, 1_500_000_000);
@@ -611,12 +610,12 @@ mod tests {
             p[0].starts_with("store.memory_budget: expected a size such as \"512MB\""),
             "{p:?}"
         );
-        let p = problems("[store]\nmemory_budget = \"32MB\"\n");
+        let p = problems("[store]\nmemory_budget = \"100MB\"\n");
         assert!(
-            p[0].starts_with("store.memory_budget: expected at least 64MB"),
+            p[0].starts_with("store.memory_budget: expected at least 128MB"),
             "{p:?}"
         );
-        assert!(parse("[store]\nmemory_budget = \"64MB\"\n").is_ok());
+        assert!(parse("[store]\nmemory_budget = \"128MB\"\n").is_ok());
     }
 
     #[test]

@@ -317,9 +317,11 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     }
     // The derived state of everything stored and not derived yet.
     if !args.skip_state {
+        crate::config::budget::trim_heap();
         let state_started = Instant::now();
         let bar = state_bar(&bar, store.underived()?);
-        report.derived = store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))? as u64;
+        report.derived =
+            store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))? as u64;
         report.state_elapsed = state_started.elapsed();
     }
     bar.finish_and_clear();

@@ -113,7 +113,8 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
 
     // At least 6 beats per source in 8.5 s at 1 s (the first one interval
     // in); the consumer reads them all, keyed by source.
-    let beats = broker.consume_heartbeats(TOPIC, 12, Duration::from_secs(30), Duration::from_secs(1));
+    let beats =
+        broker.consume_heartbeats(TOPIC, 12, Duration::from_secs(30), Duration::from_secs(1));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .expect("hostname")
         .trim()
@@ -125,7 +126,11 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
         let v = json(m);
         assert_eq!(v["kind"], "heartbeat", "{m:?}");
         assert_eq!(header(m, "kind"), Some("heartbeat"), "{m:?}");
-        assert_eq!(header(m, "event_id"), None, "a heartbeat is no event: {m:?}");
+        assert_eq!(
+            header(m, "event_id"),
+            None,
+            "a heartbeat is no event: {m:?}"
+        );
         let source = v["source"].as_str().expect("source").to_string();
         assert_eq!(m.key.as_deref(), Some(source.as_str()), "key = source");
         assert_eq!(v["host"], host.as_str());
@@ -150,7 +155,12 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
         // About one a second (a loaded machine may delay one).
         for w in list.windows(2) {
             let gap = secs(&w[1]["ts"]) - secs(&w[0]["ts"]);
-            assert!((0.5..3.0).contains(&gap), "{gap} s between {} and {}", w[0], w[1]);
+            assert!(
+                (0.5..3.0).contains(&gap),
+                "{gap} s between {} and {}",
+                w[0],
+                w[1]
+            );
         }
         // The age is the time since the last line stored.
         for v in list.iter() {
@@ -161,7 +171,10 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
             }
         }
         let last = list.last().expect("a beat");
-        assert_eq!(last["unpublished_events"], 0, "caught up at the end: {last}");
+        assert_eq!(
+            last["unpublished_events"], 0,
+            "caught up at the end: {last}"
+        );
         assert_eq!(last["bytes_behind"], 0, "read to the end: {last}");
     }
 
@@ -181,7 +194,10 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
         assert!(b > a + 0.4, "growing: {a} then {b}");
     }
     assert!(
-        q.last().expect("beat")["last_line_age_s"].as_f64().expect("age") > 5.0,
+        q.last().expect("beat")["last_line_age_s"]
+            .as_f64()
+            .expect("age")
+            > 5.0,
         "{q:?}"
     );
     // The busy source: young lines while written to, its count growing.
@@ -195,10 +211,17 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
         let age = v["last_line_age_s"].as_f64().expect("age");
         assert!(age < 2.0, "a line every 0.4 s, yet {age} s: {v}");
     }
-    let lines: Vec<u64> = b.iter().map(|v| v["lines"].as_u64().expect("lines")).collect();
+    let lines: Vec<u64> = b
+        .iter()
+        .map(|v| v["lines"].as_u64().expect("lines"))
+        .collect();
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
     assert!(lines[0] < *lines.last().expect("lines"), "{lines:?}");
-    assert_eq!(*lines.last().expect("lines"), written - 2, "every busy line");
+    assert_eq!(
+        *lines.last().expect("lines"),
+        written - 2,
+        "every busy line"
+    );
 
     // The events: every line once, `seq` 1..n without a gap, no heartbeat
     // among them; on the topic exactly the events and the state changes.
@@ -220,8 +243,17 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
     );
     let derived = query_i64(&cfg, "SELECT count(*) FROM state_events");
     let total = (n + derived) as usize;
-    let msgs = broker.consume_settled(TOPIC, total, Duration::from_secs(30), Duration::from_secs(2));
-    assert_eq!(msgs.len(), total, "events and state changes, no more: {msgs:?}");
+    let msgs = broker.consume_settled(
+        TOPIC,
+        total,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        msgs.len(),
+        total,
+        "events and state changes, no more: {msgs:?}"
+    );
     let events: Vec<serde_json::Value> = msgs
         .iter()
         .map(json)
@@ -235,7 +267,10 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), written as usize, "each event once");
-    assert!(events.iter().all(|v| v["kind"] == "enter_queue"), "{events:?}");
+    assert!(
+        events.iter().all(|v| v["kind"] == "enter_queue"),
+        "{events:?}"
+    );
 
     // At 0: none (and the events still flow).
     let cfg = write_config(dir.path(), &broker, 0);
@@ -244,9 +279,19 @@ fn heartbeats_per_source_tell_quiet_from_busy_and_leave_the_events_alone() {
     std::thread::sleep(Duration::from_secs(3));
     let status = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
-    let again = broker.consume_heartbeats(TOPIC, beats.len(), Duration::from_secs(30), Duration::from_secs(2));
+    let again = broker.consume_heartbeats(
+        TOPIC,
+        beats.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
     assert_eq!(again.len(), beats.len(), "no heartbeat at interval 0");
     assert_eq!(query_i64(&cfg, "SELECT count(*) FROM events"), n + 1);
-    let msgs = broker.consume_settled(TOPIC, total + 1, Duration::from_secs(30), Duration::from_secs(0));
+    let msgs = broker.consume_settled(
+        TOPIC,
+        total + 1,
+        Duration::from_secs(30),
+        Duration::from_secs(0),
+    );
     assert!(msgs.len() > total, "the new line was published");
 }

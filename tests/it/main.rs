@@ -7,6 +7,7 @@ mod actions_cli;
 mod ami_callback;
 mod ami_peer;
 mod asterisk_live;
+mod budget;
 mod calendar;
 mod callfile;
 mod chaos;
