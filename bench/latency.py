@@ -270,8 +270,8 @@ def main():
                 e = json.loads(r.value)
             except ValueError:
                 return None
-            if e.get("source") != "pbx1-queue":
-                return None  # state changes the daemon derives: not a line
+            if e.get("source") != "pbx1-queue" or e.get("kind") == "heartbeat":
+                return None  # state changes the daemon derives, heartbeats: not a line
             return (e.get("call_id"), e.get("verb"))
 
         cons = Consumer(bootstrap, topic, key)

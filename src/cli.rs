@@ -80,6 +80,11 @@ pub enum Command {
         /// For bulk backfills: deriving runs at its own pace afterwards.
         #[arg(long)]
         no_state: bool,
+        /// Keep the priority `import` was started with (by default it
+        /// raises its niceness by 10 and takes the lowest best-effort IO
+        /// priority, so that the PBX beside it comes first).
+        #[arg(long)]
+        no_nice: bool,
         /// Files to import (plain or .gz); rotated sets are read oldest first
         /// (`queue_log.2.gz`, `queue_log.1`, `queue_log`).
         #[arg(required = true, value_name = "PATH")]
@@ -147,7 +152,13 @@ pub enum Command {
     /// Rebuild every derived table (calls, callers, missed_calls, SLA, …)
     /// from the stored events, e.g. after changing [state] settings. Needs
     /// the store to itself (stop `run` first).
-    Rederive,
+    Rederive {
+        /// Keep the priority `rederive` was started with (by default it
+        /// raises its niceness by 10 and takes the lowest best-effort IO
+        /// priority, so that the PBX beside it comes first).
+        #[arg(long)]
+        no_nice: bool,
+    },
 }
 
 /// `calltrail numbers …`.

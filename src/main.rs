@@ -123,9 +123,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             pbx,
             timezone,
             no_state,
+            no_nice,
             paths,
         } => {
             let cfg = load(&cli)?;
+            if !*no_nice {
+                calltrail::priority::lower_for_bulk();
+            }
             let kind = match kind {
                 Some(k) => Some(SourceKind::from_name(k).with_context(|| {
                     let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -255,11 +259,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rederive => {
+        Command::Rederive { no_nice } => {
             let cfg = load(&cli)?;
+            if !*no_nice {
+                calltrail::priority::lower_for_bulk();
+            }
+            let limits = cfg.store.limits();
+            tracing::debug!(?limits, "[store] memory_budget shared out");
             let store = calltrail::store::Store::open(&cfg.store.path)
                 .context("opening the store (is `calltrail run` holding it?)")?
-                .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+                .with_limits(Some(&limits.duckdb_memory_limit()), Some(limits.threads))?
                 .with_state(cfg.state_config())
                 .with_clock(clock);
             let started = std::time::Instant::now();
@@ -271,7 +280,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 store.underived()?,
             );
-            let recorded = store.derive_all_with(|n| bar.set_position(n))?;
+            let recorded =
+                store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))?;
             bar.finish_and_clear();
             println!(
                 "derived state rebuilt from the stored events in {:.2?} ({recorded} new state changes recorded)",

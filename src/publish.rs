@@ -14,7 +14,8 @@
 use crate::store::health::Failure;
 use crate::store::{Store, StoreError};
 use calltrail_sinks::{KafkaMessage, KafkaSink};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
@@ -44,6 +45,63 @@ pub const STATE_EVENTS: Stream = Stream {
 };
 const BATCH: usize = 5_000;
 
+/// How far the events' publisher is, shared with the heartbeats
+/// (`heartbeat.rs`): the last `seq` the broker acknowledged, and since when
+/// a batch has waited for the broker (set when one is handed over, cleared
+/// by its acknowledgement: a failed batch keeps it, until one goes through).
+#[derive(Debug)]
+pub struct Progress {
+    /// The last `seq` acknowledged (at start: the checkpoint); -1 before
+    /// the publisher's first read.
+    acked: AtomicI64,
+    waiting_since: Mutex<Option<Instant>>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            acked: AtomicI64::new(-1),
+            waiting_since: Mutex::new(None),
+        }
+    }
+}
+
+impl Progress {
+    /// The publisher starts after `seq` (its checkpoint).
+    fn start_at(&self, seq: i64) {
+        let _ = self
+            .acked
+            .compare_exchange(-1, seq, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.waiting_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A batch is handed to the broker.
+    pub fn sending(&self) {
+        self.waiting().get_or_insert_with(Instant::now);
+    }
+
+    /// Everything up to `seq` is acknowledged.
+    pub fn acknowledged(&self, seq: i64) {
+        self.acked.fetch_max(seq, Ordering::AcqRel);
+        *self.waiting() = None;
+    }
+
+    /// The last `seq` acknowledged (`None` until the publisher has read its
+    /// checkpoint).
+    pub fn acked(&self) -> Option<i64> {
+        Some(self.acked.load(Ordering::Acquire)).filter(|s| *s >= 0)
+    }
+
+    /// How long a batch has been waiting for the broker (`None`: nothing
+    /// waits, the publisher is caught up or between batches).
+    pub fn waiting_for(&self) -> Option<Duration> {
+        self.waiting().map(|t| t.elapsed())
+    }
+}
+
 /// Whether background workers keep running or finish what is due and stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -51,13 +109,15 @@ pub enum Mode {
     Drain,
 }
 
-/// Runs until `mode` turns to `Drain` and everything stored is published.
+/// Runs until `mode` turns to `Drain` and everything stored is published;
+/// keeps `progress` (when given) up to date.
 pub async fn run(
     store: Store,
     sink: Arc<KafkaSink>,
     stream: Stream,
     wake: Arc<Notify>,
     mut mode: watch::Receiver<Mode>,
+    progress: Option<Arc<Progress>>,
 ) {
     let store = Arc::new(store);
     let mut backoff = Duration::from_millis(200);
@@ -82,6 +142,9 @@ pub async fn run(
         let batch = match batch {
             Ok(Ok((from, b))) => {
                 after = Some(from);
+                if let Some(p) = &progress {
+                    p.start_at(from);
+                }
                 b
             }
             Ok(Err(e)) => {
@@ -148,8 +211,14 @@ pub async fn run(
         let publish_started = Instant::now();
         let last = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
         ahead = Some(read(&store, stream, Some(last)));
+        if let Some(p) = &progress {
+            p.sending();
+        }
         match sink.publish_batch(&msgs).await {
             Ok(()) => {
+                if let Some(p) = &progress {
+                    p.acknowledged(last);
+                }
                 tracing::debug!(
                     count = batch.len(),
                     read_us = (publish_started - read_started).as_micros() as u64,

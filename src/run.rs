@@ -190,8 +190,10 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
             tracing::warn!(source = %src.name, path = %src.path.display(), "the source's path {why}; it is read once it appears");
         }
     }
+    let limits = cfg.store.limits();
+    tracing::debug!(?limits, "[store] memory_budget shared out");
     let store = Store::open(&cfg.store.path)?
-        .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_limits(Some(&limits.duckdb_memory_limit()), Some(limits.threads))?
         .with_durable_commits()?
         .with_state(cfg.state_config())
         .with_clock(clock);
@@ -277,17 +279,32 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     // each with its own checkpoint and its own producer (connection): the
     // state's batches (every ~0.1 s) never queue in front of input events.
     let state_pub_wake = Arc::new(Notify::new());
+    // Heartbeats ride on the input events' producer, told by its publisher
+    // how far it is (not with --once: a batch run has no one to reassure).
+    let mut heartbeats = None;
     let publishers = match kafka {
         Some(sink) => {
+            let sink = Arc::new(sink);
             let state_sink =
                 Arc::new(kafka_sink(cfg)?.context("the Kafka config vanished while starting")?);
+            let progress = Arc::new(publish::Progress::default());
+            if let Some(hb) = crate::heartbeat::Heartbeats::new(cfg, &sources).filter(|_| !once) {
+                heartbeats = Some(tokio::spawn(crate::heartbeat::run(
+                    hb,
+                    store.handle()?,
+                    sink.clone(),
+                    progress.clone(),
+                    mode_rx.clone(),
+                )));
+            }
             vec![
                 tokio::spawn(publish::run(
                     store.handle()?,
-                    Arc::new(sink),
+                    sink,
                     publish::EVENTS,
                     kafka_wake.clone(),
                     mode_rx.clone(),
+                    Some(progress),
                 )),
                 tokio::spawn(publish::run(
                     store.handle()?,
@@ -295,6 +312,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
                     publish::STATE_EVENTS,
                     state_pub_wake.clone(),
                     mode_rx.clone(),
+                    None,
                 )),
             ]
         }
@@ -389,6 +407,9 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
         signals.until_stop(&mut reloader).await;
         tracing::info!("stopping: finishing the current batches");
         stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(h) = heartbeats {
+        h.abort();
     }
     if let Some(server) = agi {
         server.stop().await;

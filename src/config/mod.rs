@@ -2,6 +2,7 @@
 //! checks `check-config` runs so that every mistake is explained (where,
 //! what was expected, what was found) before the daemon starts.
 
+pub mod budget;
 mod callbacks;
 mod http;
 mod logins;

@@ -65,19 +65,32 @@ pub struct StoreConfig {
     /// DuckDB database file.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
-    /// DuckDB's memory limit (`"1GB"`, `"512MB"`); DuckDB's own default
-    /// (80 % of RAM) when absent. Past it DuckDB spills to disk.
+    /// The whole process's memory budget (`"512MB"`): DuckDB's memory
+    /// limit, its threads and the bulk batch sizes follow from it
+    /// (`config::budget`).
+    #[serde(default = "default_memory_budget")]
+    pub memory_budget: String,
+    /// DuckDB's memory limit (`"1GB"`, `"512MB"`), at most the budget; a
+    /// share of `memory_budget` when absent. Past it DuckDB spills to disk.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// DuckDB's worker threads; the machine's cores when absent.
+    /// DuckDB's worker threads; from the memory limit when absent.
     #[serde(default)]
     pub threads: Option<u32>,
+}
+
+/// `[store] memory_budget` when absent: fits a 2 GB PBX host.
+pub const DEFAULT_MEMORY_BUDGET: &str = "512MB";
+
+fn default_memory_budget() -> String {
+    DEFAULT_MEMORY_BUDGET.into()
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: default_store_path(),
+            memory_budget: default_memory_budget(),
             memory_limit: None,
             threads: None,
         }
@@ -87,14 +100,7 @@ impl Default for StoreConfig {
 /// Whether `s` is a size DuckDB's `memory_limit` takes: a number and a unit
 /// (`B`, `KB`/`KiB` … `TB`/`TiB`), case-insensitive.
 pub fn is_memory_size(s: &str) -> bool {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let unit = unit.trim().to_ascii_lowercase();
-    num.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite())
-        && ["b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib"].contains(&unit.as_str())
+    super::budget::parse_size(s).is_some()
 }
 
 fn default_store_path() -> PathBuf {
@@ -290,6 +296,14 @@ pub struct KafkaSection {
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Seconds between two heartbeats of each source on the topic
+    /// (`heartbeat.rs`); 0 sends none.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval_s: u64,
+}
+
+fn default_heartbeat_interval() -> u64 {
+    30
 }
 
 fn default_topic() -> String {

@@ -97,13 +97,43 @@ pub(super) fn check(cfg: &Config) -> Vec<Problem> {
             );
         }
     }
+    let budget = super::budget::parse_size(&cfg.store.memory_budget);
+    match budget {
+        None => p(
+            "store.memory_budget".into(),
+            "a size such as \"512MB\" or \"2GB\" (B, KB, MB, GB, TB or KiB … TiB)",
+            format!("{:?}", cfg.store.memory_budget),
+        ),
+        Some(b) if b < super::budget::MIN_BUDGET => p(
+            "store.memory_budget".into(),
+            "at least 128MB (the process itself holds ~128 MB beside DuckDB's limit of at least 64MB)",
+            format!("{:?}", cfg.store.memory_budget),
+        ),
+        Some(_) => {}
+    }
     if let Some(m) = &cfg.store.memory_limit {
-        if !super::model::is_memory_size(m) {
-            p(
+        match (super::budget::parse_size(m), budget) {
+            (None, _) => p(
                 "store.memory_limit".into(),
                 "a size such as \"1GB\" or \"512MB\" (B, KB, MB, GB, TB or KiB … TiB)",
                 format!("{m:?}"),
-            );
+            ),
+            (Some(limit), Some(b)) if limit > b => p(
+                "store.memory_limit".into(),
+                &format!(
+                    "at most store.memory_budget ({:?}{}), the whole process's budget, which \
+                     DuckDB's limit is part of: raise memory_budget too, or leave memory_limit \
+                     out (DuckDB then gets 40 % of the budget)",
+                    cfg.store.memory_budget,
+                    if cfg.store.memory_budget == super::DEFAULT_MEMORY_BUDGET {
+                        ", the default"
+                    } else {
+                        ""
+                    }
+                ),
+                format!("{m:?}"),
+            ),
+            _ => {}
         }
     }
     if cfg.store.threads == Some(0) {
@@ -537,6 +567,55 @@ mod tests {
         let w = warnings(&cfg);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].starts_with("no [[sources]]"), "{w:?}");
+    }
+
+    /// `[store] memory_budget` and an explicit `memory_limit` within it.
+    #[test]
+    fn the_memory_budget_and_the_limit_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |store: &str| crate::config::parse(store, &dir.path().join("c.toml"));
+        let problems = |store: &str| match parse(store) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            }
+            other => panic!("{store}: {other:?}"),
+        };
+        // Defaults: 512MB, DuckDB 40 % of it.
+        let cfg = parse("[store]\n").unwrap();
+        assert_eq!(cfg.store.memory_budget, "512MB");
+        assert_eq!(cfg.store.limits().memory_limit, 204_800_000);
+        // An explicit limit within the budget wins.
+        let cfg = parse("[store]\nmemory_budget = \"2GB\"\nmemory_limit = \"1.5GB\"\n").unwrap();
+        assert_eq!(cfg.store.limits().memory_limit, 1_500_000_000);
+        assert_eq!(cfg.store.limits().budget, 2_000_000_000);
+        // Beyond the default budget: told what to do.
+        let p = problems("[store]\nmemory_limit = \"1GB\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "store.memory_limit: expected at most store.memory_budget (\"512MB\", the default)"
+            ),
+            "{p:?}"
+        );
+        assert!(p[0].contains("raise memory_budget too"), "{p:?}");
+        assert!(p[0].ends_with("found \"1GB\""), "{p:?}");
+        let p = problems("[store]\nmemory_budget = \"1GB\"\nmemory_limit = \"1GiB\"\n");
+        assert!(
+            p[0].starts_with("store.memory_limit: expected at most store.memory_budget (\"1GB\")"),
+            "{p:?}"
+        );
+        // Not a size, too small.
+        let p = problems("[store]\nmemory_budget = \"half\"\n");
+        assert!(
+            p[0].starts_with("store.memory_budget: expected a size such as \"512MB\""),
+            "{p:?}"
+        );
+        let p = problems("[store]\nmemory_budget = \"100MB\"\n");
+        assert!(
+            p[0].starts_with("store.memory_budget: expected at least 128MB"),
+            "{p:?}"
+        );
+        assert!(parse("[store]\nmemory_budget = \"128MB\"\n").is_ok());
     }
 
     #[test]

@@ -277,8 +277,10 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     });
     let total: u64 = jobs.iter().map(|j| j.2).sum();
     let bar = progress_bar(args.progress, total);
+    let limits = cfg.store.limits();
+    tracing::debug!(?limits, "[store] memory_budget shared out");
     let store = Store::open(&cfg.store.path)?
-        .with_limits(cfg.store.memory_limit.as_deref(), cfg.store.threads)?
+        .with_limits(Some(&limits.duckdb_memory_limit()), Some(limits.threads))?
         .with_state(cfg.state_config())
         .with_clock(args.clock);
     let mut report = ImportReport::default();
@@ -301,7 +303,7 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
                 parser = Some(BatchParser::new(&src.name, parser_for(cfg, &src)?));
             }
             let Some(p) = parser.as_mut() else { continue };
-            let (stats, bytes) = import_file(p, &store, &path, &bar)
+            let (stats, bytes) = import_file(p, &store, &path, &bar, limits.import_batch)
                 .with_context(|| format!("importing {}", path.display()))?;
             report.bytes += bytes;
             stats
@@ -315,9 +317,11 @@ pub fn import(cfg: &Config, args: &ImportArgs) -> anyhow::Result<ImportReport> {
     }
     // The derived state of everything stored and not derived yet.
     if !args.skip_state {
+        crate::config::budget::trim_heap();
         let state_started = Instant::now();
         let bar = state_bar(&bar, store.underived()?);
-        report.derived = store.derive_all_with(|n| bar.set_position(n))? as u64;
+        report.derived =
+            store.derive_all_in_steps(limits.derive_step, |n| bar.set_position(n))? as u64;
         report.state_elapsed = state_started.elapsed();
     }
     bar.finish_and_clear();
@@ -353,20 +357,16 @@ pub fn state_bar(bar: &ProgressBar, events: u64) -> ProgressBar {
     bar.clone()
 }
 
-/// Lines per batch of an import (one transaction each): two of DuckDB's row
-/// groups, so that a transaction's rows are merged into the table as the
-/// row groups DuckDB wrote while inserting them (a transaction of less than
-/// one row group is re-appended row by row at commit: 100,000 lines per
-/// batch took 1.4x as long), and so that DuckDB's two threads each take one.
-const IMPORT_BATCH: usize = 2 * crate::store::ROW_GROUP_ROWS;
-
-/// Reads one file: a thread reads, splits and parses while this one stores.
-/// Returns the file's totals and the uncompressed bytes read.
+/// Reads one file: a thread reads, splits and parses while this one stores,
+/// in batches of `batch_lines` lines (one transaction each; the budget's,
+/// `config::budget::MAX_IMPORT_BATCH` at most). Returns the file's totals
+/// and the uncompressed bytes read.
 fn import_file(
     parser: &mut BatchParser,
     store: &Store,
     path: &Path,
     bar: &ProgressBar,
+    batch_lines: usize,
 ) -> anyhow::Result<(IngestStats, u64)> {
     let meta = std::fs::metadata(path)?;
     let devino = DevIno {
@@ -391,7 +391,7 @@ fn import_file(
     let total = std::thread::scope(|scope| -> anyhow::Result<u64> {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         let producer = scope.spawn(move || -> std::io::Result<u64> {
-            text.batches(framing, IMPORT_BATCH, |lines, end, line_no| {
+            text.batches(framing, batch_lines, |lines, end, line_no| {
                 let n = lines.len() as u64;
                 let batch = Batch::new(fp, devino, head.clone(), lines, end, line_no);
                 let Some(span) = span_of(&batch) else {

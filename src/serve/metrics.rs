@@ -388,7 +388,7 @@ pub(crate) fn behind(
 /// Bytes of the source's file past its committed offset (`None`: not a
 /// followed file, or none there). A file other than the checkpoint's (it
 /// rotated) is behind by its whole size.
-fn bytes_behind(
+pub(crate) fn bytes_behind(
     c: &duckdb::Connection,
     source: &str,
     path: &std::path::Path,

@@ -1046,7 +1046,17 @@ impl Store {
 
     /// [`Store::derive_all`], calling `progress` with the events derived so
     /// far after every step.
-    pub fn derive_all_with(&self, mut progress: impl FnMut(u64)) -> Result<usize, StoreError> {
+    pub fn derive_all_with(&self, progress: impl FnMut(u64)) -> Result<usize, StoreError> {
+        self.derive_all_in_steps(BULK_DERIVE_STEP, progress)
+    }
+
+    /// [`Store::derive_all_with`] in steps of at most `step` events (the
+    /// `[store] memory_budget`'s, `config::budget`).
+    pub fn derive_all_in_steps(
+        &self,
+        step: usize,
+        mut progress: impl FnMut(u64),
+    ) -> Result<usize, StoreError> {
         self.lock()
             .execute_batch(&format!(
                 "SET checkpoint_threshold = '{BULK_CHECKPOINT_WAL}'"
@@ -1054,7 +1064,7 @@ impl Store {
             .map_err(db("holding back checkpoints"))?;
         let derived = (|| {
             let (mut recorded, mut taken) = (0, 0u64);
-            let mut step = BULK_DERIVE_STEP;
+            let mut step = step.max(1);
             loop {
                 let (n, r) = match self.derive_state(step) {
                     Ok(done) => done,

@@ -311,14 +311,15 @@ fn stored_events(cfg: &Path) -> Vec<Stored> {
         .collect()
 }
 
-/// Every message on the topic (event_id header of each). Never panics on a
-/// short read: what is missing is the finding.
+/// Every message on the topic but heartbeats (event_id header of each).
+/// Never panics on a short read: what is missing is the finding.
 fn kafka_event_ids(broker: &Broker, expect: usize) -> (Vec<String>, String) {
     let mut cmd = Command::new(tools::python());
     cmd.arg(tools::support_script("kafka_consume.py"))
         .args(["--bootstrap", &broker.bootstrap(), "--topic", TOPIC])
         .args(["--expect", &expect.to_string()])
-        .args(["--timeout", "30", "--linger", "3"]);
+        .args(["--timeout", "30", "--linger", "3"])
+        .args(["--skip-header", crate::support::broker::HEARTBEAT]);
     let out = tools::run(&mut cmd, Duration::from_secs(150));
     let ids = out
         .stdout

@@ -20,6 +20,9 @@ Modes (all take --bootstrap HOST:PORT --topic T):
       message on stderr; what was read is still printed).
       Without --group the partitions are assigned directly (no consumer group:
       fast, nothing committed). With --group it joins that consumer group.
+      --skip-header NAME=VALUE leaves out (neither counted nor printed) the
+      messages carrying that header (calltrail's heartbeats: kind=heartbeat);
+      --only-header NAME=VALUE keeps only those.
 
   --produce VALUE [--produce VALUE ...] [--key K]
       Sends the values (in order, same key) and waits for the acks.
@@ -89,6 +92,20 @@ def consume(args):
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
 
+    def header_filter(spec):
+        if spec is None:
+            return None
+        name, _, value = spec.partition("=")
+        return (name, value.encode())
+
+    skip, only = header_filter(args.skip_header), header_filter(args.only_header)
+
+    def wanted(record):
+        headers = [(k, v) for k, v in (record.headers or [])]
+        if skip is not None and skip in headers:
+            return False
+        return only is None or only in headers
+
     got = []
     linger_until = None
     while True:
@@ -100,7 +117,7 @@ def consume(args):
             break
         wait_ms = max(1, min(500, int((stop_at - now) * 1000)))
         for records in consumer.poll(timeout_ms=wait_ms).values():
-            got.extend(records)
+            got.extend(r for r in records if wanted(r))
     consumer.close()
 
     got.sort(key=lambda r: (r.partition, r.offset))
@@ -170,6 +187,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds")
     ap.add_argument("--group", help="consumer group (default: direct assignment)")
     ap.add_argument("--linger", type=float, default=0.0, help="seconds to keep reading after --expect")
+    ap.add_argument("--skip-header", metavar="NAME=VALUE", help="leave out messages with this header")
+    ap.add_argument("--only-header", metavar="NAME=VALUE", help="keep only messages with this header")
     ap.add_argument("--produce", action="append", metavar="VALUE", help="produce VALUE (repeatable)")
     ap.add_argument("--key", help="key for --produce")
     ap.add_argument("--create-topic", action="store_true")

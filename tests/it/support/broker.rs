@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use super::tools;
 
+/// The header of calltrail's heartbeats, as kafka_consume.py's filters take it.
+pub const HEARTBEAT: &str = "kind=heartbeat";
+
 /// How long the broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Ports tried before giving up: a free port can be taken by someone else
@@ -147,22 +150,47 @@ impl Broker {
     /// Reads `topic` from the earliest offset until at least `expect` messages
     /// arrived, and returns them ordered by (partition, offset). Panics, with
     /// the consumer's and the broker's output, if fewer arrive within
-    /// `timeout` or the topic does not exist by then.
+    /// `timeout` or the topic does not exist by then. calltrail's heartbeats
+    /// (header `kind: heartbeat`, sent by the clock) are left out: see
+    /// [`Broker::consume_heartbeats`].
     pub fn consume(&self, topic: &str, expect: usize, timeout: Duration) -> Vec<ConsumedMessage> {
         self.consume_settled(topic, expect, timeout, Duration::ZERO)
+    }
+
+    /// calltrail's heartbeats on `topic` (header `kind: heartbeat`) and
+    /// nothing else, as [`Broker::consume_settled`] reads.
+    pub fn consume_heartbeats(
+        &self,
+        topic: &str,
+        expect: usize,
+        timeout: Duration,
+        linger: Duration,
+    ) -> Vec<ConsumedMessage> {
+        self.read(topic, expect, timeout, linger, ["--only-header", HEARTBEAT])
     }
 
     /// Like [`Broker::consume`], but once `expect` messages arrived it keeps
     /// reading for `linger` more, so a test can assert there are no extra
     /// messages (duplicates): check the length of what is returned. With
     /// `expect == 0` it reads whatever is there within `linger` (the topic
-    /// must exist).
+    /// must exist). Heartbeats are left out.
     pub fn consume_settled(
         &self,
         topic: &str,
         expect: usize,
         timeout: Duration,
         linger: Duration,
+    ) -> Vec<ConsumedMessage> {
+        self.read(topic, expect, timeout, linger, ["--skip-header", HEARTBEAT])
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        expect: usize,
+        timeout: Duration,
+        linger: Duration,
+        filter: [&str; 2],
     ) -> Vec<ConsumedMessage> {
         let expect_arg = expect.to_string();
         let timeout_arg = format!("{:.3}", timeout.as_secs_f64());
@@ -177,6 +205,8 @@ impl Broker {
                 &timeout_arg,
                 "--linger",
                 &linger_arg,
+                filter[0],
+                filter[1],
             ],
             timeout + linger,
             &format!("consume {expect} message(s) from {topic:?}"),
