@@ -144,7 +144,10 @@ fn the_smallest_budget_imports_and_derives_what_the_default_does() {
     assert_eq!(a[1]["n"], 0, "{a:?}");
     assert_eq!(a[3]["n"], u64::from(CALLS), "one stint per call: {a:?}");
     assert!(a.iter().skip(2).all(|t| t["n"].as_u64() > Some(0)), "{a:?}");
-    assert_eq!(a[2]["n"], 15_000, "5,000 first calls, 10,000 episodes: {a:?}");
+    assert_eq!(
+        a[2]["n"], 15_000,
+        "5,000 first calls, 10,000 episodes: {a:?}"
+    );
     // The step-dependent ones: smaller steps record at least as many.
     let changes = |cfg: &Path| {
         crate::daemon::query_i64(
@@ -153,7 +156,10 @@ fn the_smallest_budget_imports_and_derives_what_the_default_does() {
         )
     };
     let (small_steps, big_steps) = (changes(&tiny_cfg), changes(&wide_cfg));
-    assert!(big_steps > 0 && small_steps >= big_steps, "{small_steps} {big_steps}");
+    assert!(
+        big_steps > 0 && small_steps >= big_steps,
+        "{small_steps} {big_steps}"
+    );
 }
 
 #[test]
