@@ -385,14 +385,22 @@ url = "{hook}"
         readyz(port)
     );
 
-    // The disk fills while lines keep coming. The room left lets the WAL
-    // reach DuckDB's checkpoint threshold (16 MiB), but not the checkpoint
-    // write into the store's file: DuckDB invalidates the database, which
-    // is reopened (again and again while the disk is full).
-    let filler = fs.dir.join("filler");
+    // The disk fills while lines keep coming. The room left takes DuckDB's
+    // WAL over its checkpoint threshold (16 MiB), not the checkpoint that
+    // follows (the first: it writes all the data into the store's file):
+    // DuckDB invalidates the database, which is reopened (again whenever
+    // that happens while the disk is full).
+    assert!(
+        wait_until(Duration::from_secs(60), || metric(
+            port,
+            "calltrail_deriver_lag_events"
+        ) == Some(0.0)),
+        "the state was not derived before the disk filled"
+    );
     let wal = std::fs::metadata(fs.dir.join("store.duckdb.wal")).map_or(0, |m| m.len());
-    let leave = (17u64 << 20).saturating_sub(wal).clamp(2 << 20, 16 << 20);
+    let leave = (16u64 << 20).saturating_sub(wal) + (5 << 20);
     eprintln!("WAL {wal} bytes; leaving {leave} bytes free");
+    let filler = fs.dir.join("filler");
     fs.fill(&filler, leave);
     let why = fill_until_not_writable(&d, &log, port, &mut next, &fs);
     assert_stopped_cleanly(&mut d, port, &why);
