@@ -2,6 +2,17 @@
 //! Every statement is idempotent; applied with the store's own schema.
 
 pub const DDL: &str = r#"
+-- No key or index on the tables that grow with history (calls,
+-- call_attempts, callers, last_agent, missed_calls): the deriver deletes a
+-- key's rows and writes them again in one transaction, so a key never
+-- repeats, and DuckDB (2.0) keeps the index nodes it touches in memory for
+-- good: under the default budget's 205 MB a bulk derivation of 10 M events
+-- ran out of memory at 1.9 M, its indexes holding 126 MB and growing with
+-- every caller touched. (Single-column indexes dropped for a bulk
+-- derivation and built again after it were tried: after a full disk had
+-- made DuckDB reopen the store, deleting rows failed with "Failed to
+-- delete all rows from index", a fatal error.) Rows are found by hash
+-- joins with the step's keys.
 CREATE TABLE IF NOT EXISTS calls (
     pbx          VARCHAR NOT NULL,
     call_id      VARCHAR NOT NULL,
@@ -20,8 +31,7 @@ CREATE TABLE IF NOT EXISTS calls (
     wait_s       INTEGER,
     talk_s       INTEGER,
     missed       BOOLEAN NOT NULL,
-    updated_at   TIMESTAMP NOT NULL,
-    PRIMARY KEY (pbx, call_id, stint)
+    updated_at   TIMESTAMP NOT NULL
 );
 
 -- Every agent a call's CDR says was rung (docs/schema.md).
@@ -38,12 +48,11 @@ CREATE TABLE IF NOT EXISTS call_attempts (
     ended_at     TIMESTAMP,
     ring_s       INTEGER,
     talk_s       INTEGER,
-    outcome      VARCHAR NOT NULL,
-    PRIMARY KEY (pbx, call_id, attempt)
+    outcome      VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS callers (
-    caller            VARCHAR PRIMARY KEY,
+    caller            VARCHAR NOT NULL,
     first_seen_at     TIMESTAMP NOT NULL,
     first_answered_at TIMESTAMP,
     calls             INTEGER NOT NULL,
@@ -52,7 +61,7 @@ CREATE TABLE IF NOT EXISTS callers (
 );
 
 CREATE TABLE IF NOT EXISTS last_agent (
-    caller       VARCHAR PRIMARY KEY,
+    caller       VARCHAR NOT NULL,
     agent        VARCHAR NOT NULL,
     last_talk_at TIMESTAMP NOT NULL,
     call_id      VARCHAR NOT NULL
@@ -68,8 +77,7 @@ CREATE TABLE IF NOT EXISTS missed_calls (
     status            VARCHAR NOT NULL,
     resolved_at       TIMESTAMP,
     resolved_by       VARCHAR,
-    opened_by         VARCHAR NOT NULL,
-    PRIMARY KEY (caller, opened_at)
+    opened_by         VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS sla_intervals (
@@ -123,12 +131,46 @@ CREATE TABLE IF NOT EXISTS agent_facts (
     event_id VARCHAR NOT NULL,
     PRIMARY KEY (agent, scope, fact)
 );
-
-CREATE INDEX IF NOT EXISTS calls_party ON calls (party);
--- The dialplan's "open missed calls of this caller": DuckDB uses an ART index
--- only for a single-column filter, not a prefix of the primary key, so
--- without it the lookup scans every episode (bench/state.sh: ~8 ms at 400 k
--- episodes, under 1 ms with it).
-CREATE INDEX IF NOT EXISTS missed_calls_caller ON missed_calls (caller);
--- (events_call index: see below)
 "#;
+
+/// The tables that grow with history, which calltrail 0.6 and before gave
+/// primary keys (see [`migrate_keys`]).
+const KEYED: [&str; 5] = [
+    "calls",
+    "call_attempts",
+    "callers",
+    "last_agent",
+    "missed_calls",
+];
+
+/// How many primary keys the tables of [`KEYED`] still have.
+pub const HAS_OLD_KEYS: &str = "SELECT count(*) FROM duckdb_constraints()
+     WHERE table_name IN ('calls', 'call_attempts', 'callers', 'last_agent', 'missed_calls')
+       AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')";
+
+/// The indexes calltrail 0.6 and before made on the tables of [`KEYED`]
+/// (and a development version's), dropped at every open.
+pub const DROP_INDEXES: &str = "
+DROP INDEX IF EXISTS calls_party;
+DROP INDEX IF EXISTS callers_caller;
+DROP INDEX IF EXISTS last_agent_caller;
+DROP INDEX IF EXISTS missed_calls_caller;";
+
+/// Moves the tables of [`KEYED`] aside (their indexes dropped), before
+/// [`DDL`] makes them again without keys; [`migrate_keys_copy`] then copies
+/// the rows back (the same rows: nothing is derived again).
+pub fn migrate_keys() -> String {
+    let mut sql = String::from(DROP_INDEXES);
+    for t in KEYED {
+        sql.push_str(&format!("ALTER TABLE {t} RENAME TO {t}_keyed;\n"));
+    }
+    sql
+}
+
+/// See [`migrate_keys`].
+pub fn migrate_keys_copy() -> String {
+    KEYED
+        .iter()
+        .map(|t| format!("INSERT INTO {t} SELECT * FROM {t}_keyed;\nDROP TABLE {t}_keyed;\n"))
+        .collect()
+}

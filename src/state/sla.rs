@@ -47,7 +47,7 @@ pub fn intervals_sql(cfg: &StateConfig) -> String {
            FROM calls c
            JOIN _aff_int a ON a.queue = c.queue
              AND a.interval_start = time_bucket(INTERVAL '{m} minutes', c.entered_at)
-           WHERE c.outcome <> 'open'
+           WHERE c.outcome <> 'open' AND c.entered_at >= $1 AND c.entered_at < $2
            GROUP BY ALL
          )",
         sl = service_level_sql(cfg.service_level),

@@ -164,26 +164,46 @@ pub(super) fn insert_staged_new(conn: &Connection, source: &str) -> Result<usize
             params![source],
         )
         .map_err(db("inserting events"))?;
-    conn.execute("DELETE FROM temp.events_stage", [])
+    conn.execute("DROP TABLE IF EXISTS temp.events_stage", [])
         .map_err(db("clearing the event stage"))?;
     Ok(n)
 }
 
-/// Moves the staged events into `state_events` (keeping their order,
-/// skipping ids already stored; `seq` from its sequence); returns how many
-/// were new.
+/// Moves the staged events into `state_events` (keeping their order; `seq`
+/// from its sequence), but a change already recorded: the same `event_id`
+/// at the same `ts` (a replayed or re-derived step), stored or staged
+/// before; returns how many were new. The anti-join reads `state_events`
+/// only within the staged events' span of `ts` (a constant range DuckDB
+/// checks against each row group's min/max; changes are recorded in about
+/// the order of their times), so its cost follows the step, not the table.
 pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize, StoreError> {
     let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
+    let span: (Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM temp.events_stage",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db("reading the staged events' span"))?;
+    let (Some(lo), Some(hi)) = span else {
+        return Ok(0);
+    };
     let n = conn
         .execute(
             &format!(
-                "INSERT OR IGNORE INTO {table} ({cols})
-                 SELECT {cols} FROM temp.events_stage ORDER BY ord"
+                "INSERT INTO {table} ({cols})
+                 SELECT {cols} FROM temp.events_stage x
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM {table} s
+                     WHERE s.ts >= make_timestamp($1) AND s.ts <= make_timestamp($2)
+                       AND s.event_id = x.event_id AND s.ts = x.ts)
+                 QUALIFY row_number() OVER (PARTITION BY event_id, ts ORDER BY ord) = 1
+                 ORDER BY ord"
             ),
-            [],
+            params![lo, hi],
         )
         .map_err(db("inserting events"))?;
-    conn.execute("DELETE FROM temp.events_stage", [])
+    conn.execute("DROP TABLE IF EXISTS temp.events_stage", [])
         .map_err(db("clearing the event stage"))?;
     Ok(n)
 }

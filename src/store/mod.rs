@@ -257,8 +257,20 @@ pub const BULK_DERIVE_STEP: usize = 200_000;
 /// out of memory (the daemon's own step).
 const MIN_DERIVE_STEP: usize = 20_000;
 
-/// WAL size that triggers a checkpoint during [`Store::derive_all`].
-const BULK_CHECKPOINT_WAL: &str = "1GB";
+/// WAL size that triggers a checkpoint during [`Store::derive_all`], at
+/// most: what a step changes stays in DuckDB's memory until the next
+/// checkpoint (the derived tables' new row groups, their deletions, their
+/// indexes), so the threshold is also held to [`BULK_CHECKPOINT_SHARE`] of
+/// DuckDB's `memory_limit`. With the default budget's 205 MB and a fixed
+/// 1 GB, `rederive` of 10 M events ran out of memory after 1.4 M.
+const BULK_CHECKPOINT_WAL: u64 = 1_000_000_000;
+
+/// The WAL threshold of a bulk derivation as a share of DuckDB's memory
+/// limit (1 / this).
+const BULK_CHECKPOINT_SHARE: u64 = 4;
+
+/// DuckDB's own WAL threshold, below which a bulk derivation never goes.
+const MIN_CHECKPOINT_WAL: u64 = 16_000_000;
 
 /// The `sink_checkpoints` row of the state deriver: the last event `seq`
 /// whose effect on the derived tables is committed.
@@ -276,12 +288,108 @@ fn next_seq_of(conn: &Connection) -> Result<i64, StoreError> {
     .map_err(db("reading the last event seq"))
 }
 
+/// Makes a new store whole or not at all: the schema is applied to a
+/// sibling file (`<store>.creating`), checkpointed and closed, then renamed
+/// into place. An import killed while creating the store (the schema is
+/// some twenty statements) left a file without `events`, which every later
+/// reader (`calltrail query`) took for a broken store.
+fn create_atomically(path: &Path) -> Result<(), StoreError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating");
+    let tmp = path.with_file_name(name);
+    let mut wal = tmp.clone().into_os_string();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&wal);
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    {
+        let conn = Connection::open(&tmp).map_err(open_err)?;
+        apply_schema(&conn, path)?;
+        conn.execute_batch("CHECKPOINT")
+            .map_err(db("writing the new store"))?;
+    }
+    let _ = std::fs::remove_file(&wal);
+    std::fs::rename(&tmp, path).map_err(|e| StoreError::OpenNative {
+        path: path.to_path_buf(),
+        message: format!("moving the new store into place: {e}"),
+    })
+}
+
+/// Creates what is missing of the schema and migrates what is old; every
+/// statement is idempotent.
+fn apply_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(schema::DDL)
+        .map_err(db("creating the schema"))?;
+    conn.execute_batch(&schema::events_ddl())
+        .map_err(db("creating the events table"))?;
+    conn.execute_batch(&schema::state_events_ddl())
+        .map_err(db("creating the state_events table"))?;
+    let keyed: i64 = conn
+        .query_row(schema::STATE_EVENTS_KEYED, [], |r| r.get(0))
+        .map_err(db("inspecting the state_events table"))?;
+    if keyed > 0 {
+        conn.execute_batch(&schema::migrate_state_events())
+            .map_err(db("migrating the state_events table"))?;
+        tracing::info!("state_events migrated: its key on event_id dropped (same rows, same seqs)");
+    }
+    let old_keys: i64 = conn
+        .query_row(crate::state::schema::HAS_OLD_KEYS, [], |r| r.get(0))
+        .map_err(db("inspecting the state tables"))?;
+    if old_keys > 0 {
+        conn.execute_batch(&format!(
+            "BEGIN TRANSACTION; {} {} {} COMMIT;",
+            crate::state::schema::migrate_keys(),
+            crate::state::schema::DDL,
+            crate::state::schema::migrate_keys_copy()
+        ))
+        .map_err(db("migrating the state tables"))?;
+        tracing::info!("state tables migrated: the tables that grow with history lost their keys and indexes (they held memory DuckDB could not give back)");
+    }
+    conn.execute_batch(crate::state::schema::DDL)
+        .map_err(db("creating the state tables"))?;
+    conn.execute_batch(crate::state::schema::DROP_INDEXES)
+        .map_err(db("dropping the state tables' old indexes"))?;
+    conn.execute_batch(actions::ACTIONS_DDL)
+        .map_err(db("adding the actions' result column"))?;
+    conn.execute_batch(digests::DIGESTS_DDL)
+        .map_err(db("creating the digest_items table"))?;
+    let per_action: i64 = conn
+        .query_row(callbacks::IS_PER_ACTION, [], |r| r.get(0))
+        .map_err(db("inspecting the callbacks table"))?;
+    if per_action > 0 {
+        conn.execute_batch(&format!(
+            "BEGIN; {} COMMIT;",
+            callbacks::migrate_per_action()
+        ))
+        .map_err(db("giving each callback attempt its row"))?;
+    }
+    conn.execute_batch(&callbacks::ddl())
+        .map_err(db("creating the callbacks table"))?;
+    conn.execute_batch(directory::DIRECTORY_DDL)
+        .map_err(db("creating the known_numbers table"))?;
+    let v1: i64 = conn
+        .query_row(schema::IS_V1, [], |r| r.get(0))
+        .map_err(db("checking the events layout"))?;
+    if v1 > 0 {
+        tracing::info!(store = %path.display(), "rewriting the events table of calltrail 0.1 without its key (once)");
+        conn.execute_batch(&format!("BEGIN; {} COMMIT;", schema::MIGRATE_V1))
+            .map_err(db("migrating the events table"))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the store and applies the schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // A missing directory gives DuckDB's less helpful error; create it.
             let _ = std::fs::create_dir_all(dir);
+        }
+        if !path.exists() {
+            create_atomically(path)?;
         }
         let (raw, conn) = native::RawDb::open(path).map_err(|e| match e {
             StoreError::Native { message, .. } => StoreError::OpenNative {
@@ -290,40 +398,7 @@ impl Store {
             },
             e => e,
         })?;
-        conn.execute_batch(schema::DDL)
-            .map_err(db("creating the schema"))?;
-        conn.execute_batch(&schema::events_ddl())
-            .map_err(db("creating the events table"))?;
-        conn.execute_batch(&schema::state_events_ddl())
-            .map_err(db("creating the state_events table"))?;
-        conn.execute_batch(crate::state::schema::DDL)
-            .map_err(db("creating the state tables"))?;
-        conn.execute_batch(actions::ACTIONS_DDL)
-            .map_err(db("adding the actions' result column"))?;
-        conn.execute_batch(digests::DIGESTS_DDL)
-            .map_err(db("creating the digest_items table"))?;
-        let per_action: i64 = conn
-            .query_row(callbacks::IS_PER_ACTION, [], |r| r.get(0))
-            .map_err(db("inspecting the callbacks table"))?;
-        if per_action > 0 {
-            conn.execute_batch(&format!(
-                "BEGIN; {} COMMIT;",
-                callbacks::migrate_per_action()
-            ))
-            .map_err(db("giving each callback attempt its row"))?;
-        }
-        conn.execute_batch(&callbacks::ddl())
-            .map_err(db("creating the callbacks table"))?;
-        conn.execute_batch(directory::DIRECTORY_DDL)
-            .map_err(db("creating the known_numbers table"))?;
-        let v1: i64 = conn
-            .query_row(schema::IS_V1, [], |r| r.get(0))
-            .map_err(db("checking the events layout"))?;
-        if v1 > 0 {
-            tracing::info!(store = %path.display(), "rewriting the events table of calltrail 0.1 without its key (once)");
-            conn.execute_batch(&format!("BEGIN; {} COMMIT;", schema::MIGRATE_V1))
-                .map_err(db("migrating the events table"))?;
-        }
+        apply_schema(&conn, path)?;
         let next = next_seq_of(&conn)?;
         let (db, conn) = database::Database::new(path, raw, conn);
         Ok(Store {
@@ -921,6 +996,7 @@ impl Store {
         // is the real time.
         let now = self.clock.now();
         let stored_at = Utc::now();
+        let t_start = std::time::Instant::now();
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
@@ -955,6 +1031,7 @@ impl Store {
         if last == after {
             return Ok((0, 0));
         }
+        let t_read = std::time::Instant::now();
         let observer = self.observer.get();
         let mut changes = observer.map(|_| crate::state::Changes::default());
         let derived = crate::state::refresh(
@@ -993,7 +1070,32 @@ impl Store {
             params![STATE_SINK, last, ts(stored_at)],
         )
         .map_err(db("writing the state checkpoint"))?;
+        // DuckDB's memory by tag (duckdb_memory()), for `state step` at
+        // debug level only: it is a query.
+        let mem: String = if tracing::enabled!(tracing::Level::DEBUG) {
+            tx.query_row(
+                "SELECT string_agg(tag || '=' || (memory_usage_bytes // 1000000)::VARCHAR || 'MB', ' ')
+                 FROM duckdb_memory() WHERE memory_usage_bytes > 1000000",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let t_commit = std::time::Instant::now();
         tx.commit().map_err(db("committing the derived state"))?;
+        // One line per pass: what it took and where the time went
+        // (bench/footprint.sh reads these).
+        tracing::debug!(
+            mem,
+            events = evs.len(),
+            recorded,
+            read_ms = (t_read - t_start).as_millis() as u64,
+            derive_ms = (t_commit - t_read).as_millis() as u64,
+            commit_ms = t_commit.elapsed().as_millis() as u64,
+            "state step"
+        );
         if let (Some(o), Some(ch)) = (observer, changes) {
             o.committed(ch);
         }
@@ -1057,11 +1159,18 @@ impl Store {
         step: usize,
         mut progress: impl FnMut(u64),
     ) -> Result<usize, StoreError> {
-        self.lock()
-            .execute_batch(&format!(
-                "SET checkpoint_threshold = '{BULK_CHECKPOINT_WAL}'"
-            ))
-            .map_err(db("holding back checkpoints"))?;
+        {
+            let conn = self.lock();
+            let limit: String = conn
+                .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                .map_err(db("reading DuckDB's memory limit"))?;
+            let wal = crate::config::budget::parse_size(&limit)
+                .map_or(BULK_CHECKPOINT_WAL, |m| m / BULK_CHECKPOINT_SHARE)
+                .clamp(MIN_CHECKPOINT_WAL, BULK_CHECKPOINT_WAL);
+            tracing::debug!(memory_limit = %limit, checkpoint_wal = wal, "bulk derivation");
+            conn.execute_batch(&format!("SET checkpoint_threshold = '{wal}B'"))
+                .map_err(db("holding back checkpoints"))?;
+        }
         let derived = (|| {
             let (mut recorded, mut taken) = (0, 0u64);
             let mut step = step.max(1);

@@ -63,7 +63,9 @@ pub fn events_ddl() -> String {
 }
 
 /// A connection's staging table for events (TEMP: never written to the
-/// file): `ord`, then the columns of `events` but `seq`, emptied.
+/// file): `ord`, then the columns of `events` but `seq`, made anew (DuckDB
+/// keeps the memory of rows deleted from a temp table: emptied and filled
+/// again, it grew with every event it ever staged).
 ///
 /// Declared column by column, not `CREATE … AS SELECT … LIMIT 0`: in
 /// DuckDB 1.2 a temp table made by `CREATE TABLE AS` in the transaction
@@ -71,22 +73,44 @@ pub fn events_ddl() -> String {
 /// auto-flush) reads back empty — every row lost, without an error.
 pub fn events_stage_ddl() -> String {
     format!(
-        "CREATE TEMP TABLE IF NOT EXISTS events_stage (
+        "CREATE OR REPLACE TEMP TABLE events_stage (
     ord           BIGINT NOT NULL,
-    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});
-DELETE FROM temp.events_stage;"
+    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});"
     )
 }
 
 /// `state_events`: derived state changes (docs/events.md), the same columns
-/// as `events`, keyed, with a sequence of their own (low volume).
+/// as `events`, with a sequence of their own. No key: a change already
+/// recorded (the same `event_id` at the same `ts`) is kept out by an
+/// anti-join bounded by time (`events::insert_staged_into`); a key's index
+/// stayed in DuckDB's memory and grew with every change ever recorded.
 pub fn state_events_ddl() -> String {
     format!(
         "CREATE SEQUENCE IF NOT EXISTS state_events_seq START 1;
 CREATE TABLE IF NOT EXISTS state_events (
     seq           BIGINT NOT NULL DEFAULT nextval('state_events_seq'),
-    event_id      VARCHAR PRIMARY KEY,{EVENT_COLUMNS});{}",
+    event_id      VARCHAR NOT NULL,{EVENT_COLUMNS});{}",
         added_columns("state_events")
+    )
+}
+
+/// Whether `state_events` still has the key calltrail 0.6 and before gave
+/// it on `event_id` ([`migrate_state_events`] drops it).
+pub const STATE_EVENTS_KEYED: &str = "SELECT count(*) FROM duckdb_constraints()
+    WHERE table_name = 'state_events' AND constraint_type = 'PRIMARY KEY'";
+
+/// Rewrites a keyed `state_events` without its key: the same rows and
+/// `seq`s (what the Kafka publisher has sent is unchanged), in one
+/// transaction.
+pub fn migrate_state_events() -> String {
+    format!(
+        "BEGIN TRANSACTION;
+ALTER TABLE state_events RENAME TO state_events_keyed;
+{}
+INSERT INTO state_events SELECT * FROM state_events_keyed ORDER BY seq;
+DROP TABLE state_events_keyed;
+COMMIT;",
+        state_events_ddl()
     )
 }
 

@@ -169,7 +169,9 @@ impl Store {
         // Skipped ids leave gaps in `seq`; the next batch starts after them.
         self.advance_seq(events.len());
         self.recent_forget();
-        conn.execute_batch("DELETE FROM temp.events_stage; DELETE FROM temp.snapshot_rows_stage;")
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS temp.events_stage; DROP TABLE IF EXISTS temp.snapshot_rows_stage;",
+        )
             .map_err(db("clearing the staging tables"))?;
         Ok(stats)
     }
@@ -177,9 +179,8 @@ impl Store {
 
 /// Per-connection staging tables (TEMP: never written to the file).
 const STAGE_DDL: &str = "
-CREATE TEMP TABLE IF NOT EXISTS snapshot_rows_stage AS
+CREATE OR REPLACE TEMP TABLE snapshot_rows_stage AS
     SELECT * FROM snapshot_rows LIMIT 0;
-DELETE FROM temp.snapshot_rows_stage;
 ";
 
 #[cfg(test)]
