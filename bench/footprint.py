@@ -116,7 +116,7 @@ def main():
     now0 = time.time()
     lines = moved_lines(args.lines_from, n, args.seconds, now0)
     log_path = os.path.join(args.work, "daemon.log")
-    env = dict(os.environ, RUST_LOG="info,calltrail::store=debug")
+    env = dict(os.environ, RUST_LOG=os.environ.get("CALLTRAIL_BENCH_LOG", "info,calltrail::store=debug"))
     log = open(log_path, "wb")
     d = subprocess.Popen(
         [args.bin, "--config", cfg, "--log-format", "json", "run"],
@@ -193,6 +193,7 @@ def main():
         "pass_ms_p50": pct(ms, 50),
         "pass_ms_p99": pct(ms, 99),
         "pass_ms_mean": round(sum(ms) / max(1, len(ms)), 2),
+        "pass_ms_per_event": round(sum(ms) / max(1, sum(p[1] for p in passes)), 3),
         "exit": d.returncode,
     }
     print(json.dumps(result))

@@ -141,6 +141,7 @@ read -r head_s head_rss head_rc < <(derive head "$work/calltrail-head" 512MB)
 echo "  ${head_s}s, peak RSS ${head_rss} MB, exit $head_rc"
 rm -f "$work/derive-head.duckdb"*
 base_s=- base_rss=- base_rc=- base4_s=- base4_rss=- base4_rc=-
+head4_s=- head4_rss=- head4_rc=-
 if ((!skip_base)); then
     echo "footprint: bulk derivation (rederive) baseline $base_rev, budget 512MB"
     read -r base_s base_rss base_rc < <(derive base "$base_bin" 512MB)
@@ -150,6 +151,10 @@ if ((!skip_base)); then
         echo "footprint: baseline again with a 4GB budget"
         read -r base4_s base4_rss base4_rc < <(derive base4 "$base_bin" 4GB)
         echo "  ${base4_s}s, peak RSS ${base4_rss} MB, exit $base4_rc"
+        echo "footprint: HEAD again with a 4GB budget (the same conditions)"
+        read -r head4_s head4_rss head4_rc < <(derive head4 "$work/calltrail-head" 4GB)
+        echo "  ${head4_s}s, peak RSS ${head4_rss} MB, exit $head4_rc"
+        rm -f "$work"/derive-head4.duckdb*
     fi
     rm -f "$work"/derive-base*.duckdb*
 fi
@@ -177,7 +182,7 @@ fi
 # 6. Summary.
 python3 - "$budget" "$imp_s" "$imp_rss" "$imp_rc" "$head_s" "$head_rss" "$head_rc" \
     "$base_s" "$base_rss" "$base_rc" "$base4_s" "$base4_rss" "$base4_rc" \
-    "$hist_json" "$empty_json" "$lines" "$base_rev" <<'EOF'
+    "$hist_json" "$empty_json" "$lines" "$base_rev" "$head4_s" "$head4_rss" "$head4_rc" <<'EOF'
 import json, sys
 a = sys.argv[1:]
 budget = int(a[0]) / 1e6
@@ -185,6 +190,7 @@ imp_s, imp_rss, imp_rc, head_s, head_rss, head_rc = a[1:7]
 base_s, base_rss, base_rc, base4_s, base4_rss, base4_rc = a[7:13]
 hist, empty = json.loads(a[13]), json.loads(a[14])
 lines, base_rev = int(a[15]), a[16]
+head4_s, head4_rss, head4_rc = a[17:20]
 ok = True
 def verdict(cond):
     global ok
@@ -200,16 +206,19 @@ if base_s != "-":
     ref = base_s if base_rc == "0" else base4_s
     if base_rc != "0":
         print("rederive baseline, 4GB:   %ss, peak RSS %s MB (exit %s)" % (base4_s, base4_rss, base4_rc))
+        print("rederive HEAD, 4GB:       %ss, peak RSS %s MB (exit %s)" % (head4_s, head4_rss, head4_rc))
+        if head4_rc == "0" and base4_rc == "0":
+            print("bulk derivation, both at 4GB: baseline / HEAD = %.2fx" % (float(base4_s) / float(head4_s)))
     if ref != "-" and head_rc == "0":
         r = float(ref) / float(head_s)
-        print("bulk derivation: baseline / HEAD = %.2fx  (target >= 5x): %s" % (r, verdict(r >= 5)))
+        print("bulk derivation: baseline (its best run) / HEAD at 512MB = %.2fx  (target >= 5x): %s" % (r, verdict(r >= 5)))
 if hist:
     for j in (hist, empty):
         print("live %-8s %d lines in %ss: RSS peak %s MB, steady %s MB; CPU %s ms per 1,000 lines (%s%% of a core); "
-              "%d passes (%s events each), pass p50 %s ms, p99 %s ms, mean %s ms"
+              "%d passes (%s events each), pass p50 %s ms, p99 %s ms, mean %s ms, %s ms per event"
               % (j["label"], j["lines"], j["seconds"], j["rss_peak_mb"], j["rss_steady_mb"],
                  j["cpu_ms_per_1000_lines"], j["cpu_pct_of_core"], j["passes"], j["events_per_pass"],
-                 j["pass_ms_p50"], j["pass_ms_p99"], j["pass_ms_mean"]))
+                 j["pass_ms_p50"], j["pass_ms_p99"], j["pass_ms_mean"], j["pass_ms_per_event"]))
     print("live RSS within budget: %s" % verdict(max(hist["rss_peak_mb"], empty["rss_peak_mb"]) <= budget))
     r = hist["pass_ms_mean"] / max(0.001, empty["pass_ms_mean"])
     print("live pass, history / empty (mean) = %.2fx (target <= 2x): %s" % (r, verdict(r <= 2)))
