@@ -59,6 +59,9 @@ budget=512000000
 
 # 1. Binaries.
 echo "footprint: building HEAD ($(git rev-parse --short HEAD))"
+# Touched first: a target dir shared with other checkouts once linked a
+# stale calltrail library into a fresh binary (cargo's mtime check).
+touch src/lib.rs parsers/src/lib.rs
 cargo build -q "${opt[@]}" --bin calltrail
 cp "$CARGO_TARGET_DIR/debug/calltrail" "$work/calltrail-head"
 base_rev=$(git rev-parse --short "$baseline")
@@ -68,7 +71,7 @@ if ((!skip_base)) && [[ ! -x $base_bin ]]; then
     src=$work/base-src
     rm -rf "$src"
     git worktree add -q --detach "$src" "$base_rev"
-    (cd "$src" && cargo build -q "${opt[@]}" --bin calltrail)
+    (cd "$src" && touch src/lib.rs parsers/src/lib.rs && cargo build -q "${opt[@]}" --bin calltrail)
     cp "$CARGO_TARGET_DIR/debug/calltrail" "$base_bin"
     git worktree remove --force "$src"
 fi
