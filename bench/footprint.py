@@ -31,14 +31,8 @@ import subprocess
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        s = f.read()
-    fields = s[s.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+# The daemon's CPU as bench/wall_load.py reads it (utime + stime, /proc).
+from wall_load import proc_cpu_s  # noqa: E402  (bench/ is the script's dir)
 
 
 def proc_rss_mb(pid):

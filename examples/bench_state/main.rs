@@ -206,9 +206,10 @@ const QUERIES: &[Query] = &[
     Query {
         name: "dialplan: open missed_calls of caller",
         per_caller: true,
-        // MATERIALIZED keeps `status` out of the table scan: DuckDB uses the
-        // `missed_calls_caller` index only when the equality on `caller` is
-        // the scan's sole filter (see NAIVE_MISSED).
+        // MATERIALIZED kept `status` out of the table scan while
+        // `missed_calls` had an index on `caller` (in stores made before 2026-12-04; see
+        // docs/schema.md for why it has none now); kept to compare with
+        // NAIVE_MISSED.
         state: "WITH m AS MATERIALIZED (
                 SELECT queue, opened_at, last_missed_at, missed_count, status FROM missed_calls
                 WHERE caller = '{c}')
@@ -321,8 +322,9 @@ const QUERIES: &[Query] = &[
     },
 ];
 
-/// The open-missed lookup with both filters in one WHERE: DuckDB (2.0)
-/// then scans the table instead of using the `missed_calls_caller` index.
+/// The open-missed lookup with both filters in one WHERE (with the index
+/// `missed_calls` had before 2026-12-04, DuckDB 2.0 then scanned the
+/// table instead of using it).
 const NAIVE_MISSED: &str = "SELECT queue, opened_at, last_missed_at, missed_count FROM missed_calls
     WHERE caller = '{c}' AND status = 'open'";
 

@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS agent_facts (
 );
 "#;
 
-/// The tables that grow with history, which calltrail 0.6 and before gave
+/// The tables that grow with history, which stores made before 2026-12-04 gave
 /// primary keys (see [`migrate_keys`]).
 const KEYED: [&str; 5] = [
     "calls",
@@ -148,12 +148,10 @@ pub const HAS_OLD_KEYS: &str = "SELECT count(*) FROM duckdb_constraints()
      WHERE table_name IN ('calls', 'call_attempts', 'callers', 'last_agent', 'missed_calls')
        AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')";
 
-/// The indexes calltrail 0.6 and before made on the tables of [`KEYED`]
-/// (and a development version's), dropped at every open.
+/// The indexes stores made before 2026-12-04 had on the tables of
+/// [`KEYED`], dropped at every open.
 pub const DROP_INDEXES: &str = "
 DROP INDEX IF EXISTS calls_party;
-DROP INDEX IF EXISTS callers_caller;
-DROP INDEX IF EXISTS last_agent_caller;
 DROP INDEX IF EXISTS missed_calls_caller;";
 
 /// Moves the tables of [`KEYED`] aside (their indexes dropped), before

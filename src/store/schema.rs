@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS state_events (
     )
 }
 
-/// Whether `state_events` still has the key calltrail 0.6 and before gave
+/// Whether `state_events` still has the key stores made before 2026-12-04 gave
 /// it on `event_id` ([`migrate_state_events`] drops it).
 pub const STATE_EVENTS_KEYED: &str = "SELECT count(*) FROM duckdb_constraints()
     WHERE table_name = 'state_events' AND constraint_type = 'PRIMARY KEY'";
@@ -292,5 +292,104 @@ mod tests {
             assert_eq!(migrated, columns(&fresh, table), "{table}");
             assert_eq!(migrated[migrated.len() - 2..], ["channel", "dst_channel"]);
         }
+    }
+
+    /// A store whose growing tables still have the keys and indexes of
+    /// before 2026-12-04 opens with none left: the same rows, the same
+    /// `state_events` seqs, and a change already recorded is still kept
+    /// out (by `(event_id, ts)` now).
+    #[test]
+    fn a_keyed_store_loses_its_keys_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyed.duckdb");
+        {
+            let c = duckdb::Connection::open(&path).unwrap();
+            let keyed = crate::state::schema::DDL
+                .replace(
+                    "    updated_at   TIMESTAMP NOT NULL\n);",
+                    "    updated_at   TIMESTAMP NOT NULL,\n    PRIMARY KEY (pbx, call_id, stint)\n);",
+                )
+                .replace(
+                    "    caller            VARCHAR NOT NULL,\n    first_seen_at",
+                    "    caller            VARCHAR PRIMARY KEY,\n    first_seen_at",
+                )
+                .replace(
+                    "    caller       VARCHAR NOT NULL,\n    agent",
+                    "    caller       VARCHAR PRIMARY KEY,\n    agent",
+                );
+            assert_ne!(
+                keyed,
+                crate::state::schema::DDL,
+                "the old layout was rebuilt"
+            );
+            c.execute_batch(&keyed).unwrap();
+            c.execute_batch(
+                "CREATE INDEX calls_party ON calls (party);
+                 CREATE INDEX missed_calls_caller ON missed_calls (caller);",
+            )
+            .unwrap();
+            c.execute_batch(&state_events_ddl().replace(
+                "event_id      VARCHAR NOT NULL,",
+                "event_id      VARCHAR PRIMARY KEY,",
+            ))
+            .unwrap();
+            c.execute_batch(
+                "INSERT INTO callers VALUES ('+79161234567', '2026-12-01 10:00:00', NULL, 1, 0, '2026-12-01 10:00:00');
+                 INSERT INTO calls (pbx, call_id, stint, party, outcome, missed, updated_at)
+                     VALUES ('p', '1.1', 0, '+79161234567', 'abandoned', true, '2026-12-01 10:01:00');
+                 INSERT INTO state_events (seq, event_id, source_kind, source, pbx, ts, kind, verb, ingested_at)
+                     VALUES (7, 'state:first_call:+79161234567', 'derived', 'state', '*',
+                             '2026-12-01 10:00:00', 'first_call', 'FIRST_CALL', '2026-12-01 10:00:01');",
+            )
+            .unwrap();
+            let keys: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'
+                     AND table_name IN ('calls', 'callers', 'last_agent', 'state_events')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(keys, 4, "the old layout has its keys");
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        // The same first call again (a rederive) is not recorded twice.
+        {
+            let mut conn = store.lock();
+            let tx = conn.transaction().unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+                .unwrap()
+                .timestamp_micros();
+            let again = crate::state::derived::first_call("+79161234567", at);
+            super::super::events::stage(&tx, &[again], chrono::Utc::now(), 0).unwrap();
+            let n = super::super::events::insert_staged_into(&tx, "state_events").unwrap();
+            assert_eq!(n, 0, "a change already recorded was recorded again");
+            tx.commit().unwrap();
+        }
+        drop(store);
+        let c = duckdb::Connection::open(&path).unwrap();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'
+                 AND table_name IN ('calls', 'call_attempts', 'callers', 'last_agent',
+                                    'missed_calls', 'state_events')"
+            ),
+            0,
+            "a key is left"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM duckdb_indexes() WHERE table_name IN ('calls', 'missed_calls')"),
+            0,
+            "an index is left"
+        );
+        assert_eq!(count("SELECT count(*) FROM callers WHERE calls = 1"), 1);
+        assert_eq!(count("SELECT count(*) FROM calls WHERE call_id = '1.1'"), 1);
+        assert_eq!(count("SELECT max(seq) FROM state_events"), 7);
+        assert_eq!(count("SELECT count(*) FROM state_events"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%_keyed'"),
+            0
+        );
     }
 }
