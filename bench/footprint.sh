@@ -173,7 +173,7 @@ if ((!skip_live)); then
         --store "$work/live-hist/store.duckdb" --work "$work/live-hist" \
         --lines-from "$live_input" --rate "$rate" --seconds "$live_s" --label history)
     echo "  $hist_json"
-    rm -f "$work/live-hist/store.duckdb"*
+    rm -rf "$work/live-hist/store.duckdb"*
     echo "footprint: live ${rate} lines/s for ${live_s}s on an empty store"
     rm -rf "$work/live-empty" && mkdir -p "$work/live-empty"
     empty_json=$(python3 bench/footprint.py --bin "$work/calltrail-head" \
