@@ -37,10 +37,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         let now = SystemTime::now();
         if let Some(nw) = store.health().not_writable() {
             why.push(format!(
-                "store not writable: {} (for {} s, {} failed writes; last error: {})",
+                "store not writable: {} (for {} s, {} failed writes; held up: {}; last error: {})",
                 nw.cause,
                 now.duration_since(nw.since).unwrap_or_default().as_secs(),
                 nw.failures,
+                nw.writers.join(", "),
                 nw.error
             ));
         }

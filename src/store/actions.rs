@@ -105,7 +105,7 @@ impl super::Store {
             )
             .map(|n| n == 1)
             .map_err(db("claiming an action"));
-        self.noted("claiming an action", r, |_| true)
+        self.noted(super::ACTION_WORKER, r)
     }
 
     /// Records how a claimed send ended: `done` (with what the receiver
@@ -127,7 +127,7 @@ impl super::Store {
             )
             .map(drop)
             .map_err(db("settling an action"));
-        self.noted("recording an action's outcome", r, |_| true)
+        self.noted(super::ACTION_WORKER, r)
     }
 
     /// Puts a claimed action back to `pending` at `next`: nothing was sent
@@ -147,7 +147,7 @@ impl super::Store {
             )
             .map(drop)
             .map_err(db("releasing an action"));
-        self.noted("recording an action's outcome", r, |_| true)
+        self.noted(super::ACTION_WORKER, r)
     }
 
     /// The actions left `sending` by a daemon that stopped mid-send (a kill

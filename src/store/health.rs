@@ -4,10 +4,14 @@
 //! other errors by what DuckDB said (an I/O error such as a full disk, or a
 //! database DuckDB invalidated after one). Shared by every handle of a store.
 //!
-//! A failure is logged once, then reminded every [`REMINDER`] while it
-//! lasts, and its end is logged with how long it took; `/readyz` gives the
-//! cause as its reason and `/metrics` counts the failed writes
-//! (`calltrail_store_write_errors_total`).
+//! The store is not writable while a writer is held up (its last write
+//! failed and it retries it): a nearly full disk takes a checkpoint's row
+//! and refuses a batch, and the source is still stopped. A failure is
+//! logged as an error when it starts, reminded every [`REMINDER`] while it
+//! lasts — never more than one such line a minute, however often writes go
+//! through between failures — and its end is logged with how long it took;
+//! `/readyz` gives the cause as its reason and `/metrics` counts the failed
+//! writes (`calltrail_store_write_errors_total`).
 
 use super::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,22 +87,33 @@ pub struct Health {
 
 #[derive(Debug, Default)]
 struct State {
-    failing: Option<Failing>,
+    /// The writers whose last write failed (each retries it), by name: a
+    /// source's batches, the deriver, a sink's checkpoint, the action
+    /// worker. A nearly full disk takes a small write (a checkpoint's row)
+    /// while it refuses a batch: the source is still stopped.
+    writers: std::collections::BTreeMap<String, Writer>,
+    /// Since a writer failed while none was failing, until none is.
+    episode: Option<Episode>,
     /// When a failure was last logged as an error (its start or a
     /// reminder): at most one such line per [`REMINDER`], however often a
-    /// nearly full disk lets small writes through and fails the next ones.
+    /// nearly full disk lets writes through between failures.
     last_loud: Option<Instant>,
     /// When a reopen was last logged as a warning (same rule).
     last_reopen_log: Option<Instant>,
 }
 
 #[derive(Debug)]
-struct Failing {
-    since: SystemTime,
-    started: Instant,
+struct Writer {
     cause: String,
     error: String,
-    /// Writes that failed since it began.
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Episode {
+    since: SystemTime,
+    started: Instant,
+    /// Writes that failed during it.
     count: u64,
     /// It was logged as an error (then its end is logged too).
     loud: bool,
@@ -108,10 +123,12 @@ struct Failing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotWritable {
     /// The system's reason when there is one ("No space left on device"),
-    /// else DuckDB's message.
+    /// else DuckDB's message (of the latest failure).
     pub cause: String,
-    /// DuckDB's message of the last failed write (on one line).
+    /// DuckDB's message of the latest failed write (on one line).
     pub error: String,
+    /// The writers held up (`storing a batch of q`, `deriving the state`, …).
+    pub writers: Vec<String>,
     pub since: SystemTime,
     /// Writes that failed since it began.
     pub failures: u64,
@@ -158,9 +175,9 @@ impl Health {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A write (`what`) failed with `e`, a [`Failure`]: counted; logged as
-    /// an error when none was for [`REMINDER`] (the start of a failure, or
-    /// a reminder while it lasts).
+    /// The writer `what` failed with `e`, a [`Failure`] (it retries the
+    /// write): counted; logged as an error when none was for [`REMINDER`]
+    /// (the start of a failure, or a reminder while it lasts).
     pub fn failed(&self, what: &str, e: &StoreError, failure: Failure) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let text = e.to_string();
@@ -172,7 +189,15 @@ impl Health {
         if loud {
             st.last_loud = Some(now);
         }
-        match st.failing.as_mut() {
+        st.writers.insert(
+            what.to_string(),
+            Writer {
+                cause: cause.clone(),
+                error: error.clone(),
+                at: now,
+            },
+        );
+        match st.episode.as_mut() {
             None => {
                 if loud {
                     tracing::error!(
@@ -185,39 +210,40 @@ impl Health {
                     // the next reminder tells if it goes on.
                     tracing::debug!(during = what, error = %error, "store not writable again: {cause}");
                 }
-                st.failing = Some(Failing {
+                st.episode = Some(Episode {
                     since: SystemTime::now(),
                     started: now,
-                    cause,
-                    error,
                     count: 1,
                     loud,
                 });
             }
             Some(g) => {
                 g.count += 1;
-                g.cause = cause;
-                g.error = error;
                 if loud {
                     g.loud = true;
                     tracing::error!(
                         during = what,
-                        error = %g.error,
+                        error = %error,
                         for_s = g.started.elapsed().as_secs(),
                         failed_writes = g.count,
-                        "store still not writable: {}; retrying",
-                        g.cause
+                        "store still not writable: {cause}; retrying"
                     );
                 } else {
-                    tracing::debug!(during = what, error = %g.error, "store still not writable");
+                    tracing::debug!(during = what, error = %error, "store still not writable");
                 }
             }
         }
     }
 
-    /// A write was committed: the store is writable (again).
-    pub fn written(&self) {
-        let Some(g) = self.lock().failing.take() else {
+    /// The writer `what` succeeded (a commit, or nothing left to write):
+    /// it is no longer held up; the store is writable again when no
+    /// writer is.
+    pub fn written(&self, what: &str) {
+        let mut st = self.lock();
+        if st.episode.is_none() || st.writers.remove(what).is_none() || !st.writers.is_empty() {
+            return;
+        }
+        let Some(g) = st.episode.take() else {
             return;
         };
         if g.loud {
@@ -235,11 +261,15 @@ impl Health {
         }
     }
 
-    /// Why the store cannot be written, while it cannot.
+    /// Why the store cannot be written, while a writer is held up.
     pub fn not_writable(&self) -> Option<NotWritable> {
-        self.lock().failing.as_ref().map(|g| NotWritable {
-            cause: g.cause.clone(),
-            error: g.error.clone(),
+        let st = self.lock();
+        let g = st.episode.as_ref()?;
+        let last = st.writers.values().max_by_key(|w| w.at)?;
+        Some(NotWritable {
+            cause: last.cause.clone(),
+            error: last.error.clone(),
+            writers: st.writers.keys().cloned().collect(),
             since: g.since,
             failures: g.count,
         })
@@ -305,24 +335,33 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_lasts_until_a_write_succeeds() {
+    fn a_failure_lasts_until_every_writer_held_up_succeeds() {
         let h = Health::default();
         assert_eq!(h.not_writable(), None);
         let full = io("IO Error: Could not write file: No space left on device");
-        h.failed("storing a batch", &full, Failure::Io);
-        h.failed("storing a batch", &full, Failure::Io);
+        h.failed("storing a batch of q", &full, Failure::Io);
+        h.failed("deriving the state", &full, Failure::Io);
+        h.failed("storing a batch of q", &full, Failure::Io);
         let nw = h.not_writable().expect("not writable");
         assert_eq!(nw.cause, "No space left on device");
-        assert_eq!(nw.failures, 2);
-        assert_eq!(h.write_errors(), 2);
-        h.written();
+        assert_eq!(nw.failures, 3);
+        assert_eq!(nw.writers, ["deriving the state", "storing a batch of q"]);
+        assert_eq!(h.write_errors(), 3);
+        // A small write that goes through does not make the batch go.
+        h.written("writing the kafka checkpoint");
+        h.written("deriving the state");
+        assert_eq!(
+            h.not_writable().expect("still").writers,
+            ["storing a batch of q"]
+        );
+        h.written("storing a batch of q");
         assert_eq!(h.not_writable(), None);
-        assert_eq!(h.write_errors(), 2, "the counter counts on");
+        assert_eq!(h.write_errors(), 3, "the counter counts on");
         // Failing again at once (a nearly full disk): not writable again,
         // but not logged as an error before the reminder is due.
-        h.failed("storing a batch", &full, Failure::Io);
+        h.failed("storing a batch of q", &full, Failure::Io);
         assert!(h.not_writable().is_some());
-        assert!(!h.lock().failing.as_ref().expect("failing").loud);
+        assert!(!h.lock().episode.as_ref().expect("failing").loud);
         assert!(h.log_reopen());
         assert!(!h.log_reopen(), "one reopen logged per minute");
     }

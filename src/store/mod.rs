@@ -280,6 +280,11 @@ pub(crate) fn ts(t: DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
 
+/// The writer name of the action worker's writes (see [`health`]).
+const ACTION_WORKER: &str = "recording the actions' outcomes";
+/// The writer name of a reopen (see [`health`]).
+const REOPENING: &str = "reopening the store";
+
 /// The `seq` the next event appended gets, as the store holds them.
 fn next_seq_of(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |r| {
@@ -620,22 +625,14 @@ impl Store {
         ConnGuard(g)
     }
 
-    /// Tells the store's [`health`] how a write its caller retries went:
-    /// a commit that `wrote` makes the store writable again; a failed
-    /// write (an I/O error, an invalidated database) is counted and logged
-    /// (once, then every minute), and an invalidated database is reopened.
-    fn noted<T>(
-        &self,
-        what: &'static str,
-        r: Result<T, StoreError>,
-        wrote: impl FnOnce(&T) -> bool,
-    ) -> Result<T, StoreError> {
+    /// Tells the store's [`health`] how a write its caller (the writer
+    /// `what`) retries went: a success means that writer is no longer held
+    /// up; a failed write (an I/O error, an invalidated database) is counted
+    /// and logged (at most once a minute), and an invalidated database is
+    /// reopened.
+    fn noted<T>(&self, what: &str, r: Result<T, StoreError>) -> Result<T, StoreError> {
         match &r {
-            Ok(v) => {
-                if wrote(v) {
-                    self.db.health.written();
-                }
-            }
+            Ok(_) => self.db.health.written(what),
             Err(e) => {
                 if let Some(f) = Failure::of(e) {
                     self.db.health.failed(what, e, f);
@@ -670,12 +667,13 @@ impl Store {
             *self.bulk.lock().unwrap_or_else(|p| p.into_inner()) = None;
             Ok(())
         });
-        if let Err(e) = r {
-            self.db.health.failed(
-                "reopening the store",
-                &e,
-                Failure::of(&e).unwrap_or(Failure::Io),
-            );
+        match r {
+            Ok(true) => self.db.health.written(REOPENING),
+            Ok(false) => {}
+            Err(e) => self
+                .db
+                .health
+                .failed(REOPENING, &e, Failure::of(&e).unwrap_or(Failure::Io)),
         }
     }
 
@@ -780,7 +778,7 @@ impl Store {
         if r.is_err() {
             self.commit_failed();
         }
-        self.noted("storing a batch", r, |_| true)
+        self.noted(&format!("storing a batch of {source}"), r)
     }
 
     fn commit_batch_now(
@@ -988,7 +986,7 @@ impl Store {
     /// caught up) and how many state changes were recorded.
     pub fn derive_state(&self, limit: usize) -> Result<(usize, usize), StoreError> {
         let r = self.derive_state_now(limit);
-        self.noted("deriving the state", r, |(n, _)| *n > 0)
+        self.noted("deriving the state", r)
     }
 
     fn derive_state_now(&self, limit: usize) -> Result<(usize, usize), StoreError> {
@@ -1272,7 +1270,7 @@ impl Store {
             )
             .map(drop)
             .map_err(db("writing a sink checkpoint"));
-        self.noted("writing a sink checkpoint", r, |_| true)
+        self.noted(&format!("writing the {sink} checkpoint"), r)
     }
 
     /// The highest event `seq` (0 for an empty store).
@@ -1373,7 +1371,7 @@ impl Store {
             )
             .map(drop)
             .map_err(db("finishing an action"));
-        self.noted("recording an action's outcome", r, |_| true)
+        self.noted(ACTION_WORKER, r)
     }
 
     /// Records a transient failure and when to try again.
@@ -1392,7 +1390,7 @@ impl Store {
             )
             .map(drop)
             .map_err(db("rescheduling an action"));
-        self.noted("recording an action's outcome", r, |_| true)
+        self.noted(ACTION_WORKER, r)
     }
 
     /// Marks an action `skipped` with the reason (it is not to be done any
@@ -1406,7 +1404,7 @@ impl Store {
             )
             .map(drop)
             .map_err(db("skipping an action"));
-        self.noted("recording an action's outcome", r, |_| true)
+        self.noted(ACTION_WORKER, r)
     }
 
     /// Settles time-dependent state (expired missed-call episodes, breaches
@@ -1415,7 +1413,7 @@ impl Store {
     /// as of the store's clock.
     pub fn sweep(&self) -> Result<usize, StoreError> {
         let r = self.sweep_now();
-        self.noted("sweeping the state", r, |n| *n > 0)
+        self.noted("sweeping the state", r)
     }
 
     fn sweep_now(&self) -> Result<usize, StoreError> {

@@ -111,7 +111,7 @@ impl Store {
         if r.is_err() {
             self.commit_failed();
         }
-        self.noted("storing a snapshot", r, |_| true)
+        self.noted(&format!("storing a snapshot of {source}"), r)
     }
 
     fn commit_snapshot_now(
