@@ -222,7 +222,7 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
     let wall_changed = Arc::new(Notify::new());
     let serving = !once && (cfg.http.enabled || cfg.agi.enabled);
     let index = if serving {
-        Some(lookup_index(cfg, &store, clock)?)
+        Some(lookup_index(cfg, &store, clock, limits)?)
     } else {
         None
     };
@@ -479,23 +479,58 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
 /// now on, and read from the store in the background (a long history takes
 /// seconds; lookups meanwhile answer "not ready" and the dialplan routes
 /// normally, while ingest goes on).
-fn lookup_index(cfg: &Config, store: &Store, clock: Clock) -> anyhow::Result<Arc<Index>> {
+///
+/// The index counts against `[store] memory_budget`: when it does not fit
+/// beside DuckDB's share and the process's reserve, DuckDB's limit is
+/// lowered by the excess (unless `[store] memory_limit` is explicit).
+fn lookup_index(
+    cfg: &Config,
+    store: &Store,
+    clock: Clock,
+    limits: crate::config::budget::Limits,
+) -> anyhow::Result<Arc<Index>> {
     let index = Arc::new(Index::new(cfg, clock).context("[lookup] in the config")?);
     store.observe_state(index.clone());
     let (i, s) = (index.clone(), store.handle()?);
+    let explicit_limit = cfg.store.memory_limit.is_some();
     std::thread::Builder::new()
         .name("lookup-load".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            match i.load(&s) {
-                Ok(sizes) => tracing::info!(
-                    parties = sizes.parties,
-                    agents = sizes.agents,
-                    known_numbers = sizes.numbers,
-                    ms = started.elapsed().as_millis() as u64,
-                    "lookup index loaded"
+            let sizes = match i.load(&s) {
+                Ok(sizes) => sizes,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the lookup's index; lookups answer 503 until a restart");
+                    return;
+                }
+            };
+            // The load's transient heap (the rows read, the maps grown).
+            crate::config::budget::trim_heap();
+            tracing::info!(
+                parties = sizes.parties,
+                parties_mb = sizes.parties_bytes / 1_000_000,
+                agents = sizes.agents,
+                known_numbers = sizes.numbers,
+                ms = started.elapsed().as_millis() as u64,
+                "lookup index loaded"
+            );
+            let Some(shrunk) = limits.shrunk_for(sizes.parties_bytes) else {
+                return;
+            };
+            if explicit_limit {
+                tracing::warn!(
+                    index_mb = sizes.parties_bytes / 1_000_000,
+                    "the lookup's index and [store] memory_limit together exceed [store] memory_budget"
+                );
+                return;
+            }
+            match s.set_memory_limit(&shrunk.duckdb_memory_limit()) {
+                Ok(()) => tracing::info!(
+                    index_mb = sizes.parties_bytes / 1_000_000,
+                    duckdb_limit_mb = shrunk.memory_limit / 1_000_000,
+                    "DuckDB's memory limit lowered to keep the lookup's index within [store] memory_budget"
                 ),
-                Err(e) => tracing::error!(error = %e, "cannot load the lookup's index; lookups answer 503 until a restart"),
+                Err(e) => tracing::warn!(error = %e, "cannot lower DuckDB's memory limit"),
             }
         })
         .context("starting the lookup index loader")?;

@@ -5,7 +5,9 @@
 //! memory on calltrail's side — the lines of an import batch in flight, the
 //! events a bulk derivation step holds — is capped to fit what is left
 //! beside DuckDB and the process's fixed part (the binary, the libraries,
-//! DuckDB's instance, the lookup's index in `run`, the tailers, HTTP).
+//! DuckDB's instance, the tailers, HTTP). In `run` the lookup's index lives
+//! in that rest; when it outgrows it, DuckDB's limit gives way
+//! ([`Limits::shrunk_for`]).
 //!
 //! The figures are measured (`calltrail import` of a 2 M-line generated
 //! queue_log, peak RSS by `/usr/bin/time -v`, DuckDB pinned at 256 MB):
@@ -85,6 +87,29 @@ impl Limits {
     /// as the same number of bytes).
     pub fn duckdb_memory_limit(&self) -> String {
         format!("{}KiB", (self.memory_limit / 1024).max(1))
+    }
+
+    /// What is left of the budget beside DuckDB's limit and
+    /// [`PROCESS_RESERVE`]: in `run`, the lookup's index and the live
+    /// deriver's small steps live there.
+    pub fn rest(&self) -> u64 {
+        self.budget
+            .saturating_sub(self.memory_limit + PROCESS_RESERVE)
+    }
+
+    /// When `held` bytes (the lookup's index) do not fit in [`Limits::rest`]:
+    /// DuckDB's limit lowered by the excess (not below
+    /// [`MIN_DUCKDB_LIMIT`]), so that the process stays within the budget.
+    pub fn shrunk_for(&self, held: u64) -> Option<Limits> {
+        let over = held.checked_sub(self.rest()).filter(|o| *o > 0)?;
+        let memory_limit = self
+            .memory_limit
+            .saturating_sub(over)
+            .max(MIN_DUCKDB_LIMIT.min(self.memory_limit));
+        (memory_limit < self.memory_limit).then_some(Limits {
+            memory_limit,
+            ..*self
+        })
     }
 }
 
@@ -235,6 +260,23 @@ mod tests {
             import <= l.budget && derive <= l.budget,
             "{import} {derive}"
         );
+    }
+
+    #[test]
+    fn duckdb_makes_room_for_what_the_index_holds() {
+        let l = limits(512_000_000, None, None, 2);
+        assert_eq!(l.rest(), 179_200_000);
+        assert_eq!(l.shrunk_for(179_200_000), None, "it fits");
+        let s = l.shrunk_for(200_000_000).unwrap();
+        assert_eq!(s.memory_limit, 204_800_000 - 20_800_000);
+        assert_eq!(s.threads, l.threads);
+        assert_eq!(
+            l.shrunk_for(1_000_000_000).unwrap().memory_limit,
+            MIN_DUCKDB_LIMIT,
+            "not below DuckDB's floor"
+        );
+        let tiny = limits(MIN_BUDGET, None, None, 2);
+        assert_eq!(tiny.shrunk_for(u64::MAX), None, "already at the floor");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod decision;
 pub mod index;
+mod parties;
 mod window;
 
 pub use decision::Decision;

@@ -467,9 +467,7 @@ impl Store {
         threads: Option<u32>,
     ) -> Result<Store, StoreError> {
         if let Some(m) = memory_limit {
-            let sql = format!("SET memory_limit = '{}'", m.trim().replace('\'', "''"));
-            self.setup(Box::new(move |c: &Connection| c.execute_batch(&sql)))
-                .map_err(db("setting the memory limit"))?;
+            self.set_memory_limit(m)?;
         }
         if let Some(t) = threads {
             let sql = format!("SET threads = {}", t.max(1));
@@ -477,6 +475,17 @@ impl Store {
                 .map_err(db("setting the thread count"))?;
         }
         Ok(self)
+    }
+
+    /// Sets DuckDB's `memory_limit` for the whole database (kept across
+    /// reopens; a later call wins).
+    pub fn set_memory_limit(&self, memory_limit: &str) -> Result<(), StoreError> {
+        let sql = format!(
+            "SET memory_limit = '{}'",
+            memory_limit.trim().replace('\'', "''")
+        );
+        self.setup(Box::new(move |c: &Connection| c.execute_batch(&sql)))
+            .map_err(db("setting the memory limit"))
     }
 
     /// Makes every commit durable before anyone sees it (`run`, where
