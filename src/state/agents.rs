@@ -32,7 +32,49 @@ pub const UPSERT_FACTS: &str = "INSERT INTO agent_facts
     WHERE excluded.ts > agent_facts.ts
        OR (excluded.ts = agent_facts.ts AND excluded.event_id > agent_facts.event_id)";
 
-/// Recomputes `agent_status` for the agents in the temp table `_aff_agents`.
+/// The touched agents' calls, in `_agent_calls (agent, on_call_since,
+/// on_call_id, last_ended)`, read without scanning all of `calls`:
+/// - the calls open now: few, found by `outcome` (a cheap column);
+/// - the latest end of an answered call, among the calls that ended at or
+///   after `{bound}` (the earliest `last_call_ended_at` of the touched
+///   agents, [`AGENT_ENDS_BOUND`], as a literal: DuckDB skips the row
+///   groups before it). That is exact for every agent with such a call
+///   (any call left out ended before it); [`AGENT_ENDS_ALL`] reads the
+///   others' whole.
+pub const AGENT_CALLS: &str = "CREATE OR REPLACE TEMP TABLE _agent_calls AS
+    WITH open AS (
+        SELECT agent, max(answered_at) AS on_call_since,
+               arg_max(call_id, answered_at) AS on_call_id
+        FROM calls
+        WHERE outcome = 'open' AND answered_at IS NOT NULL
+          AND agent IN (SELECT agent FROM _aff_agents)
+        GROUP BY agent),
+    ends AS (
+        SELECT agent, max(ended_at) AS last_ended
+        FROM calls
+        WHERE ended_at >= {bound} AND answered_at IS NOT NULL
+          AND agent IN (SELECT agent FROM _aff_agents)
+        GROUP BY agent)
+    SELECT agent, o.on_call_since, o.on_call_id, e.last_ended
+    FROM open o FULL JOIN ends e USING (agent)";
+
+/// The earliest `last_call_ended_at` of the touched agents, µs (`NULL`
+/// when none has one: [`AGENT_CALLS`] then reads every end).
+pub const AGENT_ENDS_BOUND: &str = "SELECT epoch_us(min(s.last_call_ended_at))
+    FROM agent_status s JOIN _aff_agents a USING (agent)";
+
+/// The ends of the touched agents [`AGENT_CALLS`] found none for (no
+/// answered call ended since the bound): read from every call.
+pub const AGENT_ENDS_ALL: &str = "INSERT INTO _agent_calls
+    SELECT agent, NULL, NULL, max(ended_at)
+    FROM calls
+    WHERE answered_at IS NOT NULL
+      AND agent IN (SELECT agent FROM _aff_agents
+                    WHERE agent NOT IN (SELECT agent FROM _agent_calls WHERE last_ended IS NOT NULL))
+    GROUP BY agent";
+
+/// Recomputes `agent_status` for the agents in the temp table `_aff_agents`
+/// (their calls in `_agent_calls`, [`AGENT_CALLS`]).
 pub const STATUS_SQL: &str = "INSERT INTO agent_status
     WITH f AS (SELECT * FROM agent_facts WHERE agent IN (SELECT agent FROM _aff_agents)),
     members AS (
@@ -44,12 +86,9 @@ pub const STATUS_SQL: &str = "INSERT INTO agent_status
                arg_max(reason, (ts, event_id)) AS reason, max(ts) AS since
         FROM f WHERE fact = 'pause' GROUP BY agent),
     calls_of AS (
-        SELECT agent,
-               max(answered_at) FILTER (WHERE outcome = 'open') AS on_call_since,
-               arg_max(call_id, answered_at) FILTER (WHERE outcome = 'open') AS on_call_id,
-               max(ended_at) FILTER (WHERE answered_at IS NOT NULL) AS last_ended
-        FROM calls WHERE agent IN (SELECT agent FROM _aff_agents) AND answered_at IS NOT NULL
-        GROUP BY agent),
+        SELECT agent, max(on_call_since) AS on_call_since, max(on_call_id) AS on_call_id,
+               max(last_ended) AS last_ended
+        FROM _agent_calls GROUP BY agent),
     touched AS (SELECT agent, max(ts) AS ts FROM f GROUP BY agent)
     SELECT a.agent,
            coalesce(m.queues, []::VARCHAR[]),

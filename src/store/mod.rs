@@ -1471,6 +1471,120 @@ mod tests {
         assert_eq!(setting(&store), before);
     }
 
+    /// Deriving in small live steps, with a late batch of old lines (an
+    /// agent first seen long ago, an agent whose latest call ends before
+    /// the others'), gives the very state a whole rederive gives: the
+    /// deriver's shortcuts (agents' ends read after a bound, parties read
+    /// by row id, old state read by the deletes) change nothing.
+    #[test]
+    fn live_steps_with_late_old_lines_equal_a_rederive() {
+        use calltrail_parsers::{
+            AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
+        };
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = 1_764_000_000; // 2025-11-24
+        let store = Store::open(&dir.path().join("s.duckdb"))
+            .unwrap()
+            .with_clock(Clock::Fixed(Utc.timestamp_opt(t0 + 40 * 3600, 0).unwrap()));
+        let mut parser = QueueLogParser::new(
+            SourceContext::new("q", "pbx1"),
+            NumberNormalizer::new(NumberConfig::default()).unwrap(),
+            AgentResolver::default(),
+        );
+        // A call: entered at t, answered by `agent` after 10 s (or lost),
+        // `talk` seconds long; the callers repeat every 7 calls.
+        let call = |i: i64, t: i64, agent: Option<&str>, talk: i64| -> Vec<String> {
+            let id = format!("{t}.{i}");
+            let caller = format!("8916{:07}", i % 7);
+            let mut l = vec![format!("{t}|{id}|sales|NONE|ENTERQUEUE||{caller}|1")];
+            match agent {
+                Some(a) => {
+                    l.push(format!("{}|{id}|sales|{a}|CONNECT|10|{id}.1|2", t + 10));
+                    l.push(format!(
+                        "{}|{id}|sales|{a}|COMPLETECALLER|10|{talk}|1",
+                        t + 10 + talk
+                    ));
+                }
+                None => l.push(format!("{}|{id}|sales|NONE|ABANDON|1|1|30", t + 30)),
+            }
+            l
+        };
+        let mut batches: Vec<Vec<String>> = Vec::new();
+        for b in 0..6 {
+            let mut lines = Vec::new();
+            for k in 0..5 {
+                let i = b * 5 + k;
+                let t = t0 + 3600 * (10 + i);
+                let agent = ["Agent/201", "Agent/202", "Agent/203"]
+                    .get((i % 4) as usize)
+                    .copied();
+                lines.extend(call(i, t, agent, 60 + i));
+            }
+            // An open call of 203's (answered, not ended) in the third batch.
+            if b == 2 {
+                let t = t0 + 3600 * 25;
+                lines.push(format!("{t}|open.1|sales|NONE|ENTERQUEUE||89169999999|1"));
+                lines.push(format!("{}|open.1|sales|Agent/203|CONNECT|5|x.1|1", t + 5));
+            }
+            batches.push(lines);
+        }
+        // Late: lines of long ago, for a new agent and for 201.
+        batches.push(
+            [
+                call(100, t0, Some("Agent/299"), 30),
+                call(101, t0 + 60, Some("Agent/201"), 30),
+            ]
+            .concat(),
+        );
+        let mut n = 0;
+        for lines in &batches {
+            let events: Vec<Event> = lines
+                .iter()
+                .map(|l| {
+                    n += 1;
+                    let mut e = parser.parse_line(l.as_bytes()).unwrap().unwrap();
+                    e.event_id = format!("q:00000000000000aa:{n}");
+                    e
+                })
+                .collect();
+            store
+                .commit_batch("q", &events, &[], &[], None, None)
+                .unwrap();
+            while store.derive_state(7).unwrap().0 > 0 {}
+        }
+        let dump = |s: &Store| -> Vec<String> {
+            [
+                "SELECT * FROM agent_status ORDER BY ALL",
+                "SELECT * EXCLUDE (updated_at) FROM calls ORDER BY ALL",
+                "SELECT * FROM callers ORDER BY ALL",
+                "SELECT * FROM last_agent ORDER BY ALL",
+                "SELECT * FROM missed_calls ORDER BY ALL",
+            ]
+            .iter()
+            .map(|q| {
+                s.with_conn(|c| {
+                    let mut st = c
+                        .prepare(&format!("SELECT CAST(t AS VARCHAR) FROM ({q}) t"))
+                        .unwrap();
+                    let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+                    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+                })
+            })
+            .collect()
+        };
+        let live = dump(&store);
+        assert!(
+            live[0].contains("Agent/299") || live[0].contains("299"),
+            "{}",
+            live[0]
+        );
+        assert!(live[0].contains("open.1"), "203 is on a call: {}", live[0]);
+        store.reset_state().unwrap();
+        store.derive_all().unwrap();
+        assert_eq!(dump(&store), live);
+    }
+
     /// The deriver and the sweep decide time-dependent state by the store's
     /// clock, not the system's: one miss in 2020 and one in 2099 are both
     /// `open` an hour after the first (the system clock would have expired
