@@ -17,8 +17,11 @@
 //! holds about 3.6 KB per event of its step beside ~58 MB more than DuckDB's
 //! limit (547 MB at 50,000 events a step, 727 MB at 100,000, 1,085 MB at
 //! 200,000). With the default budget (DuckDB 204.8 MB, import batches of
-//! 245,760 lines, steps of 44,800 events) the whole import of those 2 M
-//! lines with their state peaked at 509 MB (before the budget: 1,563 MB).
+//! 245,760 lines then, steps of 44,800 events) the whole import of those
+//! 2 M lines with their state peaked at 509 MB (before the budget: 1,563
+//! MB). On 10 M lines that batch went past the budget (602 MB); the heap
+//! is now trimmed after every batch and step, and the default budget takes
+//! batches of 122,880 lines (see [`IMPORT_BYTES_PER_LINE`]).
 
 use super::StoreConfig;
 
@@ -45,8 +48,13 @@ pub const MEMORY_PER_THREAD: u64 = 100_000_000;
 pub const MIN_BUDGET: u64 = 128_000_000;
 
 /// What one line of an import's batch size costs while the batch is in
-/// flight (read, split, parsed into Arrow columns, queued, inserted).
-pub const IMPORT_BYTES_PER_LINE: u64 = 640;
+/// flight (read, split, parsed into Arrow columns, queued, inserted), as
+/// the budget counts it. Measured on a 10 M-line import (`--no-state`,
+/// the heap trimmed after each batch, default budget): peak 525 MB at
+/// 245,760 lines a batch, 487 MB (and faster) at 122,880; 640 bytes a line
+/// (measured on 2 M lines) let the default budget pick the bigger batch,
+/// which went past the budget on 10 M.
+pub const IMPORT_BYTES_PER_LINE: u64 = 1_400;
 
 /// What one event of a bulk derivation step costs on calltrail's side
 /// (the events read, what the step touched, the rows it rebuilds).
@@ -248,7 +256,11 @@ mod tests {
         let l = limits(512_000_000, None, None, 8);
         assert_eq!(l.threads, 2, "one thread per 100 MB of DuckDB's limit");
         assert_eq!(l.duckdb_memory_limit(), "200000KiB");
-        assert_eq!(l.import_batch, MAX_IMPORT_BATCH);
+        assert_eq!(l.import_batch, MIN_IMPORT_BATCH);
+        assert_eq!(
+            limits(1_000_000_000, None, None, 2).import_batch,
+            MAX_IMPORT_BATCH
+        );
         // 512 - 204.8 - 128 = 179.2 MB for a step: 44,800 events.
         assert_eq!(l.derive_step, 44_800);
         // What that comes to, by the measured costs: within the budget.

@@ -1197,6 +1197,8 @@ impl Store {
                 if n == 0 {
                     return Ok(recorded);
                 }
+                // The step's rows and maps, freed, go back to the system.
+                crate::config::budget::trim_heap();
                 taken += n as u64;
                 progress(taken);
             }

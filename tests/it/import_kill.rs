@@ -25,8 +25,18 @@ pbx = "pbx1"
     cfg
 }
 
-/// (events, distinct event ids, rejects, distinct reject positions).
+/// (events, distinct event ids, rejects, distinct reject positions). An
+/// import killed before its new store was renamed into place (a store is
+/// created whole, as `<store>.creating`) left no store: nothing stored.
 fn counts(cfg: &Path) -> (i64, i64, i64, i64) {
+    let dir = cfg.parent().expect("the config's directory");
+    if !dir.join("store.duckdb").exists() {
+        assert!(
+            !dir.join("store.duckdb.wal").exists(),
+            "a WAL without its store"
+        );
+        return (0, 0, 0, 0);
+    }
     let r = query_json(
         cfg,
         "SELECT (SELECT count(*) FROM events) AS e,
