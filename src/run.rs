@@ -514,7 +514,11 @@ fn lookup_index(
                 ms = started.elapsed().as_millis() as u64,
                 "lookup index loaded"
             );
-            let Some(shrunk) = limits.shrunk_for(sizes.parties_bytes) else {
+            // Beside the index, the rest holds the deriver's passes: up to
+            // the live step's events (a catch-up after a restart).
+            let deriving = crate::config::budget::MIN_DERIVE_STEP as u64
+                * crate::config::budget::DERIVE_BYTES_PER_EVENT;
+            let Some(shrunk) = limits.shrunk_for(sizes.parties_bytes + deriving) else {
                 return;
             };
             if explicit_limit {
@@ -743,7 +747,7 @@ async fn derive_state(
 }
 
 /// Events per state-deriving transaction.
-const DERIVE_BATCH: usize = 20_000;
+const DERIVE_BATCH: usize = crate::config::budget::MIN_DERIVE_STEP;
 
 /// How long the state deriver lets commits accumulate after a wake-up, at
 /// least (twice its last pass, up to the maximum).
