@@ -480,9 +480,11 @@ pub async fn run(cfg: &Config, once: bool, clock: Clock) -> anyhow::Result<RunRe
 /// seconds; lookups meanwhile answer "not ready" and the dialplan routes
 /// normally, while ingest goes on).
 ///
-/// The index counts against `[store] memory_budget`: when it does not fit
-/// beside DuckDB's share and the process's reserve, DuckDB's limit is
-/// lowered by the excess (unless `[store] memory_limit` is explicit).
+/// The index counts against `[store] memory_budget`: when it and the live
+/// deriver's step do not fit beside DuckDB's share and the process's
+/// reserve, DuckDB's limit is lowered by the excess (unless `[store]
+/// memory_limit` is explicit). Judged once, when the index has loaded:
+/// callers first seen later (~150 bytes each) count from the next start.
 fn lookup_index(
     cfg: &Config,
     store: &Store,
