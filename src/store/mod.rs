@@ -1454,6 +1454,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calltrail_parsers::{
+        AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
+    };
+
+    fn queue_log_parser() -> QueueLogParser {
+        QueueLogParser::new(
+            SourceContext::new("q", "pbx1"),
+            NumberNormalizer::new(NumberConfig::default()).unwrap(),
+            AgentResolver::default(),
+        )
+    }
+
+    /// Parses `lines` (queue_log) and commits them as one batch, their event
+    /// ids numbered from `first`; returns the next number.
+    fn commit_lines(
+        store: &Store,
+        parser: &mut QueueLogParser,
+        lines: &[String],
+        first: usize,
+    ) -> usize {
+        let events: Vec<Event> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut e = parser.parse_line(l.as_bytes()).unwrap().unwrap();
+                e.event_id = format!("q:00000000000000aa:{}", first + i);
+                e
+            })
+            .collect();
+        store
+            .commit_batch("q", &events, &[], &[], None, None)
+            .unwrap();
+        first + lines.len()
+    }
 
     /// A bulk derivation holds DuckDB's checkpoints back while it runs and
     /// gives the setting back (the daemon shares the database instance).
@@ -1480,20 +1514,13 @@ mod tests {
     /// by row id, old state read by the deletes) change nothing.
     #[test]
     fn live_steps_with_late_old_lines_equal_a_rederive() {
-        use calltrail_parsers::{
-            AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
-        };
         use chrono::TimeZone;
         let dir = tempfile::tempdir().unwrap();
         let t0 = 1_764_000_000; // 2025-11-24
         let store = Store::open(&dir.path().join("s.duckdb"))
             .unwrap()
             .with_clock(Clock::Fixed(Utc.timestamp_opt(t0 + 40 * 3600, 0).unwrap()));
-        let mut parser = QueueLogParser::new(
-            SourceContext::new("q", "pbx1"),
-            NumberNormalizer::new(NumberConfig::default()).unwrap(),
-            AgentResolver::default(),
-        );
+        let mut parser = queue_log_parser();
         // A call: entered at t, answered by `agent` after 10 s (or lost),
         // `talk` seconds long; the callers repeat every 7 calls.
         let call = |i: i64, t: i64, agent: Option<&str>, talk: i64| -> Vec<String> {
@@ -1539,20 +1566,9 @@ mod tests {
             ]
             .concat(),
         );
-        let mut n = 0;
+        let mut n = 1;
         for lines in &batches {
-            let events: Vec<Event> = lines
-                .iter()
-                .map(|l| {
-                    n += 1;
-                    let mut e = parser.parse_line(l.as_bytes()).unwrap().unwrap();
-                    e.event_id = format!("q:00000000000000aa:{n}");
-                    e
-                })
-                .collect();
-            store
-                .commit_batch("q", &events, &[], &[], None, None)
-                .unwrap();
+            n = commit_lines(&store, &mut parser, lines, n);
             while store.derive_state(7).unwrap().0 > 0 {}
         }
         let dump = |s: &Store| -> Vec<String> {
@@ -1594,9 +1610,6 @@ mod tests {
     /// system clock would leave the second open).
     #[test]
     fn the_derived_state_follows_the_store_clock() {
-        use calltrail_parsers::{
-            AgentResolver, NumberConfig, NumberNormalizer, QueueLogParser, SourceContext,
-        };
         use chrono::TimeZone;
         let dir = tempfile::tempdir().unwrap();
         let past = 1_577_836_800; // 2020-01-01T00:00:00Z
@@ -1606,29 +1619,14 @@ mod tests {
             .unwrap()
             .with_clock(at(past + 3600));
         assert_eq!(store.clock(), at(past + 3600));
-        let mut parser = QueueLogParser::new(
-            SourceContext::new("q", "pbx1"),
-            NumberNormalizer::new(NumberConfig::default()).unwrap(),
-            AgentResolver::default(),
-        );
+        let mut parser = queue_log_parser();
         let lines = [
             format!("{past}|c1|sales|NONE|ENTERQUEUE||89161234567|1"),
             format!("{}|c1|sales|NONE|ABANDON|1|1|30", past + 30),
             format!("{future}|c2|sales|NONE|ENTERQUEUE||89167654321|1"),
             format!("{}|c2|sales|NONE|ABANDON|1|1|30", future + 30),
         ];
-        let events: Vec<Event> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let mut e = parser.parse_line(l.as_bytes()).unwrap().unwrap();
-                e.event_id = format!("q:00000000000000aa:{i}");
-                e
-            })
-            .collect();
-        store
-            .commit_batch("q", &events, &[], &[], None, None)
-            .unwrap();
+        commit_lines(&store, &mut parser, &lines, 0);
         store.derive_state(100).unwrap();
         let statuses = |s: &Store| -> Vec<String> {
             s.with_conn(|c| {
