@@ -18,6 +18,16 @@ Measured, one sample a second:
   per 1,000 lines appended;
 * the deriver's passes: the daemon logs each one at debug level as JSON
   (`state step`: read_ms, derive_ms, commit_ms); a pass's time is their sum.
+  Under the stream a pass takes what arrived while the previous one ran and
+  the deriver waited (twice the previous pass), so a slower store gets
+  bigger passes: these figures compare the stream, not one pass.
+
+Then "the same pass" (issue 15: a live pass on the history within 2x of the
+same pass on an empty store): --probes blocks of --probe-lines lines (the
+lines after the stream's, one write each, --probe-gap s apart, the deriver
+idle before each), and the passes that derived each block (their time
+summed; a block is nearly always one pass): both runs write the same
+blocks, so these passes take the same events.
 
 Prints one JSON object on stdout.
 """
@@ -56,16 +66,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def moved_lines(path, n, seconds, now0):
-    """The first n lines of path, moved to start at now0 and span seconds."""
+def moved_lines(path, n, seconds, now0, extra=0):
+    """The first n lines of path, moved to start at now0 and span seconds,
+    and the extra lines after them, moved alike (they follow the span)."""
     raw = []
     with open(path, "rb") as f:
         for line in f:
             raw.append(line.rstrip(b"\n"))
-            if len(raw) >= n:
+            if len(raw) >= n + extra:
                 break
     t0 = int(raw[0].split(b"|", 1)[0])
-    t1 = int(raw[-1].split(b"|", 1)[0])
+    t1 = int(raw[min(n, len(raw)) - 1].split(b"|", 1)[0])
     k = seconds / max(1, t1 - t0)
 
     def move(t):
@@ -83,6 +94,45 @@ def moved_lines(path, n, seconds, now0):
     return out
 
 
+def state_steps(raw):
+    """(ms, events) of each `state step` line in the daemon's JSON log."""
+    out = []
+    for line in raw.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        fl = rec.get("fields", {})
+        if fl.get("message") == "state step":
+            out.append(
+                (fl.get("read_ms", 0) + fl.get("derive_ms", 0) + fl.get("commit_ms", 0),
+                 fl.get("events", 0))
+            )
+    return out
+
+
+def run_probes(d, ql, log_path, lines, size, gap, rss):
+    """The same-pass probes: each block of `size` lines in one write, the
+    deriver idle before it; the passes logged until the next block."""
+    res = {"ms": [], "events": [], "passes": [], "log_offset": os.path.getsize(log_path)}
+    with open(ql, "ab", buffering=0) as out:
+        for i in range(0, len(lines) - size + 1, size):
+            if d.poll() is not None:
+                break
+            before = os.path.getsize(log_path)
+            out.write(b"".join(lines[i:i + size]))
+            time.sleep(gap)
+            rss.append(proc_rss_mb(d.pid))
+            with open(log_path, "rb") as f:
+                f.seek(before)
+                steps = state_steps(f.read())
+            if steps:
+                res["ms"].append(sum(p[0] for p in steps))
+                res["events"].append(sum(p[1] for p in steps))
+                res["passes"].append(len(steps))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -92,6 +142,9 @@ def main():
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--label", default="live")
+    ap.add_argument("--probes", type=int, default=20)
+    ap.add_argument("--probe-lines", type=int, default=50)
+    ap.add_argument("--probe-gap", type=float, default=4.0)
     args = ap.parse_args()
 
     os.makedirs(args.work, exist_ok=True)
@@ -108,7 +161,9 @@ def main():
         )
     n = int(args.rate * args.seconds)
     now0 = time.time()
-    lines = moved_lines(args.lines_from, n, args.seconds, now0)
+    extra = args.probes * args.probe_lines
+    lines = moved_lines(args.lines_from, n, args.seconds, now0, extra)
+    lines, probe_lines = lines[:n], lines[n:]
     log_path = os.path.join(args.work, "daemon.log")
     env = dict(os.environ, RUST_LOG=os.environ.get("CALLTRAIL_BENCH_LOG", "info,calltrail::store=debug"))
     log = open(log_path, "wb")
@@ -151,6 +206,7 @@ def main():
     for _ in range(10):
         rss.append(proc_rss_mb(d.pid))
         time.sleep(1)
+    probes = run_probes(d, ql, log_path, probe_lines, args.probe_lines, args.probe_gap, rss)
     d.send_signal(signal.SIGTERM)
     try:
         d.wait(timeout=60)
@@ -158,19 +214,9 @@ def main():
         d.kill()
     log.close()
 
-    passes = []
     with open(log_path, "rb") as f:
-        for raw in f:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            fl = rec.get("fields", {})
-            if fl.get("message") == "state step":
-                passes.append(
-                    (fl.get("read_ms", 0) + fl.get("derive_ms", 0) + fl.get("commit_ms", 0),
-                     fl.get("events", 0))
-                )
+        # The stream's passes (the probes' are counted apart).
+        passes = state_steps(f.read(probes["log_offset"]))
     half = rss[len(rss) // 2:]
     ms = [p[0] for p in passes]
     result = {
@@ -188,6 +234,11 @@ def main():
         "pass_ms_p99": pct(ms, 99),
         "pass_ms_mean": round(sum(ms) / max(1, len(ms)), 2),
         "pass_ms_per_event": round(sum(ms) / max(1, sum(p[1] for p in passes)), 3),
+        "same_pass_blocks": len(probes["ms"]),
+        "same_pass_events": round(sum(probes["events"]) / max(1, len(probes["events"])), 1),
+        "same_pass_passes": sum(probes["passes"]),
+        "same_pass_ms_p50": pct(probes["ms"], 50),
+        "same_pass_ms_mean": round(sum(probes["ms"]) / max(1, len(probes["ms"])), 2),
         "exit": d.returncode,
     }
     print(json.dumps(result))

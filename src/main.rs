@@ -12,6 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    calltrail::config::budget::limit_malloc_arenas();
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_format);
     match dispatch(cli) {
