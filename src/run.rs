@@ -518,8 +518,7 @@ fn lookup_index(
             );
             // Beside the index, the rest holds the deriver's passes: up to
             // the live step's events (a catch-up after a restart).
-            let deriving = crate::config::budget::MIN_DERIVE_STEP as u64
-                * crate::config::budget::DERIVE_BYTES_PER_EVENT;
+            let deriving = DERIVE_BATCH as u64 * crate::config::budget::DERIVE_BYTES_PER_EVENT;
             let Some(shrunk) = limits.shrunk_for(sizes.parties_bytes + deriving) else {
                 return;
             };
