@@ -22,9 +22,6 @@ use std::sync::Arc;
 const NONE: i64 = i64::MIN;
 /// An agent that is not there.
 const NO_AGENT: u32 = u32::MAX;
-/// Digits a packed key holds at most (10^17 < 2^57: with the length and
-/// the `+`, 63 bits).
-const PACKED_DIGITS: usize = 17;
 
 /// One run of answered contacts with one agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,20 +60,9 @@ pub struct Parties {
 }
 
 /// `key` packed into a `u64` when it is 1..=17 digits with an optional
-/// leading `+` (leading zeros kept: the length is packed too).
+/// leading `+` (the state tables' `party_key` of a number, the same value).
 fn pack_key(key: &str) -> Option<u64> {
-    let (plus, digits) = match key.strip_prefix('+') {
-        Some(d) => (1, d),
-        None => (0, key),
-    };
-    if digits.is_empty()
-        || digits.len() > PACKED_DIGITS
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let value: u64 = digits.parse().ok()?;
-    Some(value << 6 | (digits.len() as u64) << 1 | plus)
+    crate::state::party_key::packed(key)
 }
 
 fn opt(t: Option<i64>) -> i64 {

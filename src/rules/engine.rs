@@ -138,10 +138,12 @@ fn party_of(conn: &Connection, ev: &Event, now: DateTime<Utc>) -> Result<Party, 
             p.name = e.fields.name.clone().or(p.name);
         }
         let mut q = conn
-            .prepare_cached("SELECT agent FROM last_agent WHERE caller = ?")
+            // By `party_key` first: a number's equality DuckDB checks
+            // without reading the callers' names.
+            .prepare_cached("SELECT agent FROM last_agent WHERE party_key = ? AND caller = ?")
             .map_err(db("preparing the last-agent lookup of a rule"))?;
         let mut rows = q
-            .query(params![c])
+            .query(params![crate::state::party_key::party_key(c), c])
             .map_err(db("reading the last agent of a caller"))?;
         if let Some(r) = rows
             .next()

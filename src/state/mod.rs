@@ -12,6 +12,7 @@ pub(crate) mod derived;
 mod legs;
 mod party;
 pub mod party_facts;
+pub mod party_key;
 mod refresh;
 pub mod schema;
 pub mod sla;

@@ -172,3 +172,137 @@ pub fn migrate_keys_copy() -> String {
         .map(|t| format!("INSERT INTO {t} SELECT * FROM {t}_keyed;\nDROP TABLE {t}_keyed;\n"))
         .collect()
 }
+
+/// The tables with a party column and their `party_key`
+/// (`super::party_key`), which comes after every other column.
+pub const PARTY_KEYED: [(&str, &str); 4] = [
+    ("calls", "party"),
+    ("callers", "caller"),
+    ("last_agent", "caller"),
+    ("missed_calls", "caller"),
+];
+
+/// `party_key` of the `VARCHAR` expression `col` when it is a number, in
+/// SQL: exactly `super::party_key::party_key` (tested against it); NULL
+/// for anything else.
+pub fn packed_key_sql(col: &str) -> String {
+    format!(
+        "CASE WHEN regexp_full_match({col}, '\\+?[0-9]{{1,17}}')
+              THEN (CAST(ltrim({col}, '+') AS UBIGINT) << 6)
+                   | (length(ltrim({col}, '+'))::UBIGINT << 1)
+                   | (CASE WHEN starts_with({col}, '+') THEN 1 ELSE 0 END)::UBIGINT
+         END"
+    )
+}
+
+/// Gives each table of [`PARTY_KEYED`] that lacks it its `party_key`
+/// column, at the end (new stores and older ones alike: [`DDL`] does not
+/// declare it, so that [`migrate_keys_copy`] copies old rows as they are),
+/// and fills it for the rows already there, in one transaction: a number's
+/// key in SQL, the others' (few: endpoint names) computed here. Returns
+/// how many tables got the column.
+pub fn add_party_keys(conn: &duckdb::Connection) -> duckdb::Result<usize> {
+    let mut missing = Vec::new();
+    for (table, column) in PARTY_KEYED {
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM duckdb_columns()
+             WHERE table_name = ? AND column_name = 'party_key' AND schema_name = 'main'",
+            [table],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            missing.push((table, column));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let result = (|| {
+        for (table, column) in &missing {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN party_key UBIGINT;
+                 UPDATE {table} SET party_key = {} WHERE {column} IS NOT NULL;",
+                packed_key_sql(column)
+            ))?;
+        }
+        let others = missing
+            .iter()
+            .map(|(t, c)| {
+                format!("SELECT {c} AS party FROM {t} WHERE party_key IS NULL AND {c} IS NOT NULL")
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let parties: Vec<String> = {
+            let mut q = conn.prepare(&others)?;
+            let rows = q.query_map([], |r| r.get(0))?;
+            rows.collect::<duckdb::Result<_>>()?
+        };
+        if parties.is_empty() {
+            return Ok(());
+        }
+        conn.execute_batch("CREATE OR REPLACE TEMP TABLE _party_keys (party VARCHAR, k UBIGINT)")?;
+        let mut ins = conn.appender_to_catalog_and_db("_party_keys", "temp", "main")?;
+        for p in &parties {
+            ins.append_row(duckdb::params![p, super::party_key::party_key(p)])?;
+        }
+        ins.flush()?;
+        drop(ins);
+        for (table, column) in &missing {
+            conn.execute_batch(&format!(
+                "UPDATE {table} SET party_key = m.k FROM _party_keys m
+                 WHERE {table}.party_key IS NULL AND {table}.{column} = m.party"
+            ))?;
+        }
+        conn.execute_batch("DROP TABLE _party_keys")
+    })();
+    match result {
+        Ok(()) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(missing.len())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_key_of_a_number_is_the_rust_one() {
+        let c = duckdb::Connection::open_in_memory().unwrap();
+        for party in [
+            "+79161234567",
+            "79161234567",
+            "0201",
+            "201",
+            "+0",
+            "00000",
+            "99999999999999999",
+            "+99999999999999999",
+            "999999999999999999",
+            "alice",
+            "+7916123456x",
+            "++7916",
+            "",
+        ] {
+            let sql: Option<u64> = c
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM (SELECT ?::VARCHAR AS p)",
+                        packed_key_sql("p")
+                    ),
+                    [party],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let rust = crate::state::party_key::party_key(party);
+            let expect = (!crate::state::party_key::is_hashed(rust)).then_some(rust);
+            assert_eq!(sql, expect, "{party:?}");
+        }
+    }
+}

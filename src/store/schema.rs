@@ -384,6 +384,24 @@ mod tests {
             "an index is left"
         );
         assert_eq!(count("SELECT count(*) FROM callers WHERE calls = 1"), 1);
+        // party_key added at the end and filled (state::party_key).
+        assert_eq!(
+            count("SELECT count(*) FROM callers WHERE party_key = 5066319012311"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM calls WHERE party_key = 5066319012311"),
+            1
+        );
+        let last: String = c
+            .query_row(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'missed_calls'
+                 ORDER BY column_index DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(last, "party_key");
         assert_eq!(count("SELECT count(*) FROM calls WHERE call_id = '1.1'"), 1);
         assert_eq!(count("SELECT max(seq) FROM state_events"), 7);
         assert_eq!(count("SELECT count(*) FROM state_events"), 1);

@@ -29,7 +29,7 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
     let sql = format!(
         "WITH {BOUNDS},
          near AS (
-           SELECT m.* FROM missed_calls m
+           SELECT m.* EXCLUDE (party_key) FROM missed_calls m
            WHERE m.opened_at >= (SELECT min(r0) FROM b) - INTERVAL 2 DAY
              AND m.opened_at < (SELECT max(r1) FROM b) + INTERVAL 2 DAY
              AND (?1::VARCHAR IS NULL OR m.queue = ?1::VARCHAR)),

@@ -25,7 +25,7 @@ pub fn build(conn: &Connection, ctx: &Ctx) -> Result<Report, StoreError> {
     let sql = format!(
         "WITH {BOUNDS},
          near AS (
-           SELECT * FROM callers
+           SELECT * EXCLUDE (party_key) FROM callers
            WHERE first_seen_at >= (SELECT min(r0) FROM b) - INTERVAL 2 DAY
              AND first_seen_at < (SELECT max(r1) FROM b) + INTERVAL 2 DAY),
          first_call AS (
