@@ -661,19 +661,20 @@ fn refresh_sla(
         }
         ins.flush()?;
     }
-    conn.execute(
-        "DELETE FROM sla_intervals USING _aff_int a
-         WHERE sla_intervals.queue = a.queue AND sla_intervals.interval_start = a.interval_start",
-        [],
-    )?;
-    // The same rows as the join alone, bounded by the touched intervals'
-    // span: a constant range DuckDB checks against each row group's
-    // min/max, so the scan skips the calls of other times.
+    // The touched intervals' span, a constant range DuckDB checks against
+    // each row group's min/max: the scans skip the rows of other times
+    // (the same rows as the joins alone).
     let (lo, hi) = intervals
         .iter()
         .fold((i64::MAX, i64::MIN), |(lo, hi), (_, t)| {
             (lo.min(*t), hi.max(*t))
         });
+    conn.execute(
+        "DELETE FROM sla_intervals USING _aff_int a
+         WHERE sla_intervals.queue = a.queue AND sla_intervals.interval_start = a.interval_start
+           AND sla_intervals.interval_start BETWEEN $1 AND $2",
+        params![ts(lo), ts(hi)],
+    )?;
     let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
     conn.execute(&sla::intervals_sql(cfg), params![ts(lo), ts(hi + step)])?;
     // Breaches of each touched queue, from the earliest touched interval.
@@ -740,9 +741,10 @@ fn refresh_sla(
         let mut q = conn.prepare_cached(
             "SELECT b.queue, b.kind, epoch_us(b.started_at), epoch_us(b.ended_at)
              FROM sla_breaches b JOIN _sla_q q ON b.queue = q.queue
-             WHERE b.started_at >= CASE WHEN b.kind = $1 THEN q.from_sl ELSE q.from_w END",
+             WHERE b.started_at >= CASE WHEN b.kind = $1 THEN q.from_sl ELSE q.from_w END
+               AND b.started_at >= $2",
         )?;
-        let mut rows = q.query(params![SERVICE_LEVEL])?;
+        let mut rows = q.query(params![SERVICE_LEVEL, ts(min_sl.min(min_w))])?;
         while let Some(r) = rows.next()? {
             before.insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
         }
@@ -751,8 +753,9 @@ fn refresh_sla(
         "DELETE FROM sla_breaches USING _sla_q q
          WHERE sla_breaches.queue = q.queue
            AND sla_breaches.started_at >=
-               CASE WHEN sla_breaches.kind = ? THEN q.from_sl ELSE q.from_w END",
-        params![SERVICE_LEVEL],
+               CASE WHEN sla_breaches.kind = ? THEN q.from_sl ELSE q.from_w END
+           AND sla_breaches.started_at >= ?",
+        params![SERVICE_LEVEL, ts(min_sl.min(min_w))],
     )?;
     let mut app = conn.appender("sla_breaches")?;
     for (queue, (from_sl, from_w)) in &from {
