@@ -34,7 +34,10 @@ pub const UPSERT_FACTS: &str = "INSERT INTO agent_facts
 
 /// The touched agents' calls, in `_agent_calls (agent, on_call_since,
 /// on_call_id, last_ended)`, read without scanning all of `calls`:
-/// - the calls open now: few, found by `outcome` (a cheap column);
+/// - the calls open now: few, found by `ended_at IS NULL` (an open call
+///   has no end, `calls::build`; DuckDB skips every row group whose
+///   `ended_at` has no NULL, where `outcome` alone decoded every row:
+///   15 ms a pass at 2.1 M calls) and `outcome`;
 /// - the latest end of an answered call, among the calls that ended at or
 ///   after `{bound}` (the earliest `last_call_ended_at` of the touched
 ///   agents, [`AGENT_ENDS_BOUND`], as a literal: DuckDB skips the row
@@ -46,7 +49,7 @@ pub const AGENT_CALLS: &str = "CREATE OR REPLACE TEMP TABLE _agent_calls AS
         SELECT agent, max(answered_at) AS on_call_since,
                arg_max(call_id, answered_at) AS on_call_id
         FROM calls
-        WHERE outcome = 'open' AND answered_at IS NOT NULL
+        WHERE ended_at IS NULL AND outcome = 'open' AND answered_at IS NOT NULL
           AND agent IN (SELECT agent FROM _aff_agents)
         GROUP BY agent),
     ends AS (

@@ -291,6 +291,11 @@ pub fn build(events: &mut [Ev], call_id: &str, cfg: &StateConfig) -> Vec<CallRow
             });
         }
     }
+    // An open call has no end: the deriver finds open calls by
+    // `ended_at IS NULL` (`agents::AGENT_CALLS`, `refresh::sweep`).
+    debug_assert!(rows
+        .iter()
+        .all(|r| r.outcome != "open" || r.ended_at.is_none()));
     // Call-level facts on every row.
     let answered = rows.iter().any(|r| r.answered_at.is_some());
     let last = rows

@@ -1016,8 +1016,8 @@ pub fn sweep(
         // interval the first of them entered in.
         let mut q = conn.prepare(
             "SELECT queue, epoch_us(min(entered_at)) FROM calls
-             WHERE outcome = 'open' AND answered_at IS NULL AND queue IS NOT NULL
-               AND entered_at >= ?
+             WHERE ended_at IS NULL AND outcome = 'open' AND answered_at IS NULL
+               AND queue IS NOT NULL AND entered_at >= ?
              GROUP BY queue",
         )?;
         let mut rows = q.query(params![ts(now_us - STALE_WAIT_US)])?;
