@@ -748,7 +748,7 @@ async fn derive_state(
 }
 
 /// Events per state-deriving transaction.
-const DERIVE_BATCH: usize = crate::config::budget::MIN_DERIVE_STEP;
+const DERIVE_BATCH: usize = crate::config::budget::LIVE_DERIVE_STEP;
 
 /// How long the state deriver lets commits accumulate after a wake-up, at
 /// least (twice its last pass, up to the maximum).
