@@ -62,8 +62,11 @@ pub const IMPORT_BYTES_PER_LINE: u64 = 1_400;
 /// events with the default budget, and on 10 M events of history the
 /// derivation peaked at 526 MB (`rederive`) and 565 MB (`import`); 5,500
 /// (32,581 events) at 482 MB and 542 MB: the steps of a long history touch
-/// callers with more calls. 7,000 (25,600 events): 454 MB and 508 MB.
-pub const DERIVE_BYTES_PER_EVENT: u64 = 7_000;
+/// callers with more calls. 7,000 (25,600 events): 454 MB and 508 MB;
+/// then, with the parties' calls read sorted (faster: 417 -> 348 s and
+/// 503 -> 391 s), 477 MB and 519 MB. 8,000 (22,400 events): see
+/// docs/operations.md.
+pub const DERIVE_BYTES_PER_EVENT: u64 = 8_000;
 
 /// Lines per import batch at most: two of DuckDB's row groups, so that a
 /// transaction's rows are merged into the table as the row groups DuckDB
@@ -83,11 +86,12 @@ pub const MIN_DERIVE_STEP: usize = 20_000;
 /// arrived since the last one, a few dozen events at a call center's
 /// pace, up to this after a restart or an outage). What `run` keeps free
 /// beside the lookup's memory for a pass ([`DERIVE_BYTES_PER_EVENT`] each)
-/// is taken from DuckDB's limit, so the step is small: with 20,000 (140
-/// MB) the daemon on 10 M events of history left DuckDB 90 MB and its
-/// passes re-read most of what they scan; with 5,000 (35 MB), 196 MB.
-/// Catching up takes more passes instead.
-pub const LIVE_DERIVE_STEP: usize = 5_000;
+/// is taken from DuckDB's limit, so the step is smaller than a bulk one:
+/// with 20,000 (140 MB) the daemon on 10 M events of history left DuckDB
+/// 90 MB and its passes re-read most of what they scan; with 5,000 (35
+/// MB) DuckDB had 195 MB, and the process peaked at 516 MB, past the
+/// default budget (bench/footprint.sh). Catching up takes more passes.
+pub const LIVE_DERIVE_STEP: usize = 10_000;
 
 /// What a budget comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,8 +299,8 @@ mod tests {
             limits(1_000_000_000, None, None, 2).import_batch,
             MAX_IMPORT_BATCH
         );
-        // 512 - 204.8 - 128 = 179.2 MB for a step: 25,600 events.
-        assert_eq!(l.derive_step, 25_600);
+        // 512 - 204.8 - 128 = 179.2 MB for a step: 22,400 events.
+        assert_eq!(l.derive_step, 22_400);
         // What that comes to, by the measured costs: within the budget.
         let import =
             PROCESS_RESERVE + l.memory_limit + l.import_batch as u64 * IMPORT_BYTES_PER_LINE;
