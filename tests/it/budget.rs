@@ -132,7 +132,7 @@ fn the_smallest_budget_imports_and_derives_what_the_default_does() {
     let wide_cfg = config(&wide, "");
     let log = import(&wide_cfg, &["--no-nice"], &file);
     assert!(log.contains("memory_limit: 204800000"), "{log}");
-    assert!(log.contains("derive_step: 25600"), "{log}");
+    assert!(log.contains("derive_step: 22400"), "{log}");
     assert!(
         !log.contains("lower CPU and IO priority"),
         "--no-nice keeps the priority:\n{log}"
