@@ -64,8 +64,8 @@ pub const IMPORT_BYTES_PER_LINE: u64 = 1_400;
 /// (32,581 events) at 482 MB and 542 MB: the steps of a long history touch
 /// callers with more calls. 7,000 (25,600 events): 454 MB and 508 MB;
 /// then, with the parties' calls read sorted (faster: 417 -> 348 s and
-/// 503 -> 391 s), 477 MB and 519 MB. 8,000 (22,400 events): see
-/// docs/operations.md.
+/// 503 -> 391 s), 477 MB and 519 MB. 8,000 (22,400 events): the import
+/// at 478 MB.
 pub const DERIVE_BYTES_PER_EVENT: u64 = 8_000;
 
 /// Lines per import batch at most: two of DuckDB's row groups, so that a
