@@ -398,10 +398,29 @@ impl Store {
             // A missing directory gives DuckDB's less helpful error; create it.
             let _ = std::fs::create_dir_all(dir);
         }
-        if !path.exists() {
+        let created = !path.exists();
+        if created {
             create_atomically(path)?;
         }
-        let (raw, conn) = native::RawDb::open(path).map_err(|e| match e {
+        // Between the new store's rename and this open, anyone may open it:
+        // a `calltrail query` then holds it read-only for a moment (the
+        // daemon's first start lost that race in tests/it/query_live.rs).
+        // A store made here is waited for; any other lock fails at once
+        // (`rederive` beside a running daemon).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let opened = loop {
+            match native::RawDb::open(path) {
+                Err(StoreError::Native { message, .. })
+                    if created
+                        && message.contains("Could not set lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => break r,
+            }
+        };
+        let (raw, conn) = opened.map_err(|e| match e {
             StoreError::Native { message, .. } => StoreError::OpenNative {
                 path: path.to_path_buf(),
                 message,
