@@ -4,21 +4,31 @@
 
 use calltrail_parsers::{Event, EventKind};
 
-/// One fact an event states about an agent: `(scope, fact, value, reason)`.
-pub fn fact_of(e: &Event) -> Option<(String, &'static str, &'static str, Option<String>)> {
-    let q = || e.queue.as_deref().unwrap_or("").to_string();
-    Some(match e.kind {
+/// One fact an event (its kind, queue and info) states about an agent:
+/// `(scope, fact, value, reason)`.
+pub fn fact_of(
+    kind: EventKind,
+    queue: Option<&str>,
+    info: Option<&str>,
+) -> Option<(String, &'static str, &'static str, Option<String>)> {
+    let q = || queue.unwrap_or("").to_string();
+    let info = || info.map(str::to_string);
+    Some(match kind {
         EventKind::MemberAdded => (q(), "member", "added", None),
         EventKind::MemberRemoved => (q(), "member", "removed", None),
         EventKind::AgentLogin => (String::new(), "login", "in", None),
         EventKind::AgentLogoff => (String::new(), "login", "out", None),
-        EventKind::Paused => (q(), "pause", "paused", e.info.clone()),
+        EventKind::Paused => (q(), "pause", "paused", info()),
         EventKind::Unpaused => (q(), "pause", "unpaused", None),
-        EventKind::PausedAll => ("*".into(), "pause", "paused", e.info.clone()),
+        EventKind::PausedAll => ("*".into(), "pause", "paused", info()),
         EventKind::UnpausedAll => ("*".into(), "pause", "unpaused", None),
         _ => return None,
     })
 }
+
+/// The `events.kind` names [`fact_of`] finds facts in.
+pub const FACT_KINDS: &str = "'member_added', 'member_removed', 'agent_login', 'agent_logoff',
+    'paused', 'unpaused', 'paused_all', 'unpaused_all'";
 
 /// Upsert of the staged facts (`_facts`), keeping the latest per key by
 /// `(ts, event_id)`.

@@ -8,7 +8,9 @@
 mod agents;
 mod attempts;
 mod calls;
+mod columns;
 pub(crate) mod derived;
+pub mod fresh;
 mod legs;
 mod party;
 pub mod party_facts;

@@ -44,29 +44,49 @@ impl Touched {
             if let Some(c) = &e.call_id {
                 t.calls.insert((e.pbx.to_string(), c.clone()));
             }
-            let Some(agent) = e.agent.as_deref() else {
-                continue;
-            };
-            if let Some((scope, fact, value, reason)) = agents::fact_of(e) {
-                t.agents.insert(agent.to_string());
-                let mut push = |scope: String, fact, value, reason| {
-                    t.facts.push(Fact {
-                        agent: agent.to_string(),
-                        scope,
-                        fact,
-                        value,
-                        reason,
-                        ts: e.ts.timestamp_micros(),
-                        event_id: e.event_id.clone(),
-                    })
-                };
-                if e.kind == EventKind::MemberAdded && e.info.as_deref() == Some("PAUSED") {
-                    push(scope.clone(), "pause", "paused", None);
-                }
-                push(scope, fact, value, reason);
+            if let Some(agent) = e.agent.as_deref() {
+                t.add_facts(
+                    agent,
+                    e.kind,
+                    e.queue.as_deref(),
+                    e.info.as_deref(),
+                    e.ts.timestamp_micros(),
+                    &e.event_id,
+                );
             }
         }
         t
+    }
+
+    /// Adds the facts an event of `agent` states (none for most kinds).
+    pub(super) fn add_facts(
+        &mut self,
+        agent: &str,
+        kind: EventKind,
+        queue: Option<&str>,
+        info: Option<&str>,
+        ts: i64,
+        event_id: &str,
+    ) {
+        let Some((scope, fact, value, reason)) = agents::fact_of(kind, queue, info) else {
+            return;
+        };
+        self.agents.insert(agent.to_string());
+        let mut push = |scope: String, fact, value, reason| {
+            self.facts.push(Fact {
+                agent: agent.to_string(),
+                scope,
+                fact,
+                value,
+                reason,
+                ts,
+                event_id: event_id.to_string(),
+            })
+        };
+        if kind == EventKind::MemberAdded && info == Some("PAUSED") {
+            push(scope.clone(), "pause", "paused", None);
+        }
+        push(scope, fact, value, reason);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -87,7 +107,7 @@ fn opt_ts(us: Option<i64>) -> Value {
 /// appended, grows it by as much again), so emptying them step after step
 /// grew the process by every key it ever derived (216 MB after 600,000
 /// events of a bulk derivation); replacing the table frees it.
-const TEMP: &str = "
+pub(super) const TEMP: &str = "
 CREATE OR REPLACE TEMP TABLE _aff_calls (pbx VARCHAR, call_id VARCHAR);
 CREATE OR REPLACE TEMP TABLE _aff_party (k UBIGINT);
 CREATE OR REPLACE TEMP TABLE _aff_int (queue VARCHAR, interval_start TIMESTAMP);
@@ -111,7 +131,6 @@ pub fn refresh(
         return Ok(out);
     }
     let now = now.timestamp_micros();
-    let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
     let t0 = std::time::Instant::now();
     conn.execute_batch(TEMP)?;
     {
@@ -121,12 +140,55 @@ pub fn refresh(
         }
         ins.flush()?;
     }
-    // The touched calls' events, and those of every call id that is one
-    // call with them (legs, see `legs.rs`), all in `_aff_calls`.
-    let by_call = load_call_groups(conn)?;
     let mut parties: BTreeSet<String> = BTreeSet::new();
     let mut intervals: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut agents_touched: BTreeSet<String> = touched.agents.clone();
+    rebuild_calls(
+        conn,
+        cfg,
+        now,
+        &mut parties,
+        &mut intervals,
+        &mut agents_touched,
+    )?;
+    let t1 = t0.elapsed();
+    refresh_parties(conn, &parties, cfg, now, &mut out, changes.as_deref_mut())?;
+    let t2 = t0.elapsed();
+    refresh_sla(conn, &intervals, cfg, now, &mut out)?;
+    let t3 = t0.elapsed();
+    refresh_agents(conn, touched, &agents_touched)?;
+    if let Some(ch) = changes {
+        let agents: Vec<String> = agents_touched.into_iter().collect();
+        ch.agents
+            .extend(agents::read_presence(conn, Some(&agents))?);
+    }
+    tracing::debug!(
+        calls = touched.calls.len(),
+        parties = parties.len(),
+        intervals = intervals.len(),
+        calls_ms = t1.as_millis() as u64,
+        parties_ms = (t2 - t1).as_millis() as u64,
+        sla_ms = (t3 - t2).as_millis() as u64,
+        agents_ms = (t0.elapsed() - t3).as_millis() as u64,
+        "state refreshed"
+    );
+    Ok(out)
+}
+
+/// Rebuilds the `calls` and `call_attempts` rows of the call ids in
+/// `_aff_calls` and of every call id that is one call with them (legs, see
+/// `legs.rs`, added to `_aff_calls`); adds to `parties`, `intervals` and
+/// `agents` what the old and the new rows are about.
+pub(super) fn rebuild_calls(
+    conn: &Connection,
+    cfg: &StateConfig,
+    now: i64,
+    parties: &mut BTreeSet<String>,
+    intervals: &mut BTreeSet<(String, i64)>,
+    agents_touched: &mut BTreeSet<String>,
+) -> duckdb::Result<()> {
+    let step = cfg.interval_minutes.max(1) as i64 * 60_000_000;
+    let by_call = load_call_groups(conn)?;
     // What the old rows were about (their state must be recomputed too).
     {
         let mut q = conn.prepare_cached(
@@ -189,28 +251,7 @@ pub fn refresh(
         ins.flush()?;
         ins_attempts.flush()?;
     }
-    let t1 = t0.elapsed();
-    refresh_parties(conn, &parties, cfg, now, &mut out, changes.as_deref_mut())?;
-    let t2 = t0.elapsed();
-    refresh_sla(conn, &intervals, cfg, now, &mut out)?;
-    let t3 = t0.elapsed();
-    refresh_agents(conn, touched, &agents_touched)?;
-    if let Some(ch) = changes {
-        let agents: Vec<String> = agents_touched.into_iter().collect();
-        ch.agents
-            .extend(agents::read_presence(conn, Some(&agents))?);
-    }
-    tracing::debug!(
-        calls = touched.calls.len(),
-        parties = parties.len(),
-        intervals = intervals.len(),
-        calls_ms = t1.as_millis() as u64,
-        parties_ms = (t2 - t1).as_millis() as u64,
-        sla_ms = (t3 - t2).as_millis() as u64,
-        agents_ms = (t0.elapsed() - t3).as_millis() as u64,
-        "state refreshed"
-    );
-    Ok(out)
+    Ok(())
 }
 
 /// How many rounds [`load_call_groups`] follows links (a leg of a leg …).
@@ -380,7 +421,7 @@ fn read_call_events(
     Ok(read.into_iter().collect())
 }
 
-fn insert_attempt(ins: &mut duckdb::Appender<'_>, a: &AttemptRow) -> duckdb::Result<()> {
+pub(super) fn insert_attempt(ins: &mut duckdb::Appender<'_>, a: &AttemptRow) -> duckdb::Result<()> {
     ins.append_row(params![
         a.pbx,
         a.call_id,
@@ -398,7 +439,11 @@ fn insert_attempt(ins: &mut duckdb::Appender<'_>, a: &AttemptRow) -> duckdb::Res
     ])
 }
 
-fn insert_call(ins: &mut duckdb::Appender<'_>, r: &CallRow, now: i64) -> duckdb::Result<()> {
+pub(super) fn insert_call(
+    ins: &mut duckdb::Appender<'_>,
+    r: &CallRow,
+    now: i64,
+) -> duckdb::Result<()> {
     ins.append_row(params![
         r.pbx,
         r.call_id,
@@ -486,7 +531,7 @@ fn refresh_parties(
     let t_calls = t0.elapsed();
     // The state before (to publish what changed), read by the deletes that
     // take it away: one scan of each table instead of two.
-    let mut known_callers: BTreeSet<String> = BTreeSet::new();
+    let mut known_callers: HashSet<String> = HashSet::new();
     let mut old_last: HashMap<String, (String, String)> = HashMap::new();
     let mut old_eps: HashMap<(String, i64), String> = HashMap::new();
     {
@@ -516,41 +561,137 @@ fn refresh_parties(
         }
     }
     let t_old = t0.elapsed();
-    let mut ins_caller = conn.appender("callers")?;
-    let mut ins_last = conn.appender("last_agent")?;
-    let mut ins_missed = conn.appender("missed_calls")?;
-    let mut names = super::party_facts::AgentNames::default();
+    let old = OldParties {
+        callers: known_callers,
+        last: old_last,
+        episodes: old_eps,
+    };
+    let mut writer = PartyWriter::new(conn)?;
     let mut changes = changes;
     for (party, rows) in &by_party {
+        writer.write(party, rows, cfg, now, &old, out, changes.as_deref_mut())?;
+    }
+    writer.flush()?;
+    tracing::trace!(
+        parties = parties.len(),
+        calls_ms = t_calls.as_millis() as u64,
+        old_ms = (t_old - t_calls).as_millis() as u64,
+        write_ms = (t0.elapsed() - t_old).as_millis() as u64,
+        "parties refreshed"
+    );
+    if let Some(ch) = changes {
+        // Parties with no call left: their facts are gone.
+        for party in parties.iter().filter(|p| !by_party.contains_key(*p)) {
+            ch.parties
+                .push((party.clone(), super::party_facts::PartyFacts::default()));
+        }
+    }
+    Ok(())
+}
+
+/// What parties' rows were before a step (to record what it changed).
+#[derive(Debug, Default)]
+pub(super) struct OldParties {
+    /// Parties with a `callers` row.
+    pub callers: HashSet<String>,
+    /// `last_agent`: party → (agent, call id).
+    pub last: HashMap<String, (String, String)>,
+    /// `missed_calls`: (party, opened µs) → status.
+    pub episodes: HashMap<(String, i64), String>,
+}
+
+/// Appends parties' `callers`, `last_agent` and `missed_calls` rows, made
+/// from their calls, and records what changed against [`OldParties`]: a
+/// row at a time (the live deriver's few) or gathered in columns
+/// ([`PartyWriter::columnar`], a derivation from scratch's millions).
+pub(super) struct PartyWriter<'c> {
+    conn: &'c Connection,
+    rows: Option<[duckdb::Appender<'c>; 3]>,
+    columns: Option<[super::columns::Columns; 3]>,
+    names: super::party_facts::AgentNames,
+}
+
+impl<'c> PartyWriter<'c> {
+    pub(super) fn new(conn: &'c Connection) -> duckdb::Result<Self> {
+        Ok(PartyWriter {
+            conn,
+            rows: Some([
+                conn.appender("callers")?,
+                conn.appender("last_agent")?,
+                conn.appender("missed_calls")?,
+            ]),
+            columns: None,
+            names: Default::default(),
+        })
+    }
+
+    /// A writer that gathers the rows in columns, appended by
+    /// [`PartyWriter::flush`] and whenever a table's reach a batch.
+    pub(super) fn columnar(conn: &'c Connection) -> Self {
+        use super::columns::Columns;
+        PartyWriter {
+            conn,
+            rows: None,
+            columns: Some([
+                Columns::callers(),
+                Columns::last_agent(),
+                Columns::missed_calls(),
+            ]),
+            names: Default::default(),
+        }
+    }
+
+    /// Writes the rows of `party` from its calls' `rows` (any order).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write(
+        &mut self,
+        party: &str,
+        rows: &[CallRow],
+        cfg: &StateConfig,
+        now: i64,
+        old: &OldParties,
+        out: &mut Vec<Event>,
+        changes: Option<&mut super::Changes>,
+    ) -> duckdb::Result<()> {
         let key = party_key(party);
         let calls = calls_of(rows);
         let eps = episodes(&calls, cfg, now);
-        if let Some(ch) = changes.as_deref_mut() {
-            let facts = super::party_facts::from_parts(rows, &calls, &eps, &mut names);
-            ch.parties.push((party.clone(), facts));
+        if let Some(ch) = changes {
+            let facts = super::party_facts::from_parts(rows, &calls, &eps, &mut self.names);
+            ch.parties.push((party.to_string(), facts));
         }
         if let Some(c) = caller_row(&calls) {
-            if !known_callers.contains(party) {
+            if !old.callers.contains(party) {
                 out.push(derived::first_call(party, c.first_seen_at));
             }
-            ins_caller.append_row(params![
-                party,
-                ts(c.first_seen_at),
-                opt_ts(c.first_answered_at),
-                c.calls,
-                c.answered_calls,
-                ts(c.last_seen_at),
-                key,
-            ])?;
+            if let Some([callers, ..]) = &mut self.rows {
+                callers.append_row(params![
+                    party,
+                    ts(c.first_seen_at),
+                    opt_ts(c.first_answered_at),
+                    c.calls,
+                    c.answered_calls,
+                    ts(c.last_seen_at),
+                    key,
+                ])?;
+            }
+            if let Some([callers, ..]) = &mut self.columns {
+                callers.push_caller(party, &c, key);
+            }
         }
         if let Some((agent, at, call)) = last_agent(&calls) {
-            if old_last.get(party) != Some(&(agent.clone(), call.clone())) {
+            if old.last.get(party) != Some(&(agent.clone(), call.clone())) {
                 out.push(derived::last_agent_changed(party, &agent, at, &call));
             }
-            ins_last.append_row(params![party, agent, ts(at), call, key])?;
+            if let Some([_, last, _]) = &mut self.rows {
+                last.append_row(params![party, agent, ts(at), call, key])?;
+            }
+            if let Some([_, last, _]) = &mut self.columns {
+                last.push_last_agent(party, &agent, at, &call, key);
+            }
         }
         for ep in eps {
-            let before = old_eps.get(&(party.clone(), ep.opened_at));
+            let before = old.episodes.get(&(party.to_string(), ep.opened_at));
             if before.is_none() {
                 out.push(derived::missed_opened(
                     party,
@@ -571,39 +712,46 @@ fn refresh_parties(
                     ));
                 }
             }
-            ins_missed.append_row(params![
-                party,
-                ep.queue,
-                ts(ep.opened_at),
-                ts(ep.last_missed_at),
-                ep.missed_count,
-                ep.callback_attempts,
-                ep.status,
-                opt_ts(ep.resolved_at),
-                ep.resolved_by,
-                ep.opened_by,
-                key,
-            ])?;
+            if let Some([_, _, missed]) = &mut self.rows {
+                missed.append_row(params![
+                    party,
+                    ep.queue,
+                    ts(ep.opened_at),
+                    ts(ep.last_missed_at),
+                    ep.missed_count,
+                    ep.callback_attempts,
+                    ep.status,
+                    opt_ts(ep.resolved_at),
+                    ep.resolved_by,
+                    ep.opened_by,
+                    key,
+                ])?;
+            }
+            if let Some([_, _, missed]) = &mut self.columns {
+                missed.push_episode(party, &ep, key);
+            }
         }
-    }
-    ins_caller.flush()?;
-    ins_last.flush()?;
-    ins_missed.flush()?;
-    tracing::trace!(
-        parties = parties.len(),
-        calls_ms = t_calls.as_millis() as u64,
-        old_ms = (t_old - t_calls).as_millis() as u64,
-        write_ms = (t0.elapsed() - t_old).as_millis() as u64,
-        "parties refreshed"
-    );
-    if let Some(ch) = changes {
-        // Parties with no call left: their facts are gone.
-        for party in parties.iter().filter(|p| !by_party.contains_key(*p)) {
-            ch.parties
-                .push((party.clone(), super::party_facts::PartyFacts::default()));
+        if let Some(cols) = &mut self.columns {
+            for c in cols {
+                c.append_if_full(self.conn)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    pub(super) fn flush(&mut self) -> duckdb::Result<()> {
+        if let Some(rows) = &mut self.rows {
+            for r in rows {
+                r.flush()?;
+            }
+        }
+        if let Some(cols) = &mut self.columns {
+            for c in cols {
+                c.append(self.conn)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The columns of `calls` (as `c`) per-party state is made of, read by
@@ -619,7 +767,7 @@ const PARTY_CALL_COLUMNS_BY_KEY: &str = "c.party_key, c.pbx, c.call_id, c.stint,
     epoch_us(c.ended_at), c.outcome";
 
 /// The first key that is a hash (`party_key`): keys below it are numbers.
-const HASHED: u64 = 1 << 63;
+pub(super) const HASHED: u64 = 1 << 63;
 
 /// One row of [`PARTY_CALL_COLUMNS`]: its party and the call row.
 pub(crate) fn party_call_row(r: &duckdb::Row<'_>) -> duckdb::Result<(String, CallRow)> {
@@ -645,11 +793,14 @@ fn call_row_at(r: &duckdb::Row<'_>, at: usize) -> duckdb::Result<CallRow> {
 }
 
 /// An appender to one of this connection's TEMP tables.
-fn temp_appender<'c>(conn: &'c Connection, table: &str) -> duckdb::Result<duckdb::Appender<'c>> {
+pub(super) fn temp_appender<'c>(
+    conn: &'c Connection,
+    table: &str,
+) -> duckdb::Result<duckdb::Appender<'c>> {
     conn.appender_to_catalog_and_db(table, "temp", "main")
 }
 
-fn refresh_sla(
+pub(super) fn refresh_sla(
     conn: &Connection,
     intervals: &BTreeSet<(String, i64)>,
     cfg: &StateConfig,
@@ -924,7 +1075,7 @@ fn kept_waits(waits: &[Wait], from: i64, now: i64) -> Vec<Wait> {
     out
 }
 
-fn refresh_agents(
+pub(super) fn refresh_agents(
     conn: &Connection,
     touched: &Touched,
     agents_touched: &BTreeSet<String>,

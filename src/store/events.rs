@@ -208,6 +208,84 @@ pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize
     Ok(n)
 }
 
+/// Moves the staged events into `state_events`, all of them, in their
+/// order (`seq` from its sequence): for changes known to be new (a
+/// derivation from scratch, `super::derive_fresh`, which takes the
+/// duplicates of older ones out at its end).
+pub(super) fn insert_staged_all(conn: &Connection, table: &str) -> Result<usize, StoreError> {
+    let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
+    let n = conn
+        .execute(
+            &format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM temp.events_stage ORDER BY ord"
+            ),
+            [],
+        )
+        .map_err(db("inserting events"))?;
+    conn.execute("DROP TABLE IF EXISTS temp.events_stage", [])
+        .map_err(db("clearing the event stage"))?;
+    Ok(n)
+}
+
+/// Whether `state_events` has the staged columns in their order (`seq` in
+/// place of `ord`), so that [`append_state_events`] can append to it.
+pub(super) fn state_events_take_batches(conn: &Connection) -> Result<bool, StoreError> {
+    let mut q = conn
+        .prepare(
+            "SELECT column_name FROM duckdb_columns()
+             WHERE schema_name = 'main' AND table_name = 'state_events' ORDER BY column_index",
+        )
+        .map_err(db("reading the state_events columns"))?;
+    let names: Vec<String> = q
+        .query_map([], |r| r.get(0))
+        .map_err(db("reading the state_events columns"))?
+        .collect::<Result<_, _>>()
+        .map_err(db("reading the state_events columns"))?;
+    let want = std::iter::once("seq").chain(STAGE_EVENT_COLUMNS[1..].iter().copied());
+    Ok(names.iter().map(String::as_str).eq(want))
+}
+
+/// Appends `events` straight to `state_events`, in their order, each with a
+/// `seq` drawn from its sequence (a derivation from scratch,
+/// `super::derive_fresh`: changes known to be new, the duplicates of older
+/// ones taken out at its end); returns how many. Needs
+/// [`state_events_take_batches`].
+pub(super) fn append_state_events(
+    conn: &Connection,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut seqs: Vec<i64> = {
+        let mut q = conn
+            .prepare("SELECT nextval('state_events_seq') FROM range(?)")
+            .map_err(db("drawing state_events seqs"))?;
+        let rows = q
+            .query_map(params![events.len() as i64], |r| r.get(0))
+            .map_err(db("drawing state_events seqs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("drawing state_events seqs"))?
+    };
+    seqs.sort_unstable();
+    let refs: Vec<&Event> = events.iter().collect();
+    let batch = super::arrow_stage::events_batch(&refs, now, 0)
+        .and_then(|b| {
+            let mut cols = b.columns().to_vec();
+            cols[0] = std::sync::Arc::new(duckdb::arrow::array::Int64Array::from(seqs));
+            duckdb::arrow::array::RecordBatch::try_new(b.schema(), cols)
+        })
+        .map_err(|e| StoreError::Malformed(format!("building the state change batch: {e}")))?;
+    let mut app = conn
+        .appender("state_events")
+        .map_err(db("opening the state_events appender"))?;
+    app.append_record_batch(batch)
+        .map_err(db("appending state changes"))?;
+    app.flush().map_err(db("appending state changes"))?;
+    Ok(events.len())
+}
+
 /// The staged event columns: `ord`, then the `events` columns in the order
 /// of the staging table (the `events` table's columns but `seq`).
 const STAGE_EVENT_COLUMNS: [&str; 34] = [

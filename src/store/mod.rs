@@ -14,6 +14,7 @@ pub mod arrow_stage;
 pub mod callbacks;
 mod covered;
 mod database;
+mod derive_fresh;
 pub mod digests;
 pub mod directory;
 mod events;
@@ -252,6 +253,15 @@ pub(super) fn insert_rejects(
 /// Within one step, only the last change of a caller's last agent is
 /// recorded as a state change (docs/schema.md).
 pub const BULK_DERIVE_STEP: usize = 200_000;
+
+/// A derivation from scratch (`derive_fresh.rs`) holds the events of the
+/// calls not complete yet for up to this many steps' worth of events (an
+/// event held costs about 600 bytes, a tenth of its share of a step), and
+/// at most [`FRESH_WINDOW_MAX`].
+const FRESH_WINDOW_STEPS: usize = 4;
+
+/// See [`FRESH_WINDOW_STEPS`].
+const FRESH_WINDOW_MAX: usize = 100_000;
 
 /// The smallest step [`Store::derive_all`] falls back to when DuckDB runs
 /// out of memory (the daemon's own step).
@@ -1031,6 +1041,7 @@ impl Store {
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        Store::abandon_fresh(&tx)?;
         let after: i64 = tx
             .query_row(
                 "SELECT coalesce(max(seq), 0) FROM sink_checkpoints WHERE sink = ?",
@@ -1141,25 +1152,7 @@ impl Store {
         let _serial = self.state_guard();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
-        for t in [
-            "calls",
-            "call_attempts",
-            "callers",
-            "last_agent",
-            "missed_calls",
-            "sla_intervals",
-            "sla_breaches",
-            "agent_status",
-            "agent_facts",
-        ] {
-            tx.execute(&format!("DELETE FROM {t}"), [])
-                .map_err(db("clearing a derived table"))?;
-        }
-        tx.execute(
-            "DELETE FROM sink_checkpoints WHERE sink = ?",
-            params![STATE_SINK],
-        )
-        .map_err(db("rewinding the state checkpoint"))?;
+        derive_fresh::clear_derived(&tx)?;
         tx.commit().map_err(db("committing the reset"))?;
         Ok(())
     }
@@ -1184,7 +1177,8 @@ impl Store {
     }
 
     /// [`Store::derive_all_with`] in steps of at most `step` events (the
-    /// `[store] memory_budget`'s, `config::budget`).
+    /// `[store] memory_budget`'s, `config::budget`); from scratch
+    /// (`derive_fresh.rs`) when nothing is derived yet.
     pub fn derive_all_in_steps(
         &self,
         step: usize,
@@ -1204,6 +1198,18 @@ impl Store {
         }
         let derived = (|| {
             let (mut recorded, mut taken) = (0, 0u64);
+            if self.fresh_derivation_due()? {
+                let window = (step.max(1) * FRESH_WINDOW_STEPS).min(FRESH_WINDOW_MAX) as u64;
+                match self.derive_fresh(window, &mut progress) {
+                    Ok(r) => recorded = r,
+                    // A budget too small for it: the steps adapt theirs.
+                    Err(e) if e.to_string().contains("Out of Memory") => {
+                        tracing::warn!(error = %e, "DuckDB ran out of memory deriving the state from scratch; deriving it step by step (see [store] memory_limit)");
+                        self.reset_state()?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let mut step = step.max(1);
             loop {
                 let (n, r) = match self.derive_state(step) {
@@ -1580,6 +1586,23 @@ mod tests {
                     .copied();
                 lines.extend(call(i, t, agent, 60 + i));
             }
+            // A call whose lines come in three batches: a derivation from
+            // scratch with a small window builds it more than once.
+            let spread = t0 + 3600 * 10 + 100;
+            match b {
+                0 => lines.push(format!(
+                    "{spread}|spread.1|sales|NONE|ENTERQUEUE||89165550000|1"
+                )),
+                3 => lines.push(format!(
+                    "{}|spread.1|sales|Agent/202|CONNECT|20|spread.1.1|2",
+                    spread + 20
+                )),
+                5 => lines.push(format!(
+                    "{}|spread.1|sales|Agent/202|COMPLETEAGENT|20|40|1",
+                    spread + 60
+                )),
+                _ => {}
+            }
             // An open call of 203's (answered, not ended) in the third batch.
             if b == 2 {
                 let t = t0 + 3600 * 25;
@@ -1608,6 +1631,10 @@ mod tests {
                 "SELECT * FROM callers ORDER BY ALL",
                 "SELECT * FROM last_agent ORDER BY ALL",
                 "SELECT * FROM missed_calls ORDER BY ALL",
+                "SELECT * FROM sla_intervals ORDER BY ALL",
+                "SELECT * FROM sla_breaches ORDER BY ALL",
+                "SELECT * FROM agent_facts ORDER BY ALL",
+                "SELECT * FROM call_attempts ORDER BY ALL",
             ]
             .iter()
             .map(|q| {
@@ -1628,6 +1655,12 @@ mod tests {
             live[0]
         );
         assert!(live[0].contains("open.1"), "203 is on a call: {}", live[0]);
+        assert!(
+            live[1].contains("'call_id': spread.1, 'stint': 1, 'direction': inbound, 'queue': sales, 'caller': +79165550000")
+                && live[1].contains("'ended_at': '2025-11-25 02:02:40', 'outcome': answered"),
+            "{}",
+            live[1]
+        );
         let hashed: i64 = store.with_conn(|c| {
             c.query_row(
                 "SELECT count(DISTINCT party_key) FROM calls
@@ -1639,7 +1672,35 @@ mod tests {
         });
         assert_eq!(hashed, 1, "{}", live[1]);
         assert!(live[2].contains("+7916"), "{}", live[2]);
+        // From scratch (`derive_fresh.rs`), and again with so small a window
+        // that nearly every call is met again and built a second time.
         store.reset_state().unwrap();
+        assert!(store.fresh_derivation_due().unwrap());
+        store.derive_all().unwrap();
+        assert_eq!(dump(&store), live);
+        store.reset_state().unwrap();
+        store.derive_all_in_steps(1, |_| {}).unwrap();
+        assert_eq!(dump(&store), live);
+        assert!(!store.fresh_derivation_due().unwrap());
+
+        // Killed between its commits: partial rows and the mark. The live
+        // deriver throws them away and derives every event again; so does
+        // `derive_all`.
+        let mark = |s: &Store| {
+            s.with_conn(|c| {
+                c.execute_batch(
+                    "DELETE FROM callers; DELETE FROM sla_intervals;
+                     INSERT INTO sink_checkpoints VALUES ('state_fresh', 1, now());
+                     UPDATE sink_checkpoints SET seq = 0 WHERE sink = 'state'",
+                )
+                .unwrap()
+            })
+        };
+        mark(&store);
+        while store.derive_state(7).unwrap().0 > 0 {}
+        assert_eq!(dump(&store), live);
+        mark(&store);
+        assert!(store.fresh_derivation_due().unwrap());
         store.derive_all().unwrap();
         assert_eq!(dump(&store), live);
     }

@@ -851,6 +851,8 @@ pub(crate) fn state_differs_from_rederived_at(
         "SELECT * FROM sla_intervals ORDER BY ALL",
         "SELECT * FROM sla_breaches ORDER BY ALL",
         "SELECT * FROM agent_status ORDER BY ALL",
+        "SELECT * FROM agent_facts ORDER BY ALL",
+        "SELECT * FROM call_attempts ORDER BY ALL",
     ] {
         let (a, b) = (query_json(cfg, q), query_json(&cfg2, q));
         if a != b {
