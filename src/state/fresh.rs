@@ -22,7 +22,7 @@ use calltrail_parsers::{Event, EventKind};
 use duckdb::arrow::array::{Array, AsArray, RecordBatch};
 use duckdb::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
 use duckdb::{params, Connection};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A phase's error: the database's, or the one recording its state changes
 /// returned.
@@ -39,7 +39,7 @@ pub enum FreshError<E> {
 pub type Recorder<'a, E> = dyn FnMut(&Connection, Vec<Event>) -> Result<(), E> + 'a;
 
 /// State changes are handed to the recorder in lots of about this many.
-const RECORD_LOT: usize = 50_000;
+const RECORD_LOT: usize = 20_000;
 
 /// Call ids built again at the end (`derive_calls`) are rebuilt this many
 /// at a time, as the live deriver does (`refresh::rebuild_calls`).
@@ -58,12 +58,12 @@ const CALL_EVENTS: &str = "SELECT pbx, call_id, event_id, epoch_us(ts), kind, qu
 /// in memory, not sorted by DuckDB: a sort of 10 M events spilled to disk
 /// and took three times as long) and written through `writer` (in the
 /// caller's transaction). A call none of whose events came in the last
-/// `window` events is taken as complete and built; one whose events come
+/// `window` events is taken as complete and built. One whose events come
 /// again later (a call spread over more of the log, a file imported after
-/// another) is built again: the window bounds memory, not correctness. A call whose CDR rows may link it to others, or
-/// whose events were not all together, is rebuilt afterwards from all its
-/// events, as the steps do (`refresh::rebuild_calls`). Calls `progress`
-/// with the events read so far. Returns the calls written.
+/// another), and one whose CDR rows may link it to others, is built at the
+/// end from all its stored events, as the steps do
+/// (`refresh::rebuild_calls`): the window bounds memory, not correctness.
+/// Calls `progress` with the events read so far. Returns the calls written.
 pub fn derive_calls(
     reader: &Connection,
     writer: &Connection,
@@ -76,19 +76,27 @@ pub fn derive_calls(
     let window = window.max(1);
     let mut calls = super::columns::Columns::calls();
     let mut tries = writer.appender("call_attempts")?;
-    let mut gather = Gather::default();
+    // Every call finished, with whether it has CDR rows: those met more
+    // than once, and those with CDR rows, are built again at the end. In
+    // DuckDB (which spills), not in memory: one key a call.
+    writer.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE _fresh_built (pbx VARCHAR, call_id VARCHAR, cdr BOOLEAN)",
+    )?;
+    let mut built = refresh::temp_appender(writer, "_fresh_built")?;
+    let mut written = 0u64;
     let mut read = 0u64;
-    let mut finish = |key: CallKey, mut group: Vec<Ev>| -> duckdb::Result<()> {
-        if !gather.built.insert(hash_of(&key)) || group.iter().any(legs::is_asterisk_cdr) {
-            gather.again.insert(key);
+    let mut finish = |(pbx, id): CallKey, mut group: Vec<Ev>| -> duckdb::Result<()> {
+        let cdr = group.iter().any(legs::is_asterisk_cdr);
+        built.append_row(params![pbx, id, cdr])?;
+        if cdr {
             return Ok(());
         }
-        for r in build(&mut group, &key.1, cfg) {
+        for r in build(&mut group, &id, cfg) {
             calls.push_call(&r, now);
-            gather.written += 1;
+            written += 1;
         }
         calls.append_if_full(writer)?;
-        for a in attempts::build(&group, &key.1) {
+        for a in attempts::build(&group, &id) {
             refresh::insert_attempt(&mut tries, &a)?;
         }
         Ok(())
@@ -141,47 +149,42 @@ pub fn derive_calls(
     }
     calls.append(writer)?;
     tries.flush()?;
-    drop(tries);
-    let again: Vec<CallKey> = std::mem::take(&mut gather.again).into_iter().collect();
-    for lot in again.chunks(LINKED_LOT) {
+    built.flush()?;
+    drop((tries, built));
+    writer.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE _fresh_again AS
+         SELECT row_number() OVER () AS n, pbx, call_id FROM _fresh_built
+         GROUP BY pbx, call_id HAVING count(*) > 1 OR bool_or(cdr);
+         DROP TABLE _fresh_built;",
+    )?;
+    let again: i64 = writer.query_row("SELECT count(*) FROM _fresh_again", [], |r| r.get(0))?;
+    let lot = LINKED_LOT as i64;
+    for from in (0..again).step_by(LINKED_LOT) {
         writer.execute_batch(refresh::TEMP)?;
-        {
-            let mut ins = refresh::temp_appender(writer, "_aff_calls")?;
-            for (pbx, call) in lot {
-                ins.append_row(params![pbx, call])?;
-            }
-            ins.flush()?;
-        }
+        writer.execute(
+            "INSERT INTO _aff_calls SELECT pbx, call_id FROM _fresh_again WHERE n > ? AND n <= ?",
+            params![from, from + lot],
+        )?;
         let (mut p, mut i, mut a) = Default::default();
         refresh::rebuild_calls(writer, cfg, now, &mut p, &mut i, &mut a)?;
     }
-    if again.is_empty() {
-        return Ok(gather.written);
+    writer.execute_batch("DROP TABLE _fresh_again")?;
+    tracing::debug!(again, "calls built again from all their events");
+    if again == 0 {
+        return Ok(written);
     }
     let n: i64 = writer.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(gather.written))
+    Ok(u64::try_from(n).unwrap_or(written))
 }
 
 /// `(pbx, call_id)`.
 type CallKey = (String, String);
 
-/// What [`derive_calls`] has built and has to build again.
-#[derive(Default)]
-struct Gather {
-    /// The hashes of the calls built (a call met again is built again).
-    built: HashSet<u64>,
-    /// Calls to build from all their events at the end (linked through CDR
-    /// rows, or met again: any call whose hash was seen, so a collision of
-    /// two only costs a rebuild).
-    again: BTreeSet<CallKey>,
-    written: u64,
-}
-
 /// The events of one call id, by PBX (nearly always one).
 fn by_pbx(id: String, mut evs: Vec<Ev>) -> Vec<(CallKey, Vec<Ev>)> {
-    if evs.iter().all(|e| e.pbx == evs[0].pbx) {
-        let pbx = evs.first().map(|e| e.pbx.clone()).unwrap_or_default();
-        return vec![((pbx, id), evs)];
+    let first = evs.first().map(|e| e.pbx.clone()).unwrap_or_default();
+    if evs.iter().all(|e| e.pbx == first) {
+        return vec![((first, id), evs)];
     }
     evs.sort_by(|a, b| a.pbx.cmp(&b.pbx));
     let mut out: Vec<(CallKey, Vec<Ev>)> = Vec::new();
@@ -192,11 +195,6 @@ fn by_pbx(id: String, mut evs: Vec<Ev>) -> Vec<(CallKey, Vec<Ev>)> {
         }
     }
     out
-}
-
-fn hash_of(key: &CallKey) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
 }
 
 /// The columns of a party's calls after the party's key or name.

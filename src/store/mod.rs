@@ -258,7 +258,7 @@ pub const BULK_DERIVE_STEP: usize = 200_000;
 /// calls not complete yet for up to this many steps' worth of events (an
 /// event held costs about 600 bytes, a tenth of its share of a step), and
 /// at most [`FRESH_WINDOW_MAX`].
-const FRESH_WINDOW_STEPS: usize = 4;
+const FRESH_WINDOW_STEPS: usize = 2;
 
 /// See [`FRESH_WINDOW_STEPS`].
 const FRESH_WINDOW_MAX: usize = 100_000;
