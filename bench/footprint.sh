@@ -30,7 +30,7 @@
 #    derivation >= 5x faster than the baseline; a live pass on the history
 #    within 2x of the same on an empty store.
 #
-# Needs ~6 GB of disk in the bench dir and ~45 minutes (warm build).
+# Needs ~6 GB of disk in the bench dir and ~40 minutes (warm build).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
