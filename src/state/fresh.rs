@@ -441,7 +441,7 @@ impl Cols {
         }
     }
 
-    /// A row of [`EVENTS_BY_CALL`].
+    /// A row of [`CALL_EVENTS`].
     fn ev(&self, r: usize) -> duckdb::Result<Ev> {
         Ok(Ev {
             pbx: self.req(0, r)?,
