@@ -57,9 +57,13 @@ fn fresh_error(e: FreshError<StoreError>) -> StoreError {
 impl Store {
     /// Whether [`Store::derive_all_in_steps`] derives from scratch: no
     /// state derived yet (or a derivation from scratch was interrupted),
-    /// and no observer or rules to tell step by step (the daemon's).
+    /// no observer or rules to tell step by step (the daemon's), and a
+    /// `state_events` its changes can be appended to as batches.
     pub(super) fn fresh_derivation_due(&self) -> Result<bool, StoreError> {
         if self.observer.get().is_some() || self.state_actions.get().is_some() {
+            return Ok(false);
+        }
+        if !events::state_events_take_batches(&self.lock())? {
             return Ok(false);
         }
         let (state, fresh): (i64, i64) = self
@@ -147,17 +151,9 @@ impl Store {
                 r.get(0)
             })
             .map_err(db("reading the last state change"))?;
-        let batches = events::state_events_take_batches(&tx)?;
         let mut record = |c: &Connection, evs: Vec<Event>| -> Result<(), StoreError> {
             let t = std::time::Instant::now();
-            recorded += if batches {
-                events::append_state_events(c, &evs, stored_at)?
-            } else if evs.is_empty() {
-                0
-            } else {
-                events::stage(c, &evs, stored_at, 0)?;
-                events::insert_staged_all(c, "state_events")?
-            };
+            recorded += events::append_state_events(c, &evs, stored_at)?;
             recording += t.elapsed();
             Ok(())
         };

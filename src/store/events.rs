@@ -208,25 +208,6 @@ pub(super) fn insert_staged_into(conn: &Connection, table: &str) -> Result<usize
     Ok(n)
 }
 
-/// Moves the staged events into `state_events`, all of them, in their
-/// order (`seq` from its sequence): for changes known to be new (a
-/// derivation from scratch, `super::derive_fresh`, which takes the
-/// duplicates of older ones out at its end).
-pub(super) fn insert_staged_all(conn: &Connection, table: &str) -> Result<usize, StoreError> {
-    let cols = STAGE_EVENT_COLUMNS[1..].join(", ");
-    let n = conn
-        .execute(
-            &format!(
-                "INSERT INTO {table} ({cols}) SELECT {cols} FROM temp.events_stage ORDER BY ord"
-            ),
-            [],
-        )
-        .map_err(db("inserting events"))?;
-    conn.execute("DROP TABLE IF EXISTS temp.events_stage", [])
-        .map_err(db("clearing the event stage"))?;
-    Ok(n)
-}
-
 /// Whether `state_events` has the staged columns in their order (`seq` in
 /// place of `ord`), so that [`append_state_events`] can append to it.
 pub(super) fn state_events_take_batches(conn: &Connection) -> Result<bool, StoreError> {
